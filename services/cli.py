@@ -1,0 +1,304 @@
+"""`mapreduce`: the command line. The source role lives here (submit, run); `up`/`down`
+manage a local cluster and worker pool; `status` shows pipelines and workers."""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+from confluent_kafka import KafkaException
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from services import output as job_output
+from services import reference, source, supervisor
+from services.localcluster.cluster import LocalCluster
+from shared import config
+from shared.errors import ConnectionFailed, MapReduceError
+from shared.logging import configure
+from shared.store import Store
+
+console = Console(stderr=True)
+ROLE_FLAGS = {"dispatchers": "dispatcher", "mappers": "mapper", "shufflers": "shuffler",
+              "reducers": "reducer", "sinks": "sink"}
+
+
+class Context:
+    def __init__(self, bootstrap: str | None, redis_url: str | None, home: Path) -> None:
+        self.bootstrap, self.redis_url, self.home = bootstrap, redis_url, home
+
+    def settings(self) -> config.Settings | None:
+        return config.resolve(self.bootstrap, self.redis_url, self.home)
+
+    def cluster(self) -> LocalCluster:
+        return LocalCluster(self.home)
+
+    def ensure(self, counts: dict[str, int] | None = None) -> config.Settings:
+        """A reachable cluster and a worker pool: start what is missing. With no counts, any
+        role without a live worker gets its default number."""
+        settings = self.settings()
+        if settings is None or settings.local:
+            cluster = self.cluster()
+            if not cluster.running():
+                console.print("[dim]starting local Kafka and Redis in "
+                              f"{cluster.root} ...[/dim]")
+            settings = cluster.start()
+        running = supervisor.running(settings.home)
+        if counts is None:
+            have = {w.role for w in running}
+            counts = {r: n for r, n in supervisor.DEFAULT_COUNTS.items() if r not in have}
+        if counts:
+            supervisor.scale(settings, counts)
+        return settings
+
+
+def _role_options(fn: Any) -> Any:
+    for flag, role in reversed(ROLE_FLAGS.items()):
+        fn = click.option(f"--{flag}", type=click.IntRange(0, 64), default=None,
+                          help=f"number of {role} workers "
+                               f"(default {supervisor.DEFAULT_COUNTS[role]})")(fn)
+    return fn
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--bootstrap-servers", envvar=config.ENV_BOOTSTRAP, default=None,
+              help="Kafka bootstrap servers of an existing cluster "
+                   "[env MAPREDUCE_BOOTSTRAP_SERVERS]. Default: the local cluster.")
+@click.option("--redis-url", envvar=config.ENV_REDIS, default=None,
+              help="Redis URL of an existing server, e.g. redis://host:6379/0 "
+                   "[env MAPREDUCE_REDIS_URL]. Default: the local cluster.")
+@click.option("--home", envvar=config.ENV_HOME, type=click.Path(path_type=Path),
+              default=None, help="state directory: local cluster data, logs, pids "
+                                 "[env MAPREDUCE_HOME, default ~/.mapreduce]")
+@click.option("--log-level", default="WARNING", show_default=True,
+              help="log level of the CLI's own messages")
+@click.pass_context
+def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None,
+        home: Path | None, log_level: str) -> None:
+    """MapReduce on Apache Kafka (data) and Redis (coordination).
+
+    A pipeline is a Python module with mapper(record) yielding (key, value) pairs,
+    reducer(key, values) returning the reduced value, and optionally combiner(key, values).
+
+    \b
+    Quick start:
+      mapreduce up                       # local Kafka + Redis + workers
+      mapreduce run pipelines/wordcount.py --input samples/ --output out/wc --verify
+      mapreduce status
+      mapreduce down
+    """
+    configure(log_level, json=False)
+    ctx.obj = Context(bootstrap_servers, redis_url, (home or config.default_home()).expanduser())
+
+
+@cli.command()
+@_role_options
+@click.pass_obj
+def up(obj: Context, **counts: int | None) -> None:
+    """Start the local cluster (unless one is configured) and bring the worker pool to the
+    requested counts, restarting workers that died. Idempotent."""
+    wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
+              for k, v in counts.items()}
+    settings = obj.ensure(wanted)
+    workers = supervisor.running(settings.home)
+    console.print(f"cluster: Kafka {settings.bootstrap_servers}, Redis {settings.redis_url}")
+    console.print("workers: " + ", ".join(
+        f"{role} x{sum(w.role == role for w in workers)}" for role in supervisor.DEFAULT_COUNTS))
+
+
+def _job_options(fn: Any) -> Any:
+    options = [
+        click.argument("pipeline", type=click.Path(path_type=Path)),
+        click.option("--input", "-i", "inputs", multiple=True, required=True,
+                     type=click.Path(path_type=Path),
+                     help="input file or directory (its files, sorted by name); repeatable"),
+        click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+                     help="output directory: part-NNNNN files and _SUCCESS; must not exist"),
+        click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
+                     show_default=True, help="text: a record is a line; jsonl: a JSON value"),
+        click.option("--partitions", type=click.IntRange(1, 1024), default=4,
+                     show_default=True, help="partitions of the pipeline's MAP/REDUCE topics "
+                                             "(= parallelism, = number of output parts)"),
+        click.option("--id", "pipeline_id", default="",
+                     help="pipeline id (letters, digits, . _ -); default: generated"),
+        click.option("--keep", is_flag=True,
+                     help="keep the pipeline's topics and Redis keys after it finishes"),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _prepare(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output_dir: Path, fmt: str,
+             partitions: int, pipeline_id: str, keep: bool) -> tuple[source.Job, config.Settings]:
+    job = source.Job(pipeline, list(inputs), output_dir, fmt, partitions, pipeline_id, keep)
+    source.prepare(job, config.Settings("", ""))  # all local checks before any connection
+    settings = obj.ensure()
+    source.prepare(job, settings)
+    return job, settings
+
+
+def _submit_with_progress(job: source.Job, settings: config.Settings) -> dict[str, Any]:
+    with _progress() as progress:
+        task = progress.add_task("sending input", total=None)
+        return source.submit(job, settings, lambda sent, total: progress.update(
+            task, completed=sent, total=total))
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description:<16}"), BarColumn(), MofNCompleteColumn(),
+                    TimeElapsedColumn(), console=console, transient=False)
+
+
+@cli.command()
+@_job_options
+@click.option("--verify", is_flag=True,
+              help="also run the pipeline sequentially in-process and compare; exit 1 on "
+                   "any difference")
+@click.option("--timeout", type=float, default=None, help="give up waiting after N seconds")
+@click.option("--top", type=int, default=0, help="print the N keys with the largest values")
+@click.pass_obj
+def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
+        partitions: int, pipeline_id: str, keep: bool, verify: bool, timeout: float | None,
+        top: int) -> None:
+    """Submit a pipeline, show its progress, wait until its output is final, summarize."""
+    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep)
+    started = time.monotonic()
+    sent = _submit_with_progress(job, settings)
+    stage_names = ("map", "shuffle", "reduce", "sink")
+    with _progress() as progress:
+        mapped = progress.add_task("frames mapped", total=sent["frames"])
+        tasks = {name: progress.add_task(f"{name} ended", total=None) for name in stage_names}
+
+        def show(status: dict[str, Any]) -> None:
+            progress.update(mapped, completed=int(status.get("mapped", 0)))
+            totals = {"map": int(status.get("partitions", 0)),
+                      "shuffle": int(status.get("shuffle_partitions", 0)) or None,
+                      "reduce": int(status.get("partitions", 0)),
+                      "sink": int(status.get("partitions", 0))}
+            for name in stage_names:
+                progress.update(tasks[name], completed=int(status.get(name, 0)),
+                                total=totals[name])
+            if status.get("state") == "done":
+                progress.update(mapped, completed=sent["frames"])
+                for name in stage_names:
+                    progress.update(tasks[name], completed=totals[name] or 1,
+                                    total=totals[name] or 1)
+
+        status = source.wait(settings, job.pipeline_id, show, timeout=timeout)
+    elapsed = time.monotonic() - started
+    items = job_output.read_output(job.output_dir)
+    mb = sent["bytes"] / 1e6
+    click.echo(f"pipeline {job.pipeline_id}: done in {elapsed:.2f}s, {mb:.1f} MB in "
+               f"({mb / elapsed:.1f} MB/s), {len(items)} keys out -> {job.output_dir}")
+    if top:
+        ranked = sorted(items, key=lambda kv: (-kv[1], str(kv[0])) if isinstance(
+            kv[1], int | float) else (0, str(kv[0])))
+        for key, value in ranked[:top]:
+            click.echo(f"  {value!s:>10}  {key}")
+    if verify:
+        assert job.spec is not None
+        expected = reference.run_sequential(job.spec, job.files)
+        comparison = reference.compare(expected, items)
+        click.echo(f"verify: {comparison.summary()}")
+        if not comparison.equal:
+            sys.exit(1)
+    del status
+
+
+@cli.command()
+@_job_options
+@click.pass_obj
+def submit(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
+           partitions: int, pipeline_id: str, keep: bool) -> None:
+    """Submit a pipeline and return at once; prints the pipeline id."""
+    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep)
+    _submit_with_progress(job, settings)
+    click.echo(job.pipeline_id)
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def status(obj: Context, as_json: bool) -> None:
+    """Pipelines with their state and progress; workers with role, host, pid, partitions."""
+    settings = obj.settings()
+    if settings is None:
+        raise ConnectionFailed("no cluster configured and no local cluster running: "
+                               "`mapreduce up`, or pass --bootstrap-servers/--redis-url")
+    store = Store(settings.redis_url)
+    store.check_reachable()
+    pipelines = []
+    for pid in store.pipeline_ids():
+        info = store.pipeline(pid)
+        if info:
+            pipelines.append({"id": pid, **info, **store.ended_counts(pid)})
+    workers = store.workers()
+    if as_json:
+        import json
+        click.echo(json.dumps({"pipelines": pipelines, "workers": workers}, indent=2))
+        return
+    table = Table(title="pipelines")
+    for column in ("id", "state", "frames mapped", "map/shuffle/reduce/sink ended", "output",
+                   "reason"):
+        table.add_column(column)
+    for p in pipelines:
+        table.add_row(p["id"], p.get("state", "?"), f"{p['mapped']}/{p.get('frames', '?')}",
+                      f"{p['map']}/{p['shuffle']}/{p['reduce']}/{p['sink']}",
+                      p.get("output", ""), p.get("reason", ""))
+    out = Console()
+    out.print(table)
+    wtable = Table(title="workers")
+    for column in ("role", "host", "pid", "partitions", "last seen"):
+        wtable.add_column(column)
+    now = time.time()
+    for w in sorted(workers, key=lambda w: (w.get("role", ""), w["id"])):
+        wtable.add_row(w.get("role", "?"), w.get("host", "?"), w.get("pid", "?"),
+                       w.get("partitions", ""), f"{now - float(w.get('last_seen', now)):.1f}s ago")
+    out.print(wtable)
+
+
+@cli.command()
+@click.pass_obj
+def down(obj: Context) -> None:
+    """Stop the local workers and the local cluster (its data stays in --home)."""
+    stopped = supervisor.stop_all(obj.home)
+    obj.cluster().stop()
+    console.print(f"stopped {stopped} workers and the local cluster")
+
+
+@cli.command()
+@click.argument("role", type=click.Choice(list(supervisor.DEFAULT_COUNTS)))
+def worker(role: str) -> None:
+    """Run one worker in the foreground (for containers and other hosts)."""
+    from services.worker import run_worker
+
+    sys.exit(run_worker(role))
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=False)
+    except click.exceptions.Abort:
+        console.print("aborted")
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except MapReduceError as exc:
+        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except KafkaException as exc:
+        console.print(f"[red]Kafka error:[/red] {exc.args[0].str()}", highlight=False)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

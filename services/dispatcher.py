@@ -1,0 +1,108 @@
+"""Dispatcher: makes announced pipelines ready and forwards their records.
+
+On an announcement it creates MAP---<id> and REDUCE---<id> (idempotent; several
+dispatchers may race), waits until every partition has a leader, then re-publishes the spec
+as READY: mappers and reducers subscribe only to READY pipelines. It forwards each source
+frame to MAP---<id> and, once every SOURCE partition has ended for a pipeline (a barrier
+set), sends one end marker to every MAP---<id> partition. On a tombstone it deletes the
+pipeline's topics."""
+
+from __future__ import annotations
+
+from confluent_kafka import Consumer, KafkaError, Message
+
+from services.runtime import Runtime, commit, describe
+from shared import kafka, topics
+from shared.barrier import Stage
+from shared.codec import CodecError, Envelope, Kind
+
+BATCH = 500
+POLL_S = 0.2
+
+
+class Dispatcher:
+    role = "dispatcher"
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.made_ready: set[str] = set()
+        self.consumer = Consumer(rt.settings.consumer_config("dispatchers"))
+        self.consumer.subscribe([topics.SOURCE], on_assign=self._assigned)
+        self.forwarded = 0
+
+    def _assigned(self, _c: Consumer, parts: list[object]) -> None:
+        self.rt.assignment = describe(parts)
+        self.rt.log.info("partitions assigned", partitions=self.rt.assignment)
+
+    def run(self) -> None:
+        self._pipelines_changed(set(self.rt.view.entries) | self.rt.view.finished)
+        while not self.rt.stopping:
+            changed = self.rt.view.poll()
+            if changed:
+                self._pipelines_changed(changed)
+            messages = self.consumer.consume(num_messages=BATCH, timeout=POLL_S)
+            if messages:
+                self._process(messages)
+                self.rt.producer.flush()
+                commit(self.consumer)
+            self.rt.heartbeat(forwarded=self.forwarded)
+        self.consumer.close()
+
+    def _pipelines_changed(self, changed: set[str]) -> None:
+        gone = [pid for pid in changed if pid not in self.rt.view.entries]
+        kafka.delete_topics(self.rt.admin, [t for pid in gone for t in
+                                            (topics.map_topic(pid), topics.reduce_topic(pid))])
+        for pid in gone:
+            self.made_ready.discard(pid)
+        for pid in changed - set(gone):
+            self._ensure_ready(pid)
+
+    def _ensure_ready(self, pipeline_id: str) -> None:
+        entry = self.rt.view.entries.get(pipeline_id)
+        if entry is None or entry.spec is None or pipeline_id in self.made_ready:
+            return
+        if not entry.ready:
+            kafka.ensure_topics(self.rt.admin,
+                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions))
+            self.rt.producer.send(topics.PIPELINES, entry.raw,
+                                  Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode())
+            self.rt.producer.flush()
+            self.rt.store.update_pipeline(pipeline_id, state="running")
+            self.rt.log.info("pipeline ready", pipeline=pipeline_id,
+                             partitions=entry.spec.partitions)
+        self.made_ready.add(pipeline_id)
+
+    def _process(self, messages: list[Message]) -> None:
+        for msg in messages:
+            error = msg.error()
+            if error is not None:
+                if error.code() != KafkaError._PARTITION_EOF:
+                    self.rt.log.warning("consumer error", error=error.str())
+                continue
+            try:
+                envelope = Envelope.from_headers(msg.headers())
+            except CodecError as exc:
+                self.rt.log.error("undecodable message skipped", partition=msg.partition(),
+                                  offset=msg.offset(), error=str(exc))
+                continue
+            pipeline_id = envelope.pipeline
+            spec = self.rt.view.spec(pipeline_id)
+            if spec is None:
+                self.rt.log.debug("record of a finished pipeline skipped", pipeline=pipeline_id)
+                continue
+            self._ensure_ready(pipeline_id)
+            map_topic = topics.map_topic(pipeline_id)
+            if envelope.kind is Kind.RECORDS:
+                self.rt.producer.send(map_topic, msg.value(), envelope,
+                                      partition=envelope.seq % spec.partitions)
+                self.forwarded += 1
+            elif envelope.kind is Kind.STREAM_ENDED:
+                self.rt.producer.flush()  # mark only what is durable
+                if self.rt.store.mark_ended(pipeline_id, Stage.SOURCE, msg.partition(),
+                                            spec.source_partitions):
+                    self.rt.log.info("source stream ended", pipeline=pipeline_id)
+                    for partition in range(spec.partitions):
+                        self.rt.producer.send(map_topic, b"",
+                                              Envelope(Kind.STREAM_ENDED, pipeline_id),
+                                              partition=partition)
+                    self.rt.producer.flush()

@@ -1,0 +1,272 @@
+"""The local cluster: one Apache Kafka 4 broker (KRaft, combined broker+controller, on the
+machine's Java 17, jars from Maven Central) and one Debian redis-server, both on loopback,
+with their data, logs and pids under $MAPREDUCE_HOME. Sized for a 2-core machine."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+from confluent_kafka import KafkaException
+
+from shared import config, retry
+from shared.errors import ClusterError, ConnectionFailed
+from shared.kafka import check_reachable
+from shared.store import Store
+
+log = structlog.get_logger("cluster")
+
+HERE = Path(__file__).parent
+KAFKA_VERSION = "4.1.1"
+# 512 MB is plenty for one broker with a few hundred partitions and leaves the 2 cores'
+# memory to the workers; G1 keeps pauses short.
+KAFKA_HEAP = os.environ.get("MAPREDUCE_KAFKA_HEAP", "512m")
+
+SERVER_PROPERTIES = """\
+process.roles=broker,controller
+node.id=1
+controller.quorum.bootstrap.servers={host}:{controller_port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
+advertised.listeners=PLAINTEXT://{host}:{port}
+controller.listener.names=CONTROLLER
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+inter.broker.listener.name=PLAINTEXT
+log.dirs={data}
+num.partitions=1
+# One node: every internal topic with replication factor 1.
+offsets.topic.replication.factor=1
+offsets.topic.num.partitions=8
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+share.coordinator.state.topic.replication.factor=1
+share.coordinator.state.topic.min.isr=1
+# Start rebalances at once: the 3 s default delay would stall every new consumer group.
+group.initial.rebalance.delay.ms=0
+# Never create topics on first use: an early produce would make a 1-partition topic.
+auto.create.topics.enable=false
+delete.topic.enable=true
+num.network.threads=2
+num.io.threads=4
+log.retention.hours=24
+log.segment.bytes=268435456
+"""
+
+REDIS_CONF = """\
+bind {host}
+port {port}
+dir {data}
+daemonize no
+protected-mode no
+# Coordination state (barrier sets, pipeline status) must survive a restart: append-only
+# file, fsynced every second. Losing that last second at worst re-runs idempotent marks.
+appendonly yes
+appendfsync everysec
+save ""
+"""
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MAPREDUCE_CACHE") or Path.home() / ".cache" / "mapreduce")
+
+
+def kafka_libs() -> Path:
+    return cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
+
+
+def ensure_kafka_jars() -> Path:
+    """Fetch the broker's jars from Maven Central once (about 45 MB)."""
+    libs = kafka_libs()
+    if any(libs.glob("kafka_2.13-*.jar")):
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise ClusterError("Maven (mvn) is needed once to fetch the Kafka jars from Maven "
+                           "Central: install it (apt-get install maven) or run `make install`")
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    staging = libs.parent / f".libs-{os.getpid()}"
+    log.info("fetching Kafka jars from Maven Central", version=KAFKA_VERSION, into=str(libs))
+    result = subprocess.run(
+        [mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy-dependencies",
+         f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={staging}",
+         "-DincludeScope=runtime"], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise ClusterError(f"mvn could not fetch the Kafka jars:\n{result.stdout[-2000:]}"
+                           f"{result.stderr[-2000:]}")
+    os.replace(staging, libs)
+    return libs
+
+
+def _cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def redis_server() -> str:
+    path = shutil.which("redis-server")
+    if path is None:
+        raise ClusterError("redis-server not found: install Debian's redis-server "
+                           "(apt-get install redis-server) or run `make install`")
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
+    except ChildProcessError:
+        pass  # not our child: its parent reaps it
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if _alive(pid) else None
+
+
+def terminate(pid: int, timeout: float) -> None:
+    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return
+        time.sleep(0.1)  # waiting for another process to exit: no event to wait on
+    log.warning("did not stop in time; killing", pid=pid, timeout=timeout)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+
+
+@dataclass
+class LocalCluster:
+    home: Path
+    host: str = "127.0.0.1"
+    kafka_port: int = int(os.environ.get("MAPREDUCE_KAFKA_PORT", "19092"))
+    controller_port: int = int(os.environ.get("MAPREDUCE_CONTROLLER_PORT", "19093"))
+    redis_port: int = int(os.environ.get("MAPREDUCE_REDIS_PORT", "16379"))
+
+    @property
+    def root(self) -> Path:
+        return self.home / "cluster"
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"redis://{self.host}:{self.redis_port}/0"
+
+    def settings(self) -> config.Settings:
+        return config.Settings(self.bootstrap, self.redis_url, home=self.home, local=True)
+
+    def running(self) -> bool:
+        return (read_pid(self.root / "kafka.pid") is not None
+                and read_pid(self.root / "redis.pid") is not None)
+
+    def start(self, timeout: float = 90.0) -> config.Settings:
+        """Start whatever is not running, wait until both answer, record the addresses."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if read_pid(self.root / "redis.pid") is None:
+            self._start_redis()
+        if read_pid(self.root / "kafka.pid") is None:
+            self._start_kafka()
+        settings = self.settings()
+        self._wait_ready(settings, timeout)
+        config.write_local_cluster(self.home, self.bootstrap, self.redis_url)
+        return settings
+
+    def _require_free(self, name: str, port: int, env: str) -> None:
+        """Refuse to start on a port something else holds: we would talk to a stranger."""
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((self.host, port))
+            except OSError as exc:
+                raise ClusterError(f"cannot start local {name}: {self.host}:{port} is in use "
+                                   f"by another process ({exc.strerror}); stop it, or choose "
+                                   f"another port with {env}") from exc
+
+    def _spawn(self, name: str, argv: list[str]) -> None:
+        logs = self.root / f"{name}.log"
+        with open(logs, "ab") as out:
+            proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        (self.root / f"{name}.pid").write_text(str(proc.pid))
+        log.info("started", process=name, pid=proc.pid, log=str(logs))
+
+    def _start_redis(self) -> None:
+        self._require_free("Redis", self.redis_port, "MAPREDUCE_REDIS_PORT")
+        data = self.root / "redis"
+        data.mkdir(exist_ok=True)
+        conf = self.root / "redis.conf"
+        conf.write_text(REDIS_CONF.format(host=self.host, port=self.redis_port, data=data))
+        self._spawn("redis", [redis_server(), str(conf)])
+
+    def _start_kafka(self) -> None:
+        self._require_free("Kafka", self.kafka_port, "MAPREDUCE_KAFKA_PORT")
+        self._require_free("Kafka controller", self.controller_port, "MAPREDUCE_CONTROLLER_PORT")
+        libs = ensure_kafka_jars()
+        java = shutil.which("java")
+        if java is None:
+            raise ClusterError("java not found: Kafka needs a Java 17 runtime "
+                               "(apt-get install openjdk-17-jre-headless)")
+        data = self.root / "kafka-data"
+        props = self.root / "server.properties"
+        props.write_text(SERVER_PROPERTIES.format(host=self.host, port=self.kafka_port,
+                                                  controller_port=self.controller_port,
+                                                  data=data))
+        classpath = f"{libs}/*"
+        log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
+        if not (data / "meta.properties").exists():
+            result = subprocess.run(
+                [java, "-cp", classpath, log4j, "kafka.tools.StorageTool", "format",
+                 "--standalone", "-t", _cluster_id(), "-c", str(props)],
+                capture_output=True, text=True)
+            if result.returncode != 0:
+                raise ClusterError(f"formatting Kafka storage failed: {result.stderr[-2000:]}")
+        self._spawn("kafka", [java, f"-Xmx{KAFKA_HEAP}", f"-Xms{KAFKA_HEAP}", "-XX:+UseG1GC",
+                              "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", log4j,
+                              "-cp", classpath, "kafka.Kafka", str(props)])
+
+    def _wait_ready(self, settings: config.Settings, timeout: float) -> None:
+        def probe() -> None:
+            for name in ("kafka", "redis"):
+                if read_pid(self.root / f"{name}.pid") is None:
+                    tail = (self.root / f"{name}.log").read_text()[-1500:]
+                    raise ClusterError(f"{name} exited during start-up; its log ends:\n{tail}")
+            Store(settings.redis_url).check_reachable()
+            check_reachable(settings, timeout=3)
+
+        try:
+            retry.until_deadline("local cluster start", probe, seconds=timeout,
+                                 on=(ConnectionFailed, KafkaException))
+        except ConnectionFailed as exc:
+            raise ClusterError(f"local cluster did not become ready in {timeout}s: {exc}") from exc
+
+    def stop(self) -> None:
+        for name, grace in (("kafka", 30.0), ("redis", 10.0)):
+            pid = read_pid(self.root / f"{name}.pid")
+            if pid is not None:
+                log.info("stopping", process=name, pid=pid)
+                terminate(pid, grace)
+            (self.root / f"{name}.pid").unlink(missing_ok=True)
+        (self.home / "cluster.json").unlink(missing_ok=True)

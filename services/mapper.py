@@ -1,0 +1,61 @@
+"""Mapper: every live MAP---<id> -> (key, values) groups to SHUFFLE, partition by key.
+
+Each input frame's output is combined (when the pipeline has a combiner) and tagged with
+the frame's source number and a chunk number: a replayed frame produces the same tags, and
+the shuffler drops what it has already seen."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from confluent_kafka import Message
+
+from services.pipeline_worker import PipelineTopicWorker
+from services.runtime import Runtime
+from shared import topics
+from shared.barrier import Stage
+from shared.codec import Envelope, Kind, decode_records, partition_for, split_by_size
+from shared.spec import PipelineSpec
+
+
+class Mapper(PipelineTopicWorker):
+    role = "mapper"
+    stage = Stage.MAP
+
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt)
+        self.mapped: dict[str, list[int]] = defaultdict(list)
+
+    def topic_for(self, pipeline_id: str) -> str:
+        return topics.map_topic(pipeline_id)
+
+    def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
+        groups = spec.map_frame(decode_records(msg.value(), spec.fmt))
+        shuffle_partitions = self.rt.shuffle_partitions
+        buckets: list[list[list[object]]] = [[] for _ in range(shuffle_partitions)]
+        for key, values in groups.items():
+            buckets[partition_for(key, shuffle_partitions)].append([key, values])
+        for partition, items in enumerate(buckets):
+            if not items:
+                continue
+            for chunk, data in enumerate(split_by_size(items, self.rt.settings.frame_bytes)):
+                self.rt.producer.send(
+                    topics.SHUFFLE, data,
+                    Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq, chunk=chunk),
+                    partition=partition)
+        self.mapped[spec.pipeline_id].append(envelope.seq)
+
+    def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
+        self.rt.producer.flush()  # mark only what is durable
+        if self.rt.store.mark_ended(spec.pipeline_id, Stage.MAP, partition, spec.partitions):
+            self.rt.log.info("map stage ended", pipeline=spec.pipeline_id)
+            for shuffle_partition in range(self.rt.shuffle_partitions):
+                self.rt.producer.send(topics.SHUFFLE, b"",
+                                      Envelope(Kind.STREAM_ENDED, spec.pipeline_id),
+                                      partition=shuffle_partition)
+            self.rt.producer.flush()
+
+    def after_batch(self) -> None:
+        for pipeline_id, seqs in self.mapped.items():
+            self.rt.store.add_mapped(pipeline_id, seqs)
+        self.mapped.clear()

@@ -1,0 +1,110 @@
+"""Every worker's view of the PIPELINES topic, read whole (assigned, not shared through a
+consumer group: every worker needs every spec). Compacted, keyed by pipeline id; the latest
+record of an id is its state: ANNOUNCED, READY (topics exist), or a tombstone (finished)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import structlog
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+
+from shared import retry, topics
+from shared.codec import CodecError, Envelope, Kind, load_spec
+from shared.config import Settings
+from shared.spec import PipelineSpec
+
+log = structlog.get_logger("pipeline_view")
+
+
+@dataclass
+class Entry:
+    raw: bytes
+    ready: bool
+    spec: PipelineSpec | None  # None when the spec could not be unpickled here
+    error: str = ""
+
+
+class PipelineView:
+    def __init__(self, settings: Settings) -> None:
+        self._consumer = Consumer(settings.consumer_config(
+            f"pipeline-view-{uuid.uuid4().hex}", **{"enable.partition.eof": False}))
+        self._tp = TopicPartition(topics.PIPELINES, 0, OFFSET_BEGINNING)
+        self._consumer.assign([self._tp])
+        self.entries: dict[str, Entry] = {}
+        self.finished: set[str] = set()  # tombstoned since this view started
+
+    def close(self) -> None:
+        self._consumer.close()
+
+    def poll(self, timeout: float = 0.0) -> set[str]:
+        """Apply what has arrived; return the ids whose state changed."""
+        changed: set[str] = set()
+        while True:
+            messages = self._consumer.consume(num_messages=200, timeout=timeout)
+            if not messages:
+                return changed
+            for msg in messages:
+                if msg.error():
+                    if msg.error().code() != KafkaError._PARTITION_EOF:
+                        log.warning("pipelines topic error", error=msg.error().str())
+                    continue
+                pipeline_id = msg.key().decode()
+                if self._apply(pipeline_id, msg):
+                    changed.add(pipeline_id)
+            timeout = 0.0
+
+    def catch_up(self, timeout: float = 10.0) -> set[str]:
+        """Read to the end of the topic as it is now: afterwards every spec announced before
+        this call is known."""
+        _, high = retry.until_deadline(  # a new topic's leader may not be known yet
+            "pipelines watermarks",
+            lambda: self._consumer.get_watermark_offsets(self._tp, timeout=timeout, cached=False),
+            seconds=30, on=(KafkaException,))
+        changed = set()
+        while True:
+            position = self._consumer.position([self._tp])[0].offset
+            if position >= high or (position < 0 and high == 0):
+                return changed
+            changed |= self.poll(timeout=0.5)
+
+    def _apply(self, pipeline_id: str, msg: object) -> bool:
+        value = msg.value()  # type: ignore[attr-defined]
+        if value is None:
+            self.finished.add(pipeline_id)
+            return self.entries.pop(pipeline_id, None) is not None
+        try:
+            envelope = Envelope.from_headers(msg.headers())  # type: ignore[attr-defined]
+        except CodecError as exc:
+            log.error("undecodable pipelines record", pipeline=pipeline_id, error=str(exc))
+            return False
+        ready = envelope.kind is Kind.READY
+        old = self.entries.get(pipeline_id)
+        if old is not None and old.raw == value:
+            if old.ready == ready or old.ready:
+                return False
+            old.ready = True
+            return True
+        try:
+            spec, error = load_spec(value), ""
+        except CodecError as exc:
+            spec, error = None, str(exc)
+            log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
+        self.entries[pipeline_id] = Entry(value, ready, spec, error)
+        self.finished.discard(pipeline_id)
+        return True
+
+    def spec(self, pipeline_id: str) -> PipelineSpec | None:
+        """The spec of a live pipeline, reading to the end of the topic if it is new to us
+        (its announcement was flushed before any of its data was sent)."""
+        entry = self.entries.get(pipeline_id)
+        if entry is None and pipeline_id not in self.finished:
+            self.catch_up()
+            entry = self.entries.get(pipeline_id)
+            if entry is None:
+                self.finished.add(pipeline_id)  # never coming back: ids are not reused
+        return entry.spec if entry is not None else None
+
+    def ready_ids(self) -> set[str]:
+        return {pid for pid, e in self.entries.items() if e.ready and e.spec is not None}

@@ -1,0 +1,41 @@
+"""Reducer: every live REDUCE---<id> -> (key, result) to OUTPUT, tagged with the reduce
+partition it came from (the part file it belongs to). One end marker per reduce partition
+follows that partition's results, after they are durable."""
+
+from __future__ import annotations
+
+from confluent_kafka import Message
+
+from services.pipeline_worker import PipelineTopicWorker
+from shared import topics
+from shared.barrier import Stage
+from shared.codec import Envelope, Kind, decode_items, split_by_size
+from shared.spec import PipelineSpec
+
+
+class Reducer(PipelineTopicWorker):
+    role = "reducer"
+    stage = Stage.REDUCE
+
+    def topic_for(self, pipeline_id: str) -> str:
+        return topics.reduce_topic(pipeline_id)
+
+    def _output_partition(self, part: int) -> int:
+        return part % self.rt.output_partitions
+
+    def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
+        part = msg.partition()
+        reduce = spec.reducer
+        results = [[key, reduce(key, values)] for key, values in decode_items(msg.value())]
+        for data in split_by_size(results, self.rt.settings.frame_bytes):
+            self.rt.producer.send(topics.OUTPUT, data,
+                                  Envelope(Kind.RECORDS, spec.pipeline_id, part=part),
+                                  partition=self._output_partition(part))
+
+    def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
+        self.rt.producer.flush()
+        self.rt.store.mark_ended(spec.pipeline_id, Stage.REDUCE, partition, spec.partitions)
+        self.rt.producer.send(topics.OUTPUT, b"",
+                              Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition),
+                              partition=self._output_partition(partition))
+        self.rt.producer.flush()

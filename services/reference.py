@@ -1,0 +1,69 @@
+"""The in-process sequential runner: map, group, reduce in one process, with the same record
+decoding as the workers. It is the oracle for `--verify`, `make demo` and every job test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from services.source import frames
+from shared.codec import decode_records
+from shared.spec import PipelineSpec
+
+FRAME_BYTES = 1 << 20
+
+
+def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
+    groups: dict[Any, list[Any]] = {}
+    key_of, value_of = spec.key_selector, spec.value_selector
+    for frame in frames(files, FRAME_BYTES, spec.fmt):
+        for record in decode_records(frame, spec.fmt):
+            for item in spec.mapper(record):
+                groups.setdefault(key_of(item), []).append(value_of(item))
+    return {key: spec.reducer(key, values) for key, values in groups.items()}
+
+
+@dataclass
+class Comparison:
+    expected_keys: int
+    actual_keys: int
+    missing: list[Any] = field(default_factory=list)
+    unexpected: list[Any] = field(default_factory=list)
+    duplicated: list[Any] = field(default_factory=list)
+    different: list[tuple[Any, Any, Any]] = field(default_factory=list)
+
+    @property
+    def equal(self) -> bool:
+        return not (self.missing or self.unexpected or self.duplicated or self.different)
+
+    def summary(self, limit: int = 5) -> str:
+        if self.equal:
+            return f"identical: {self.actual_keys} keys, every value equal"
+        parts = [f"expected {self.expected_keys} keys, got {self.actual_keys}"]
+        for name, items in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("duplicated", self.duplicated), ("different", self.different)):
+            if items:
+                parts.append(f"{len(items)} {name} (e.g. {items[:limit]})")
+        return "; ".join(parts)
+
+
+def compare(expected: dict[Any, Any], actual_items: list[tuple[Any, Any]]) -> Comparison:
+    """Compare as JSON: the output file holds JSON, so tuples are lists there."""
+    want = {orjson.dumps(k): orjson.dumps(v) for k, v in expected.items()}
+    got: dict[bytes, bytes] = {}
+    result = Comparison(expected_keys=len(want), actual_keys=len(actual_items))
+    for key, value in actual_items:
+        k = orjson.dumps(key)
+        if k in got:
+            result.duplicated.append(key)
+        got[k] = orjson.dumps(value)
+    for k, v in want.items():
+        if k not in got:
+            result.missing.append(orjson.loads(k))
+        elif got[k] != v:
+            result.different.append((orjson.loads(k), orjson.loads(v), orjson.loads(got[k])))
+    result.unexpected = [orjson.loads(k) for k in got if k not in want]
+    return result

@@ -1,0 +1,108 @@
+"""The runner of the resubscribe state machine (shared/resubscribe.py) for the `reconnect`
+strategy: it performs the machine's steps on a real consumer and feeds back the outcome.
+
+Strategies share one interface: `consumer` (the live consumer or None), `topics_changed()`
+and `close()`, so that others (in-place subscribe, KIP-848, regex) can sit behind it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+import structlog
+from confluent_kafka import Consumer
+
+from shared import retry
+from shared.resubscribe import (
+    Command,
+    GiveUp,
+    Resubscription,
+    RunStep,
+    StepFailed,
+    StepSucceeded,
+    Step,
+    TopicsChanged,
+    Transitioned,
+)
+
+log = structlog.get_logger("resubscribe")
+
+
+class ResubscribeGaveUp(RuntimeError):
+    """A step failed every attempt: the worker exits non-zero and is restarted."""
+
+
+class Strategy(Protocol):
+    consumer: Consumer | None
+
+    def topics_changed(self, topics: frozenset[str], reason: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ReconnectStrategy:
+    """Drain, close, new consumer, subscribe: the owner's chosen shape."""
+
+    name = "reconnect"
+
+    def __init__(self, make_consumer: Callable[[], Consumer], drain: Callable[[], None],
+                 subscribe: Callable[[Consumer, list[str]], None],
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.machine = Resubscription()
+        self.consumer: Consumer | None = None
+        self._make_consumer = make_consumer
+        self._drain = drain
+        self._subscribe = subscribe
+        self._sleep = sleep
+        self._entered = time.monotonic()
+        self.cycles = 0
+
+    def topics_changed(self, topics: frozenset[str], reason: str) -> None:
+        self._run(self.machine.handle(TopicsChanged(topics, reason)))
+
+    def _run(self, commands: list[Command]) -> None:
+        pending = list(commands)
+        while pending:
+            command = pending.pop(0)
+            if isinstance(command, Transitioned):
+                now = time.monotonic()
+                log.info("transition", source=command.source.value, target=command.target.value,
+                         reason=command.reason, duration=round(now - self._entered, 4))
+                self._entered = now
+            elif isinstance(command, RunStep):
+                if command.attempt > 1:
+                    self._sleep(retry.step_backoff_seconds(command.attempt))
+                try:
+                    self._perform(command)
+                except Exception as exc:  # any failure of a step is an event for the machine
+                    log.warning("step failed", step=command.step.value,
+                                attempt=command.attempt, error=repr(exc))
+                    pending.extend(self.machine.handle(StepFailed(command.step, repr(exc))))
+                else:
+                    pending.extend(self.machine.handle(StepSucceeded(command.step)))
+            elif isinstance(command, GiveUp):
+                raise ResubscribeGaveUp(f"{command.step.value} failed: {command.error}")
+
+    def _perform(self, command: RunStep) -> None:
+        if command.step is Step.DRAIN:
+            if self.consumer is not None:
+                self._drain()
+        elif command.step is Step.CLOSE:
+            if self.consumer is not None:
+                self.consumer.close()
+                self.consumer = None
+        elif command.step is Step.CONNECT:
+            if self.consumer is None:
+                self.consumer = self._make_consumer()
+        elif command.step is Step.SUBSCRIBE:
+            assert self.consumer is not None
+            if command.topics:
+                self._subscribe(self.consumer, sorted(command.topics))
+            self.cycles += 1
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self._drain()
+            self.consumer.close()
+            self.consumer = None

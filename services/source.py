@@ -1,0 +1,204 @@
+"""The source role, user side: validate a job, announce its pipeline, stream its input as
+frames to SOURCE, end the stream on every partition, and (for `run`) wait for the system
+to say the job is done."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import orjson
+
+from services import lifecycle, output
+from services.runtime import OutputProducer
+from shared import kafka, topics
+from shared.codec import Envelope, Kind, dump_spec
+from shared.config import Settings
+from shared.errors import InputError, InvalidPipelineId, PipelineFailed
+from shared.spec import PipelineSpec, load_module, spec_from_module
+from shared.store import TERMINAL, Store
+
+# One record must fit in one Kafka message (the broker's default limit is 1 MiB, and a
+# frame carries headers and framing too).
+MAX_RECORD_BYTES = 900 * 1024
+
+
+@dataclass
+class Job:
+    pipeline_path: Path
+    inputs: list[Path]
+    output_dir: Path
+    fmt: str = "text"
+    partitions: int = 4
+    pipeline_id: str = ""
+    keep: bool = False
+    files: list[Path] = field(default_factory=list)
+    module: ModuleType | None = None
+    spec: PipelineSpec | None = None
+
+
+def input_files(paths: list[Path]) -> list[Path]:
+    """Files of the inputs: a directory means its files (not hidden, not _-prefixed), sorted
+    by name."""
+    if not paths:
+        raise InputError("no --input given")
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir()
+                                if p.is_file() and not p.name.startswith((".", "_"))))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InputError(f"input path does not exist: {path}")
+    if not files:
+        raise InputError(f"no input files in {', '.join(map(str, paths))}")
+    return files
+
+
+def check_output(output_dir: Path) -> None:
+    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+        raise InputError(f"output {output_dir} already exists and is not an empty directory: "
+                         "choose another --output or remove it")
+    if not output_dir.parent.exists():
+        raise InputError(f"parent directory of output {output_dir} does not exist")
+
+
+def new_pipeline_id(path: Path) -> str:
+    stem = "".join(c if c.isalnum() or c in "._" else "_" for c in path.stem)[:60]
+    return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
+
+
+def prepare(job: Job, settings: Settings) -> Job:
+    """Every check that needs no cluster: fail before anything is sent."""
+    from shared.topics import validate_pipeline_id
+
+    job.pipeline_id = validate_pipeline_id(job.pipeline_id or new_pipeline_id(job.pipeline_path))
+    job.files = input_files(job.inputs)
+    job.output_dir = job.output_dir.resolve()
+    check_output(job.output_dir)
+    job.module = load_module(job.pipeline_path)
+    job.spec = spec_from_module(
+        job.module, pipeline_id=job.pipeline_id, fmt=job.fmt, partitions=job.partitions,
+        output_dir=str(job.output_dir), source_partitions=settings.source_partitions,
+        where=job.pipeline_path.name, keep=job.keep)
+    return job
+
+
+def frames(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[bytes]:
+    """Whole lines, about `frame_bytes` at a time; a frame never spans two files. jsonl lines
+    are validated here, so that a bad line fails the job before it is finalized."""
+    for path in files:
+        line_no = 0
+        with open(path, "rb") as f:
+            rest = b""
+            while True:
+                chunk = f.read(frame_bytes)
+                if not chunk:
+                    break
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1
+                if cut == 0:
+                    if len(data) > MAX_RECORD_BYTES:
+                        raise InputError(f"{path}: line {line_no + 1} is over "
+                                         f"{MAX_RECORD_BYTES} bytes, the largest record "
+                                         "that fits in a Kafka message")
+                    rest = data
+                    continue
+                frame, rest = data[:cut], data[cut:]
+                line_no = _check(frame, fmt, path, line_no)
+                yield frame
+            if rest:
+                _check(rest + b"\n", fmt, path, line_no)
+                yield rest + b"\n"
+
+
+def _check(frame: bytes, fmt: str, path: Path, line_no: int) -> int:
+    lines = frame[:-1].split(b"\n")
+    if fmt == "jsonl":
+        for offset, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    orjson.loads(line)
+                except orjson.JSONDecodeError as exc:
+                    raise InputError(f"{path}: line {line_no + offset} is not valid JSON "
+                                     f"({exc})") from exc
+    longest = max(map(len, lines))
+    if longest > MAX_RECORD_BYTES:
+        raise InputError(f"{path}: a line near line {line_no + 1} is {longest} bytes, over "
+                         f"{MAX_RECORD_BYTES}, the largest record that fits in a Kafka message")
+    return line_no + len(lines)
+
+
+def submit(job: Job, settings: Settings,
+           progress: Callable[[int, int], None] = lambda sent, total: None) -> dict[str, Any]:
+    """Announce and stream. If anything fails mid-stream, the pipeline is marked failed (it
+    can never be finalized with partial input) and the error is re-raised."""
+    assert job.spec is not None and job.module is not None
+    store = Store(settings.redis_url)
+    store.check_reachable()
+    kafka.check_reachable(settings)
+    admin = kafka.admin(settings)
+    kafka.ensure_topics(admin, kafka.fixed_topics(settings))
+    source_partitions = kafka.partition_count(admin, topics.SOURCE)
+    spec = job.spec
+    if source_partitions != spec.source_partitions:
+        from dataclasses import replace
+        spec = job.spec = replace(spec, source_partitions=source_partitions)
+    total_bytes = sum(p.stat().st_size for p in job.files)
+    if not store.create_pipeline(spec.pipeline_id, {
+            "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
+            "format": spec.fmt, "input_bytes": total_bytes, "inputs": len(job.files),
+            "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
+        raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
+    producer = OutputProducer(settings)
+    pid = spec.pipeline_id
+    producer.send(topics.PIPELINES, dump_spec(spec, [job.module]),
+                  Envelope(Kind.ANNOUNCED, pid), key=pid.encode())
+    producer.flush()  # the spec is in the log before any of its records
+    sent = seq = 0
+    try:
+        for seq, frame in enumerate(frames(job.files, settings.frame_bytes, spec.fmt), 1):
+            producer.send(topics.SOURCE, frame, Envelope(Kind.RECORDS, pid, seq=seq - 1),
+                          partition=(seq - 1) % source_partitions)
+            producer.poll()
+            sent += len(frame)
+            progress(sent, total_bytes)
+        producer.flush()  # all data durable before the end markers
+        store.update_pipeline(pid, frames=seq)
+        for partition in range(source_partitions):
+            producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
+                          partition=partition)
+        producer.flush()
+    except BaseException as exc:
+        reason = f"source stopped mid-stream: {type(exc).__name__}: {exc}"
+        lifecycle.finish(store, producer, pid, "failed", reason)
+        raise
+    return {"pipeline_id": pid, "frames": seq, "bytes": sent}
+
+
+def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, Any]], None],
+         timeout: float | None = None, interval: float = 0.25) -> dict[str, Any]:
+    """Poll the pipeline's status (the progress display's refresh) until it is terminal."""
+    store = Store(settings.redis_url)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        status: dict[str, Any] = dict(store.pipeline(pipeline_id))
+        status.update(store.ended_counts(pipeline_id))
+        on_status(status)
+        if status.get("state") in TERMINAL:
+            if status["state"] == "failed":
+                raise PipelineFailed(f"pipeline {pipeline_id} failed: {status.get('reason')}")
+            if not output.is_complete(status["output"]):
+                raise PipelineFailed(f"pipeline {pipeline_id} is done but {status['output']} "
+                                     "has no _SUCCESS")
+            return status
+        if deadline is not None and time.monotonic() > deadline:
+            raise PipelineFailed(f"pipeline {pipeline_id} did not finish within {timeout}s "
+                                 "(it goes on; see `mapreduce status`)")
+        time.sleep(interval)

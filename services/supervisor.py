@@ -1,0 +1,94 @@
+"""Local worker processes: start, count, stop. One pid file per worker under
+$MAPREDUCE_HOME/workers; a worker that died is simply missing and `up` starts it again."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from services.localcluster.cluster import read_pid, terminate
+from services.worker import ROLES
+from shared.config import Settings
+
+log = structlog.get_logger("supervisor")
+
+# Sized for 2 cores: the mappers do the CPU work; one process of each other role keeps up.
+DEFAULT_COUNTS = {"dispatcher": 1, "mapper": 2, "shuffler": 2, "reducer": 2, "sink": 1}
+STOP_GRACE_S = 20.0  # a worker finishes its batch and leaves its group within this
+
+
+@dataclass(frozen=True)
+class WorkerProcess:
+    role: str
+    index: int
+    pid: int
+
+
+def _dir(home: Path) -> Path:
+    return home / "workers"
+
+
+def running(home: Path) -> list[WorkerProcess]:
+    found = []
+    for pidfile in sorted(_dir(home).glob("*.pid")):
+        role, index = pidfile.stem.rsplit("-", 1)
+        pid = read_pid(pidfile)
+        if pid is None:
+            pidfile.unlink(missing_ok=True)  # it died: forget it, `up` will replace it
+        else:
+            found.append(WorkerProcess(role, int(index), pid))
+    return found
+
+
+def start(settings: Settings, role: str, index: int) -> WorkerProcess:
+    directory = _dir(settings.home)
+    directory.mkdir(parents=True, exist_ok=True)
+    (settings.home / "logs").mkdir(exist_ok=True)
+    logfile = settings.home / "logs" / f"{role}-{index}.log"
+    env = {**os.environ, **settings.env()}
+    with open(logfile, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "services.worker", role], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    (directory / f"{role}-{index}.pid").write_text(str(proc.pid))
+    log.info("worker started", role=role, index=index, pid=proc.pid, log=str(logfile))
+    return WorkerProcess(role, index, proc.pid)
+
+
+def scale(settings: Settings, counts: dict[str, int]) -> list[WorkerProcess]:
+    """Bring each named role to exactly its count: start what is missing (including workers
+    that died), stop the extras."""
+    alive = running(settings.home)
+    for role, wanted in counts.items():
+        if role not in ROLES:
+            raise ValueError(f"unknown role {role!r}")
+        mine = sorted((w for w in alive if w.role == role), key=lambda w: w.index)
+        for extra in mine[wanted:]:
+            stop(settings.home, extra)
+        used = {w.index for w in mine[:wanted]}
+        free = (i for i in range(10_000) if i not in used)
+        for _ in range(wanted - len(mine)):
+            start(settings, role, next(free))
+    return running(settings.home)
+
+
+def stop(home: Path, worker: WorkerProcess, grace: float = STOP_GRACE_S) -> None:
+    terminate(worker.pid, grace)
+    (_dir(home) / f"{worker.role}-{worker.index}.pid").unlink(missing_ok=True)
+
+
+def stop_all(home: Path) -> int:
+    workers = running(home)
+    for worker in workers:  # signal all first, so they leave their groups in parallel
+        try:
+            os.kill(worker.pid, 15)
+        except ProcessLookupError:
+            continue
+    for worker in workers:
+        stop(home, worker)
+    return len(workers)

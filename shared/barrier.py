@@ -1,0 +1,46 @@
+"""The end-of-stream barrier: which partitions of a stage have ended, as a set.
+
+Markers can be redelivered (a worker replays input it had not committed) and arrive in any
+order. A counter would count a redelivered marker twice and fire early, losing data; a set
+makes marking idempotent. The rule every stage follows:
+
+    after the outputs for partition p are durable: mark(p); if the set is now complete,
+    send the end-of-stream markers downstream (again, if someone already did: duplicates
+    are harmless downstream, because that stage's barrier is a set too); then commit.
+
+A crash anywhere in that sequence replays the marker, and replaying it is harmless.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+
+class Stage(enum.Enum):
+    SOURCE = "source"  # SOURCE partitions whose end marker the dispatchers forwarded
+    MAP = "map"  # MAP---<id> partitions whose outputs the mappers made durable
+    SHUFFLE = "shuffle"  # SHUFFLE partitions whose groups the shufflers emitted
+    REDUCE = "reduce"  # REDUCE---<id> partitions whose results the reducers made durable
+    SINK = "sink"  # reduce partitions whose part file the sinks wrote
+
+
+def is_complete(ended: Iterable[int], total: int) -> bool:
+    """Complete when every partition 0..total-1 has ended (extra or repeated marks harmless)."""
+    return set(range(total)) <= set(ended)
+
+
+@dataclass
+class BarrierState:
+    """The pure model of one barrier: what the Redis set holds, for tests and reasoning."""
+
+    total: int
+    ended: set[int] = field(default_factory=set)
+
+    def mark(self, partition: int) -> bool:
+        """Mark a partition ended; return whether the barrier is complete afterwards."""
+        if not 0 <= partition < self.total:
+            raise ValueError(f"partition {partition} outside 0..{self.total - 1}")
+        self.ended.add(partition)
+        return is_complete(self.ended, self.total)

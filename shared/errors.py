@@ -1,0 +1,33 @@
+"""Errors a user or operator sees: each carries a message that names what was tried."""
+
+
+class MapReduceError(Exception):
+    """Base of every error the CLI turns into a one-line message and a non-zero exit."""
+
+    exit_code = 2
+
+
+class PipelineDefinitionError(MapReduceError):
+    """The pipeline module is missing, does not import, or lacks mapper/reducer."""
+
+
+class InvalidPipelineId(MapReduceError):
+    """A pipeline id that cannot become part of a Kafka topic name."""
+
+
+class InputError(MapReduceError):
+    """Missing input paths, unreadable files, malformed records, existing output."""
+
+
+class ConnectionFailed(MapReduceError):
+    """Kafka or Redis did not answer at the address that was tried."""
+
+
+class ClusterError(MapReduceError):
+    """The local cluster could not be installed, started or stopped."""
+
+
+class PipelineFailed(MapReduceError):
+    """A submitted pipeline ended in the failed state."""
+
+    exit_code = 1

@@ -1,0 +1,104 @@
+"""Kafka helpers: idempotent topic creation that waits until topics are usable, deletion,
+reachability checks. Nothing here connects at import time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+
+import structlog
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from shared import topics
+from shared.config import Settings
+from shared.errors import ConnectionFailed
+
+log = structlog.get_logger("kafka")
+
+COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
+             "segment.ms": "3600000"}
+
+
+def admin(settings: Settings) -> AdminClient:
+    return AdminClient(settings.admin_config())
+
+
+def check_reachable(settings: Settings, timeout: float = 8.0) -> None:
+    try:
+        admin(settings).list_topics(timeout=timeout)
+    except KafkaException as exc:
+        raise ConnectionFailed(
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}); "
+            "start a local cluster with `mapreduce up`, or pass --bootstrap-servers / "
+            "set MAPREDUCE_BOOTSTRAP_SERVERS"
+        ) from exc
+
+
+def ensure_topics(client: AdminClient, wanted: dict[str, tuple[int, dict[str, str]]],
+                  timeout: float = 30.0) -> None:
+    """Create topics that do not exist ("already exists" is success), then wait until every
+    partition has a leader: a fresh topic can answer UNKNOWN_TOPIC_OR_PART for a moment."""
+    existing = client.list_topics(timeout=timeout).topics
+    new = [NewTopic(name, num_partitions=n, replication_factor=-1, config=cfg)
+           for name, (n, cfg) in wanted.items() if name not in existing]
+    if new:
+        for name, future in client.create_topics(new, operation_timeout=timeout).items():
+            try:
+                future.result()
+                log.info("topic created", topic=name)
+            except KafkaException as exc:
+                if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                    raise
+    wait_until_usable(client, wanted, timeout)
+
+
+def wait_until_usable(client: AdminClient, wanted: dict[str, tuple[int, dict[str, str]]],
+                      timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        metadata = client.list_topics(timeout=timeout).topics
+        missing = [name for name, (n, _) in wanted.items()
+                   if name not in metadata or metadata[name].error is not None
+                   or len(metadata[name].partitions) < n
+                   or any(p.leader < 0 for p in metadata[name].partitions.values())]
+        if not missing:
+            return
+        if time.monotonic() > deadline:
+            raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                            f"topics without leaders: {missing}"))
+        time.sleep(delay)  # polling metadata: the broker has no "topic ready" notification
+        delay = min(delay * 2, 0.5)
+
+
+def delete_topics(client: AdminClient, names: Iterable[str], timeout: float = 30.0) -> None:
+    names = list(names)
+    if not names:
+        return
+    for name, future in client.delete_topics(names, operation_timeout=timeout).items():
+        try:
+            future.result()
+            log.info("topic deleted", topic=name)
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise
+
+
+def fixed_topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
+    return {
+        topics.PIPELINES: (1, COMPACTED),
+        topics.SOURCE: (settings.source_partitions, {}),
+        topics.SHUFFLE: (settings.shuffle_partitions, {}),
+        topics.OUTPUT: (settings.output_partitions, {}),
+    }
+
+
+def pipeline_topics(pipeline_id: str, partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
+    return {topics.map_topic(pipeline_id): (partitions, {}),
+            topics.reduce_topic(pipeline_id): (partitions, {})}
+
+
+def partition_count(client: AdminClient, topic: str, timeout: float = 10.0) -> int:
+    md = client.list_topics(topic, timeout=timeout).topics.get(topic)
+    return len(md.partitions) if md is not None and md.error is None else 0

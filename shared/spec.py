@@ -1,0 +1,140 @@
+"""The pipeline spec: what a user writes (mrjob-shaped) and what travels to the workers.
+
+A pipeline is a plain Python module with
+- ``mapper(record)``: yields items, by default ``(key, value)`` pairs;
+- ``reducer(key, values)``: returns the reduced value for one key;
+- optional ``combiner(key, values)``: returns a partial value of the same kind as the
+  values, applied map-side to shrink the shuffle (it must not change the result);
+- optional ``key_selector(item)`` / ``value_selector(item)`` when mapper items are not pairs.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import inspect
+import sys
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from shared.errors import PipelineDefinitionError
+
+FORMATS = ("text", "jsonl")
+
+
+def _first(item: Any) -> Any:
+    return item[0]
+
+
+def _second(item: Any) -> Any:
+    return item[1]
+
+
+@dataclass(frozen=True)
+class PipelineSpec:
+    pipeline_id: str
+    mapper: Callable[[Any], Iterable[Any]]
+    reducer: Callable[[Any, list[Any]], Any]
+    combiner: Callable[[Any, list[Any]], Any] | None
+    key_selector: Callable[[Any], Any]
+    value_selector: Callable[[Any], Any]
+    fmt: str  # "text" or "jsonl": how frames become records
+    partitions: int  # partitions of MAP---<id> and REDUCE---<id>; one output part each
+    output_dir: str
+    source_partitions: int  # end-of-stream markers expected from the source, one each
+    name: str = ""  # the module's file name, for people
+    keep: bool = False  # keep topics and coordination keys after the job (debugging)
+
+    def map_frame(self, records: Iterable[Any]) -> dict[Any, list[Any]]:
+        """Map a batch of records and group the values by key (combined when possible)."""
+        groups: dict[Any, list[Any]] = {}
+        key_of, value_of = self.key_selector, self.value_selector
+        for record in records:
+            for item in self.mapper(record):
+                key = key_of(item)
+                bucket = groups.get(key)
+                if bucket is None:
+                    groups[key] = [value_of(item)]
+                else:
+                    bucket.append(value_of(item))
+        if self.combiner is not None:
+            combine = self.combiner
+            return {k: [combine(k, vs)] for k, vs in groups.items()}
+        return groups
+
+
+def load_module(path: str | Path) -> ModuleType:
+    """Import a pipeline file under a unique module name, with clear errors."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineDefinitionError(f"pipeline file not found: {path}")
+    if path.suffix != ".py":
+        raise PipelineDefinitionError(f"pipeline file must be a Python module (.py): {path}")
+    name = f"mapreduce_pipeline_{path.stem}_{uuid.uuid4().hex[:8]}"
+    loader_spec = importlib.util.spec_from_file_location(name, path)
+    if loader_spec is None or loader_spec.loader is None:
+        raise PipelineDefinitionError(f"cannot load pipeline file {path}")
+    module = importlib.util.module_from_spec(loader_spec)
+    sys.modules[name] = module
+    try:
+        loader_spec.loader.exec_module(module)
+    except Exception as exc:
+        del sys.modules[name]
+        raise PipelineDefinitionError(
+            f"pipeline {path} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
+    return module
+
+
+def _callable(module: ModuleType, name: str, arity: int, required: bool, where: str) -> Any:
+    fn = getattr(module, name, None)
+    if fn is None:
+        if required:
+            signature = "(record)" if arity == 1 else "(key, values)"
+            raise PipelineDefinitionError(f"{where} defines no `{name}{signature}` function")
+        return None
+    if not callable(fn):
+        raise PipelineDefinitionError(f"{where}: `{name}` is not callable")
+    try:
+        inspect.signature(fn).bind(*range(arity))
+    except TypeError as exc:
+        raise PipelineDefinitionError(
+            f"{where}: `{name}` must accept {arity} positional argument(s): {exc}"
+        ) from exc
+    except ValueError:
+        pass  # builtins without a signature: trust them
+    return fn
+
+
+def spec_from_module(
+    module: ModuleType,
+    *,
+    pipeline_id: str,
+    fmt: str,
+    partitions: int,
+    output_dir: str,
+    source_partitions: int,
+    where: str,
+    keep: bool = False,
+) -> PipelineSpec:
+    if fmt not in FORMATS:
+        raise PipelineDefinitionError(f"unknown format {fmt!r}; choose one of {FORMATS}")
+    if partitions < 1:
+        raise PipelineDefinitionError(f"partitions must be at least 1, not {partitions}")
+    return PipelineSpec(
+        pipeline_id=pipeline_id,
+        mapper=_callable(module, "mapper", 1, True, where),
+        reducer=_callable(module, "reducer", 2, True, where),
+        combiner=_callable(module, "combiner", 2, False, where),
+        key_selector=_callable(module, "key_selector", 1, False, where) or _first,
+        value_selector=_callable(module, "value_selector", 1, False, where) or _second,
+        fmt=fmt,
+        partitions=partitions,
+        output_dir=output_dir,
+        source_partitions=source_partitions,
+        name=where,
+        keep=keep,
+    )

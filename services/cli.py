@@ -17,7 +17,7 @@ from rich.table import Table
 from services import output as job_output
 from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster
-from shared import config
+from shared import config, kafka
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.logging import configure
 from shared.store import Store
@@ -47,6 +47,9 @@ class Context:
                 console.print("[dim]starting local Kafka and Redis in "
                               f"{cluster.root} ...[/dim]")
             settings = cluster.start()
+        else:  # an existing cluster: say so now rather than start workers that cannot work
+            Store(settings.redis_url).check_reachable()
+            kafka.check_reachable(settings, timeout=5)
         running = supervisor.running(settings.home)
         if counts is None:
             have = {w.role for w in running}

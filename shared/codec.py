@@ -115,7 +115,12 @@ def decode_items(data: bytes) -> list[tuple[Any, Any]]:
 
 
 def key_bytes(key: Any) -> bytes:
-    return key.encode() if isinstance(key, str) else orjson.dumps(key)
+    if isinstance(key, str):
+        return key.encode()
+    try:
+        return orjson.dumps(key)
+    except TypeError as exc:  # e.g. integers beyond 64 bits, sets, objects
+        raise CodecError(f"key {key!r} is not a JSON value: {exc}") from exc
 
 
 def partition_for(key: Any, partitions: int) -> int:

@@ -24,9 +24,11 @@ def admin(settings: Settings) -> AdminClient:
     return AdminClient(settings.admin_config())
 
 
-def check_reachable(settings: Settings, timeout: float = 8.0) -> None:
+def check_reachable(settings: Settings, timeout: float = 8.0, quiet: bool = False) -> None:
+    """quiet: while a broker starts, "connection refused" is expected, not worth logging."""
+    client = AdminClient({**settings.admin_config(), "log_level": 0}) if quiet else admin(settings)
     try:
-        admin(settings).list_topics(timeout=timeout)
+        client.list_topics(timeout=timeout)
     except KafkaException as exc:
         raise ConnectionFailed(
             f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}); "

@@ -254,7 +254,7 @@ class LocalCluster:
                     tail = (self.root / f"{name}.log").read_text()[-1500:]
                     raise ClusterError(f"{name} exited during start-up; its log ends:\n{tail}")
             Store(settings.redis_url).check_reachable()
-            check_reachable(settings, timeout=3)
+            check_reachable(settings, timeout=3, quiet=True)
 
         try:
             retry.until_deadline("local cluster start", probe, seconds=timeout,

@@ -1,0 +1,57 @@
+# make demo  - install everything, start a local Kafka + Redis + workers, run word count on
+#              the shipped sample input and verify it against a sequential run
+# make test  - the whole test suite (starts its own cluster on free ports)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_OUT ?= out/demo-wordcount
+
+.PHONY: install system-packages demo test test-unit test-integration lint down clean
+
+# Debian packages the project needs: Redis, Java 17 and Maven (to fetch Kafka's jars from
+# Maven Central), docker-compose (only to validate compose/). Installed only when missing.
+system-packages:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+install: system-packages $(STAMP)
+	@$(BIN)/python -c "from services.localcluster.cluster import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars())"
+
+demo: install
+	$(BIN)/mapreduce up
+	rm -rf $(DEMO_OUT)
+	$(BIN)/mapreduce run pipelines/wordcount.py --input pipelines/samples/text \
+	    --output $(DEMO_OUT) --verify --top 10
+	@echo "demo ok: output in $(DEMO_OUT); the cluster keeps running (stop it: make down)"
+
+test: install
+	$(BIN)/pytest -q tests
+
+test-unit: install
+	$(BIN)/pytest -q tests/unit tests/property
+
+lint: install
+	$(BIN)/ruff check shared services pipelines tests benchmarks
+	$(BIN)/mypy shared services/source.py services/reference.py
+
+down:
+	$(BIN)/mapreduce down
+
+clean: down
+	rm -rf out $(VENV)

@@ -1,0 +1,93 @@
+"""Fixtures shared by the integration and fault tiers: one real Kafka broker and one real
+Redis per test session (or an existing cluster named in MAPREDUCE_TEST_BOOTSTRAP_SERVERS and
+MAPREDUCE_TEST_REDIS_URL), and a pool of worker processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from services import supervisor
+from services.localcluster.cluster import LocalCluster
+from shared.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    home = tmp_path_factory.mktemp("mapreduce-home")
+    bootstrap = os.environ.get("MAPREDUCE_TEST_BOOTSTRAP_SERVERS")
+    redis_url = os.environ.get("MAPREDUCE_TEST_REDIS_URL")
+    if bootstrap and redis_url:
+        yield Settings(bootstrap, redis_url, home=home)
+        supervisor.stop_all(home)
+        return
+    local = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
+                         redis_port=free_port())
+    settings = local.start()
+    try:
+        yield settings
+    finally:
+        supervisor.stop_all(home)
+        local.stop()
+
+
+@pytest.fixture(scope="session")
+def pool(cluster: Settings) -> Settings:
+    """The default worker pool, started once."""
+    supervisor.scale(cluster, supervisor.DEFAULT_COUNTS)
+    return cluster
+
+
+@pytest.fixture
+def workers(pool: Settings) -> Iterator[Settings]:
+    """The default pool, brought back to its default counts after the test (tests that add,
+    stop or kill workers use this one)."""
+    supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+    yield pool
+    supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+
+
+def make_corpus(directory: Path, megabytes: float, files: int = 4) -> list[Path]:
+    """Real text (the shipped samples), repeated to size; every repetition adds its own
+    words, so the key set grows with the input."""
+    directory.mkdir(parents=True, exist_ok=True)
+    base = b"".join(p.read_bytes() for p in sorted((REPO / "pipelines/samples/text").iterdir()))
+    lines = base.splitlines()
+    target = int(megabytes * 1e6)
+    paths, written, rep = [], 0, 0
+    handles = [open(directory / f"input-{i:02d}.txt", "wb") for i in range(files)]
+    try:
+        while written < target:
+            chunk = b"\n".join(line + b" rep%d" % (rep % 997) for line in lines) + b"\n"
+            handles[rep % files].write(chunk)
+            written += len(chunk)
+            rep += 1
+    finally:
+        for h in handles:
+            h.close()
+            paths.append(Path(h.name))
+    return paths
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.1):  # noqa: ANN001
+    """Wait for a condition observed from outside (a job's progress): test-side polling."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")

@@ -1,0 +1,103 @@
+"""Jobs on the real broker and Redis, compared with the sequential run."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from services import source
+from shared import topics
+from shared.errors import PipelineFailed
+from shared.store import Store
+from tests.conftest import REPO, make_corpus, wait_for
+from tests.integration import jobs
+
+pytestmark = pytest.mark.integration
+
+
+def test_wordcount_matches_sequential_and_output_follows_the_contract(pool, tmp_path):
+    inputs = make_corpus(tmp_path / "in", 2)
+    job = jobs.submit(pool, jobs.WORDCOUNT, inputs, tmp_path / "out", partitions=3)
+    jobs.wait(pool, job)
+    comparison = jobs.assert_matches_sequential(job)
+    assert comparison.actual_keys > 2500
+    names = sorted(p.name for p in (tmp_path / "out").iterdir())
+    assert names == ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
+    assert (tmp_path / "out" / "_SUCCESS").stat().st_size == 0
+    for part in (tmp_path / "out").glob("part-*"):
+        keys = [orjson.loads(line)[0] for line in part.read_bytes().splitlines()]
+        assert keys == sorted(keys)
+    assert not list(tmp_path.glob(".out.*.staging"))
+
+
+def test_inverted_index_matches_sequential(pool, tmp_path):
+    job = jobs.submit(pool, jobs.INVERTED_INDEX, [REPO / "pipelines/samples/docs.jsonl"],
+                      tmp_path / "out", fmt="jsonl")
+    jobs.wait(pool, job)
+    jobs.assert_matches_sequential(job)
+
+
+def test_two_pipelines_submitted_together(pool, tmp_path):
+    first = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "a", 1), tmp_path / "oa")
+    second = jobs.submit(pool, jobs.INVERTED_INDEX, [REPO / "pipelines/samples/docs.jsonl"],
+                         tmp_path / "ob", fmt="jsonl", partitions=2)
+    jobs.wait(pool, first)
+    jobs.wait(pool, second)
+    jobs.assert_matches_sequential(first)
+    jobs.assert_matches_sequential(second)
+
+
+def test_pipeline_announced_while_another_is_mid_run(pool, tmp_path):
+    store = Store(pool.redis_url)
+    long_job = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "big", 12),
+                           tmp_path / "big-out")
+    wait_for(lambda: store.ended_counts(long_job.pipeline_id)["mapped"] > 0, 60,
+             "the first pipeline to be mid-map")
+    assert store.pipeline(long_job.pipeline_id)["state"] == "running"
+    late = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "small", 0.3),
+                       tmp_path / "small-out")
+    jobs.wait(pool, late)
+    jobs.wait(pool, long_job)
+    jobs.assert_matches_sequential(long_job)
+    jobs.assert_matches_sequential(late)
+
+
+def test_finished_pipeline_topics_and_keys_are_removed(pool, tmp_path):
+    job = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 0.2), tmp_path / "o")
+    jobs.wait(pool, job)
+    admin = AdminClient(pool.admin_config())
+    names = {topics.map_topic(job.pipeline_id), topics.reduce_topic(job.pipeline_id)}
+    wait_for(lambda: not names & set(admin.list_topics(timeout=10).topics), 30,
+             "the pipeline's topics to be deleted")
+    counts = Store(pool.redis_url).ended_counts(job.pipeline_id)
+    assert not any(counts.values()), counts
+    assert Store(pool.redis_url).pipeline(job.pipeline_id)["state"] == "done"
+
+
+def test_mapper_that_raises_fails_the_pipeline_with_the_reason(pool, tmp_path):
+    pipeline = tmp_path / "broken.py"
+    pipeline.write_text("def mapper(line):\n"
+                        "    if line.endswith(' rep2'):\n"
+                        "        raise ValueError('cannot map ' + line[:10])\n"
+                        "    yield line, 1\n"
+                        "def reducer(k, vs):\n    return len(vs)\n")
+    job = jobs.submit(pool, pipeline, make_corpus(tmp_path / "in", 0.5), tmp_path / "o")
+    with pytest.raises(PipelineFailed, match="mapper raised ValueError: cannot map"):
+        jobs.wait(pool, job)
+    assert not (tmp_path / "o").exists()  # never finalized with partial output
+
+
+def test_duplicate_pipeline_id_is_refused(pool, tmp_path):
+    job = source.Job(jobs.WORDCOUNT, [REPO / "pipelines/samples/text"], tmp_path / "o1",
+                     pipeline_id="dup-id-test")
+    source.prepare(job, pool)
+    source.submit(job, pool)
+    again = source.Job(jobs.WORDCOUNT, [REPO / "pipelines/samples/text"], tmp_path / "o2",
+                       pipeline_id="dup-id-test")
+    source.prepare(again, pool)
+    from shared.errors import InvalidPipelineId
+
+    with pytest.raises(InvalidPipelineId, match="already in use"):
+        source.submit(again, pool)
+    jobs.wait(pool, job)

@@ -1,0 +1,125 @@
+"""The resubscribe state machine, driven by events alone: no Kafka."""
+
+import pytest
+
+from shared.resubscribe import (
+    NEXT,
+    STEP_OF,
+    GiveUp,
+    InvalidEvent,
+    Resubscription,
+    RunStep,
+    State,
+    Step,
+    StepFailed,
+    StepSucceeded,
+    TopicsChanged,
+    Transitioned,
+)
+
+A, B, C = "MAP---a", "MAP---b", "MAP---c"
+
+
+def steps(commands):
+    return [c for c in commands if isinstance(c, RunStep)]
+
+
+def transitions(commands):
+    return [(c.source, c.target) for c in commands if isinstance(c, Transitioned)]
+
+
+def succeed_until_consuming(machine, first_commands):
+    """Feed StepSucceeded for every step asked for; return the steps in order."""
+    performed, pending = [], steps(first_commands)
+    while pending:
+        step = pending.pop(0)
+        performed.append(step)
+        pending.extend(steps(machine.handle(StepSucceeded(step.step))))
+    return performed
+
+
+def test_full_cycle_goes_through_every_state_in_order():
+    m = Resubscription()
+    first = m.handle(TopicsChanged(frozenset({A})))
+    assert transitions(first) == [(State.CONSUMING, State.DRAINING)]
+    performed = succeed_until_consuming(m, first)
+    assert [s.step for s in performed] == [Step.DRAIN, Step.CLOSE, Step.CONNECT, Step.SUBSCRIBE]
+    assert performed[-1].topics == {A}
+    assert m.state is State.CONSUMING and m.subscribed == {A}
+
+
+def test_transition_table_is_the_documented_sequence():
+    state, order = State.DRAINING, []
+    while state is not State.CONSUMING:
+        order.append(STEP_OF[state])
+        state = NEXT[state]
+    assert order == [Step.DRAIN, Step.CLOSE, Step.CONNECT, Step.SUBSCRIBE]
+
+
+def test_unchanged_topics_cost_nothing():
+    m = Resubscription()
+    succeed_until_consuming(m, m.handle(TopicsChanged(frozenset({A}))))
+    assert m.handle(TopicsChanged(frozenset({A}))) == []
+
+
+def test_failed_step_is_retried_from_that_step_not_from_the_start():
+    m = Resubscription(max_attempts=3)
+    commands = m.handle(TopicsChanged(frozenset({A})))
+    commands = m.handle(StepSucceeded(Step.DRAIN))
+    commands = m.handle(StepSucceeded(Step.CLOSE))
+    assert steps(commands)[0].step is Step.CONNECT
+    retry = m.handle(StepFailed(Step.CONNECT, "broker down"))
+    assert retry == [RunStep(Step.CONNECT, 2, frozenset({A}))]
+    assert m.state is State.CONNECTING
+    after = m.handle(StepSucceeded(Step.CONNECT))
+    assert steps(after)[0] == RunStep(Step.SUBSCRIBE, 1, frozenset({A}))  # attempts reset
+
+
+def test_gives_up_after_max_attempts():
+    m = Resubscription(max_attempts=2)
+    m.handle(TopicsChanged(frozenset({A})))
+    assert steps(m.handle(StepFailed(Step.DRAIN, "x")))[0].attempt == 2
+    final = m.handle(StepFailed(Step.DRAIN, "y"))
+    assert GiveUp(Step.DRAIN, "y") in final
+    assert m.state is State.FAILED
+    assert m.handle(TopicsChanged(frozenset({B}))) == []
+
+
+def test_changes_during_a_cycle_are_coalesced_into_it():
+    m = Resubscription()
+    first = m.handle(TopicsChanged(frozenset({A})))
+    assert m.handle(TopicsChanged(frozenset({A, B}))) == []  # mid-cycle: no new cycle
+    assert m.handle(TopicsChanged(frozenset({A, B, C}))) == []
+    performed = succeed_until_consuming(m, first)
+    assert len(performed) == 4  # one cycle for three announcements
+    assert performed[-1].topics == {A, B, C}
+    assert m.subscribed == {A, B, C}
+
+
+def test_change_after_subscribe_started_runs_one_more_cycle():
+    m = Resubscription()
+    m.handle(TopicsChanged(frozenset({A})))
+    m.handle(StepSucceeded(Step.DRAIN))
+    m.handle(StepSucceeded(Step.CLOSE))
+    subscribe = steps(m.handle(StepSucceeded(Step.CONNECT)))[0]
+    assert subscribe.topics == {A}
+    m.handle(TopicsChanged(frozenset({A, B})))  # arrives while SUBSCRIBE {A} is under way
+    again = m.handle(StepSucceeded(Step.SUBSCRIBE))
+    assert m.subscribed == {A}
+    assert steps(again)[0].step is Step.DRAIN
+    performed = succeed_until_consuming(m, again)
+    assert performed[-1].topics == {A, B} and m.subscribed == {A, B}
+
+
+def test_event_for_the_wrong_step_is_a_bug():
+    m = Resubscription()
+    m.handle(TopicsChanged(frozenset({A})))
+    with pytest.raises(InvalidEvent):
+        m.handle(StepSucceeded(Step.SUBSCRIBE))
+
+
+def test_removing_every_topic_is_a_change_too():
+    m = Resubscription()
+    succeed_until_consuming(m, m.handle(TopicsChanged(frozenset({A}))))
+    performed = succeed_until_consuming(m, m.handle(TopicsChanged(frozenset())))
+    assert performed[-1].topics == frozenset() and m.subscribed == frozenset()

@@ -1,0 +1,134 @@
+"""Pure pieces of the source and the sink: pipeline loading, input discovery, framing,
+atomic output, comparison with the sequential run."""
+
+from pathlib import Path
+
+import pytest
+
+from services import output, reference, source
+from shared.errors import InputError, PipelineDefinitionError
+from shared.spec import load_module, spec_from_module
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spec_of(path, **kw):
+    args = dict(pipeline_id="p", fmt="text", partitions=2, output_dir="/tmp/o",
+                source_partitions=4, where=Path(path).name)
+    args.update(kw)
+    return spec_from_module(load_module(path), **args)
+
+
+def write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_missing_pipeline_file(tmp_path):
+    with pytest.raises(PipelineDefinitionError, match="not found"):
+        load_module(tmp_path / "nope.py")
+
+
+def test_pipeline_without_reducer_names_what_is_missing(tmp_path):
+    path = write(tmp_path, "p.py", "def mapper(r):\n    yield r, 1\n")
+    with pytest.raises(PipelineDefinitionError, match=r"no `reducer\(key, values\)`"):
+        spec_of(path)
+
+
+def test_pipeline_without_mapper(tmp_path):
+    path = write(tmp_path, "p.py", "def reducer(k, v):\n    return 1\n")
+    with pytest.raises(PipelineDefinitionError, match=r"no `mapper\(record\)`"):
+        spec_of(path)
+
+
+def test_pipeline_with_wrong_arity(tmp_path):
+    path = write(tmp_path, "p.py", "def mapper():\n    pass\ndef reducer(k, v):\n    pass\n")
+    with pytest.raises(PipelineDefinitionError, match="1 positional"):
+        spec_of(path)
+
+
+def test_pipeline_that_fails_to_import(tmp_path):
+    path = write(tmp_path, "p.py", "import no_such_module_here\n")
+    with pytest.raises(PipelineDefinitionError, match="ModuleNotFoundError"):
+        spec_of(path)
+
+
+def test_selectors_and_combiner_are_used_by_map_frame(tmp_path):
+    path = write(tmp_path, "p.py", (
+        "def mapper(r):\n    yield {'k': r, 'v': 2}\n"
+        "def key_selector(i):\n    return i['k']\n"
+        "def value_selector(i):\n    return i['v']\n"
+        "def combiner(k, vs):\n    return sum(vs)\n"
+        "def reducer(k, vs):\n    return sum(vs)\n"))
+    spec = spec_of(path)
+    assert spec.map_frame(["a", "b", "a"]) == {"a": [4], "b": [2]}
+
+
+def test_input_files_directory_sorted_and_filtered(tmp_path):
+    for name in ("b.txt", "a.txt", ".hidden", "_SUCCESS"):
+        write(tmp_path, name, "x\n")
+    assert [p.name for p in source.input_files([tmp_path])] == ["a.txt", "b.txt"]
+    with pytest.raises(InputError, match="does not exist"):
+        source.input_files([tmp_path / "missing"])
+    with pytest.raises(InputError, match="no input files"):
+        empty = tmp_path / "empty"
+        empty.mkdir()
+        source.input_files([empty])
+
+
+def test_existing_output_is_refused(tmp_path):
+    (tmp_path / "out").mkdir()
+    source.check_output(tmp_path / "out")  # empty directory is fine
+    write(tmp_path / "out", "part-00000", "")
+    with pytest.raises(InputError, match="already exists"):
+        source.check_output(tmp_path / "out")
+
+
+def test_frames_hold_whole_lines_and_lose_nothing(tmp_path):
+    text = "".join(f"line {i} {'x' * (i % 37)}\n" for i in range(2000)) + "no newline at end"
+    path = write(tmp_path, "in.txt", text)
+    frames = list(source.frames([path], 1000, "text"))
+    assert all(f.endswith(b"\n") for f in frames)
+    assert b"".join(frames).decode() == text + "\n"
+
+
+def test_bad_jsonl_line_is_reported_with_its_number(tmp_path):
+    path = write(tmp_path, "in.jsonl", '{"a": 1}\n{"a": 2}\n{oops\n')
+    with pytest.raises(InputError, match="line 3 is not valid JSON"):
+        list(source.frames([path], 1 << 20, "jsonl"))
+
+
+def test_oversized_record_names_the_limit(tmp_path):
+    path = write(tmp_path, "big.txt", "x" * (source.MAX_RECORD_BYTES + 10) + "\n")
+    with pytest.raises(InputError, match=str(source.MAX_RECORD_BYTES)):
+        list(source.frames([path], 64 * 1024, "text"))
+
+
+def test_output_is_all_or_nothing(tmp_path):
+    out = tmp_path / "result"
+    staging = output.staging_dir(out, "p")
+    output.write_part(staging, 1, [("b", 2)])
+    output.write_part(staging, 0, output.sorted_items({"z": 1, "a": 3}))
+    assert not out.exists()
+    output.finalize(staging, out)
+    output.finalize(staging, out)  # a replay after a crash is harmless
+    assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000", "part-00001"]
+    assert output.read_output(out) == [("a", 3), ("z", 1), ("b", 2)]
+
+
+def test_sorted_items_handles_mixed_key_types():
+    # ordered by JSON text: '"a"' < '1' < '[1,2]'
+    assert [k for k, _ in output.sorted_items({1: 0, "a": 0, (1, 2): 0})] == ["a", 1, (1, 2)]
+
+
+def test_reference_and_compare(tmp_path):
+    spec = spec_of(REPO / "pipelines" / "wordcount.py")
+    path = write(tmp_path, "in.txt", "a b a\nc\n")
+    expected = reference.run_sequential(spec, [path])
+    assert expected == {"a": 2, "b": 1, "c": 1}
+    assert reference.compare(expected, [("a", 2), ("b", 1), ("c", 1)]).equal
+    bad = reference.compare(expected, [("a", 3), ("b", 1), ("b", 1), ("x", 1)])
+    assert bad.missing == ["c"] and bad.duplicated == ["b"] and bad.unexpected == ["x"]
+    assert bad.different == [("a", 2, 3)]
+    assert "1 missing" in bad.summary()

@@ -77,7 +77,7 @@ def is_complete(output_dir: str | Path) -> bool:
 
 def read_output(output_dir: str | Path) -> list[tuple[Any, Any]]:
     """Every [key, value] line of every part, in part order."""
-    items = []
+    items: list[tuple[Any, Any]] = []
     for part in sorted(Path(output_dir).glob("part-*")):
         with open(part, "rb") as f:
             items.extend((k, v) for k, v in map(orjson.loads, f))

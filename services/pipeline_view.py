@@ -46,11 +46,16 @@ class PipelineView:
             if not messages:
                 return changed
             for msg in messages:
-                if msg.error():
-                    if msg.error().code() != KafkaError._PARTITION_EOF:
-                        log.warning("pipelines topic error", error=msg.error().str())
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        log.warning("pipelines topic error", error=error.str())
                     continue
-                pipeline_id = msg.key().decode()
+                key = msg.key()
+                if key is None:
+                    log.error("pipelines record without a key skipped", offset=msg.offset())
+                    continue
+                pipeline_id = key.decode()
                 if self._apply(pipeline_id, msg):
                     changed.add(pipeline_id)
             timeout = 0.0
@@ -62,7 +67,7 @@ class PipelineView:
             "pipelines watermarks",
             lambda: self._consumer.get_watermark_offsets(self._tp, timeout=timeout, cached=False),
             seconds=30, on=(KafkaException,))
-        changed = set()
+        changed: set[str] = set()
         while True:
             position = self._consumer.position([self._tp])[0].offset
             if position >= high or (position < 0 and high == 0):

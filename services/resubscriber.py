@@ -19,9 +19,9 @@ from shared.resubscribe import (
     GiveUp,
     Resubscription,
     RunStep,
+    Step,
     StepFailed,
     StepSucceeded,
-    Step,
     TopicsChanged,
     Transitioned,
 )

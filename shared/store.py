@@ -33,6 +33,14 @@ return ARGV[1]
 WORKER_TTL_S = 30  # a worker silent this long disappears from `status`
 
 
+FieldValue = str | int | float
+
+
+def _fields(values: dict[str, Any]) -> dict[Any, FieldValue]:
+    """Redis hash values are strings; say how everything else is written."""
+    return {k: v if isinstance(v, str | int | float) else str(v) for k, v in values.items()}
+
+
 def _pipeline_key(pipeline_id: str) -> str:
     return f"mr:pipeline:{pipeline_id}"
 
@@ -65,12 +73,12 @@ class Store:
         key = _pipeline_key(pipeline_id)
         if not self.redis.hsetnx(key, "state", "submitted"):
             return False
-        self.redis.hset(key, mapping={**fields, "submitted": time.time()})
+        self.redis.hset(key, mapping=_fields({**fields, "submitted": time.time()}))
         self.redis.sadd("mr:pipelines", pipeline_id)
         return True
 
     def update_pipeline(self, pipeline_id: str, **fields: Any) -> None:
-        self.redis.hset(_pipeline_key(pipeline_id), mapping=fields)
+        self.redis.hset(_pipeline_key(pipeline_id), mapping=_fields(fields))
 
     def finish_pipeline(self, pipeline_id: str, state: str, reason: str = "") -> str:
         """Move to a terminal state once; return the terminal state that holds."""
@@ -102,7 +110,7 @@ class Store:
         return set(range(total)) <= {int(m) for m in members}
 
     def has_ended(self, pipeline_id: str, stage: Stage, partition: int) -> bool:
-        return bool(self.redis.sismember(_ended_key(pipeline_id, stage), partition))
+        return bool(self.redis.sismember(_ended_key(pipeline_id, stage), str(partition)))
 
     def ended_counts(self, pipeline_id: str) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)
@@ -122,7 +130,7 @@ class Store:
     def heartbeat(self, worker_id: str, fields: dict[str, Any]) -> None:
         key = f"mr:worker:{worker_id}"
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, mapping={**fields, "last_seen": time.time()})
+        pipe.hset(key, mapping=_fields({**fields, "last_seen": time.time()}))
         pipe.expire(key, WORKER_TTL_S)
         pipe.execute()
 

@@ -4,6 +4,7 @@ MAPREDUCE_TEST_REDIS_URL), and a pool of worker processes."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -67,18 +68,15 @@ def make_corpus(directory: Path, megabytes: float, files: int = 4) -> list[Path]
     base = b"".join(p.read_bytes() for p in sorted((REPO / "pipelines/samples/text").iterdir()))
     lines = base.splitlines()
     target = int(megabytes * 1e6)
-    paths, written, rep = [], 0, 0
-    handles = [open(directory / f"input-{i:02d}.txt", "wb") for i in range(files)]
-    try:
+    paths = [directory / f"input-{i:02d}.txt" for i in range(files)]
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(open(p, "wb")) for p in paths]
+        written = rep = 0
         while written < target:
             chunk = b"\n".join(line + b" rep%d" % (rep % 997) for line in lines) + b"\n"
             handles[rep % files].write(chunk)
             written += len(chunk)
             rep += 1
-    finally:
-        for h in handles:
-            h.close()
-            paths.append(Path(h.name))
     return paths
 
 

@@ -5,6 +5,7 @@ with their data, logs and pids under $MAPREDUCE_HOME. Sized for a 2-core machine
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -118,10 +119,9 @@ def redis_server() -> str:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        os.waitpid(pid, os.WNOHANG)  # reap it if it is our own dead child
-    except ChildProcessError:
-        pass  # not our child: its parent reaps it
+    # Reap it if it is our own dead child; if it is not our child, its parent reaps it.
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ", 1)[1][0] != "Z"

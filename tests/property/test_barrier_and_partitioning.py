@@ -37,7 +37,8 @@ def test_is_complete_ignores_extra_members(ended, total):
     assert is_complete(ended, total) == set(range(total)).issubset(ended)
 
 
-keys = st.recursive(st.one_of(st.text(), st.integers(-(2**63), 2**64 - 1), st.booleans(), st.none()),
+scalars = st.one_of(st.text(), st.integers(-(2**63), 2**64 - 1), st.booleans(), st.none())
+keys = st.recursive(scalars,
                     lambda inner: st.tuples(inner, inner), max_leaves=4)
 
 

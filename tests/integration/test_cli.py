@@ -1,0 +1,122 @@
+"""The `mapreduce` command as a user runs it: a clear one-line error for bad input, never a
+traceback; a verified run prints its summary."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, free_port
+
+pytestmark = pytest.mark.integration
+MAPREDUCE = [sys.executable, "-m", "services.cli"]
+
+
+def cli(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, **settings.env()}
+    return subprocess.run([*MAPREDUCE, *args], capture_output=True, text=True, env=env,
+                          timeout=timeout, cwd=REPO)
+
+
+def assert_clean_error(result, *fragments: str) -> None:
+    assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr, result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_run_verify_prints_summary_and_top_words(pool, tmp_path):
+    result = cli(pool, "run", "pipelines/wordcount.py", "--input", "pipelines/samples/text",
+                 "--output", str(tmp_path / "out"), "--verify", "--top", "3")
+    assert result.returncode == 0, result.stderr
+    assert "verify: identical:" in result.stdout
+    assert "done in" in result.stdout
+    top = result.stdout.split("\n")[1].split()
+    assert top[1] == "the" and int(top[0]) > 100
+
+
+def test_submit_prints_the_pipeline_id_and_status_shows_it(pool, tmp_path):
+    result = cli(pool, "submit", "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"), "--id", "cli-submit-test")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "cli-submit-test"
+    status = cli(pool, "status", "--json")
+    assert status.returncode == 0 and "cli-submit-test" in status.stdout
+    assert '"role": "mapper"' in status.stdout
+
+
+def test_missing_input(pool, tmp_path):
+    result = cli(pool, "run", "pipelines/wordcount.py", "-i", str(tmp_path / "nope"),
+                 "-o", str(tmp_path / "out"))
+    assert_clean_error(result, "input path does not exist")
+
+
+def test_pipeline_without_reducer(pool, tmp_path):
+    module = tmp_path / "half.py"
+    module.write_text("def mapper(line):\n    yield line, 1\n")
+    result = cli(pool, "run", str(module), "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"))
+    assert_clean_error(result, "defines no `reducer(key, values)`")
+
+
+def test_invalid_pipeline_id(pool, tmp_path):
+    result = cli(pool, "run", "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"), "--id", "bad---id")
+    assert_clean_error(result, "reserved")
+    result = cli(pool, "run", "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"), "--id", "no spaces")
+    assert_clean_error(result, "not allowed in a Kafka topic name")
+
+
+def test_existing_output_is_refused_before_anything_is_sent(pool, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "precious.txt").write_text("keep me")
+    result = cli(pool, "run", "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"))
+    assert_clean_error(result, "already exists")
+    assert (tmp_path / "out" / "precious.txt").read_text() == "keep me"
+
+
+def test_bad_jsonl_fails_the_job_and_finalizes_nothing(pool, tmp_path):
+    data = tmp_path / "docs.jsonl"
+    data.write_text('{"doc": "a", "text": "x"}\n{"doc": "b", "text": \n')
+    result = cli(pool, "run", "pipelines/inverted_index.py", "--format", "jsonl",
+                 "-i", str(data), "-o", str(tmp_path / "out"))
+    assert_clean_error(result, "line 2 is not valid JSON")
+    assert not (tmp_path / "out").exists()
+
+
+def test_unreachable_kafka(pool, tmp_path):
+    result = cli(pool, "--bootstrap-servers", f"127.0.0.1:{free_port()}", "run",
+                 "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"))
+    assert_clean_error(result, "cannot reach Kafka at 127.0.0.1:")
+
+
+def test_unreachable_redis(pool, tmp_path):
+    result = cli(pool, "--redis-url", f"redis://127.0.0.1:{free_port()}/0", "run",
+                 "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                 "-o", str(tmp_path / "out"))
+    assert_clean_error(result, "cannot reach Redis at redis://127.0.0.1:")
+
+
+def test_help_explains_commands(pool):
+    result = cli(pool, "--help")
+    assert result.returncode == 0
+    for command in ("up", "run", "submit", "status", "down"):
+        assert command in result.stdout
+    run_help = cli(pool, "run", "--help").stdout
+    assert "--verify" in run_help and "--partitions" in run_help
+
+
+def test_fresh_home_without_cluster_says_what_to_do(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAPREDUCE_")}
+    env["MAPREDUCE_HOME"] = str(tmp_path / "home")
+    result = subprocess.run([*MAPREDUCE, "status"], capture_output=True, text=True, env=env,
+                            cwd=REPO, timeout=60)
+    assert_clean_error(result, "mapreduce up")
+    assert Path(tmp_path / "home").exists() is False

@@ -65,8 +65,11 @@ def check_output(output_dir: Path) -> None:
     if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
         raise InputError(f"output {output_dir} already exists and is not an empty directory: "
                          "choose another --output or remove it")
-    if not output_dir.parent.exists():
-        raise InputError(f"parent directory of output {output_dir} does not exist")
+    try:
+        output_dir.parent.mkdir(parents=True, exist_ok=True)  # the staging dir goes there
+    except OSError as exc:
+        raise InputError(f"cannot create the parent directory of output {output_dir}: "
+                         f"{exc.strerror}") from exc
 
 
 def new_pipeline_id(path: Path) -> str:

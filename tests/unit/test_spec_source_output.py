@@ -77,6 +77,11 @@ def test_input_files_directory_sorted_and_filtered(tmp_path):
         source.input_files([empty])
 
 
+def test_missing_output_parents_are_created(tmp_path):
+    source.check_output(tmp_path / "a" / "b" / "out")
+    assert (tmp_path / "a" / "b").is_dir() and not (tmp_path / "a" / "b" / "out").exists()
+
+
 def test_existing_output_is_refused(tmp_path):
     (tmp_path / "out").mkdir()
     source.check_output(tmp_path / "out")  # empty directory is fine

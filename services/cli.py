@@ -197,7 +197,7 @@ def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fm
     items = job_output.read_output(job.output_dir)
     mb = sent["bytes"] / 1e6
     click.echo(f"pipeline {job.pipeline_id}: done in {elapsed:.2f}s, {mb:.1f} MB in "
-               f"({mb / elapsed:.1f} MB/s), {len(items)} keys out -> {job.output_dir}")
+               f"({mb / elapsed:.2f} MB/s), {len(items)} keys out -> {job.output_dir}")
     if top:
         ranked = sorted(items, key=lambda kv: (-kv[1], str(kv[0])) if isinstance(
             kv[1], int | float) else (0, str(kv[0])))

@@ -130,6 +130,9 @@ def _job_options(fn: Any) -> Any:
                      help="pipeline id (letters, digits, . _ -); default: generated"),
         click.option("--keep", is_flag=True,
                      help="keep the pipeline's topics and Redis keys after it finishes"),
+        click.option("--max-errors", type=click.IntRange(0), default=None,
+                     help="fail the job once more than N records (or keys) made the user's "
+                          "code raise; default: no limit (they go to the DEADLETTER topic)"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -137,8 +140,10 @@ def _job_options(fn: Any) -> Any:
 
 
 def _prepare(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output_dir: Path, fmt: str,
-             partitions: int, pipeline_id: str, keep: bool) -> tuple[source.Job, config.Settings]:
-    job = source.Job(pipeline, list(inputs), output_dir, fmt, partitions, pipeline_id, keep)
+             partitions: int, pipeline_id: str, keep: bool,
+             max_errors: int | None) -> tuple[source.Job, config.Settings]:
+    job = source.Job(pipeline, list(inputs), output_dir, fmt, partitions, pipeline_id, keep,
+                     max_errors)
     source.prepare(job, config.Settings("", ""))  # all local checks before any connection
     settings = obj.ensure()
     source.prepare(job, settings)
@@ -166,10 +171,11 @@ def _progress() -> Progress:
 @click.option("--top", type=int, default=0, help="print the N keys with the largest values")
 @click.pass_obj
 def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-        partitions: int, pipeline_id: str, keep: bool, verify: bool, timeout: float | None,
-        top: int) -> None:
+        partitions: int, pipeline_id: str, keep: bool, max_errors: int | None, verify: bool,
+        timeout: float | None, top: int) -> None:
     """Submit a pipeline, show its progress, wait until its output is final, summarize."""
-    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep)
+    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
+                             max_errors)
     started = time.monotonic()
     sent = _submit_with_progress(job, settings)
     stage_names = ("map", "shuffle", "reduce", "sink")
@@ -198,6 +204,10 @@ def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fm
     mb = sent["bytes"] / 1e6
     click.echo(f"pipeline {job.pipeline_id}: done in {elapsed:.2f}s, {mb:.1f} MB in "
                f"({mb / elapsed:.2f} MB/s), {len(items)} keys out -> {job.output_dir}")
+    errors = int(status.get("errors") or 0)
+    if errors:
+        click.echo(f"warning: {errors} records or keys made the pipeline's code raise and were "
+                   "left out; they are on the DEADLETTER topic with their tracebacks")
     if top:
         ranked = sorted(items, key=lambda kv: (-kv[1], str(kv[0])) if isinstance(
             kv[1], int | float) else (0, str(kv[0])))
@@ -210,16 +220,16 @@ def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fm
         click.echo(f"verify: {comparison.summary()}")
         if not comparison.equal:
             sys.exit(1)
-    del status
 
 
 @cli.command()
 @_job_options
 @click.pass_obj
 def submit(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-           partitions: int, pipeline_id: str, keep: bool) -> None:
+           partitions: int, pipeline_id: str, keep: bool, max_errors: int | None) -> None:
     """Submit a pipeline and return at once; prints the pipeline id."""
-    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep)
+    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
+                             max_errors)
     _submit_with_progress(job, settings)
     click.echo(job.pipeline_id)
 
@@ -239,19 +249,22 @@ def status(obj: Context, as_json: bool) -> None:
     for pid in store.pipeline_ids():
         info = store.pipeline(pid)
         if info:
-            pipelines.append({"id": pid, **info, **store.ended_counts(pid)})
+            counts = store.ended_counts(pid)
+            counts["errors_live"] = counts.pop("errors")
+            pipelines.append({"id": pid, **info, **counts})
     workers = store.workers()
     if as_json:
         import json
         click.echo(json.dumps({"pipelines": pipelines, "workers": workers}, indent=2))
         return
     table = Table(title="pipelines")
-    for column in ("id", "state", "frames mapped", "map/shuffle/reduce/sink ended", "output",
-                   "reason"):
+    for column in ("id", "state", "frames mapped", "map/shuffle/reduce/sink ended", "errors",
+                   "output", "reason"):
         table.add_column(column)
     for p in pipelines:
         table.add_row(p["id"], p.get("state", "?"), f"{p['mapped']}/{p.get('frames', '?')}",
                       f"{p['map']}/{p['shuffle']}/{p['reduce']}/{p['sink']}",
+                      str(max(int(p.get("errors") or 0), int(p["errors_live"]))),
                       p.get("output", ""), p.get("reason", ""))
     out = Console()
     out.print(table)

@@ -9,15 +9,19 @@ pipeline's topics."""
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka import Consumer, KafkaError, Message
 
 from services.runtime import Runtime, commit, describe
 from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import CodecError, Envelope, Kind
+from shared.store import TERMINAL
 
 BATCH = 500
 POLL_S = 0.2
+WATCH_SOURCES_S = 2.0  # how often to look for pipelines whose source died mid-stream
 
 
 class Dispatcher:
@@ -29,6 +33,8 @@ class Dispatcher:
         self.consumer = Consumer(rt.settings.consumer_config("dispatchers"))
         self.consumer.subscribe([topics.SOURCE], on_assign=self._assigned)
         self.forwarded = 0
+        self.streams_complete: set[str] = set()
+        self._watched = 0.0
 
     def _assigned(self, _c: Consumer, parts: list[object]) -> None:
         self.rt.assignment = describe(parts)
@@ -45,8 +51,27 @@ class Dispatcher:
                 self._process(messages)
                 self.rt.producer.flush()
                 commit(self.consumer)
+            self._watch_sources()
             self.rt.heartbeat(forwarded=self.forwarded)
         self.consumer.close()
+
+    def _watch_sources(self) -> None:
+        """A pipeline whose source stopped heart-beating before ending its stream can never
+        complete: fail it (it is never finalized with partial input)."""
+        now = time.monotonic()
+        if now - self._watched < WATCH_SOURCES_S:
+            return
+        self._watched = now
+        # From Redis, not from PIPELINES: a source can die before it announces anything.
+        for pipeline_id in self.rt.store.active_pipeline_ids():
+            if pipeline_id in self.streams_complete or pipeline_id in self.rt.failed:
+                continue
+            status = self.rt.store.pipeline(pipeline_id)
+            if "frames" in status or status.get("state") in TERMINAL:
+                self.streams_complete.add(pipeline_id)
+            elif not self.rt.store.source_alive(pipeline_id):
+                self.rt.fail(pipeline_id, "source stopped mid-stream: its heartbeat expired "
+                                          "before it ended the stream; the input is incomplete")
 
     def _pipelines_changed(self, changed: set[str]) -> None:
         gone = [pid for pid in changed if pid not in self.rt.view.entries]
@@ -59,17 +84,17 @@ class Dispatcher:
 
     def _ensure_ready(self, pipeline_id: str) -> None:
         entry = self.rt.view.entries.get(pipeline_id)
-        if entry is None or entry.spec is None or pipeline_id in self.made_ready:
+        if entry is None or pipeline_id in self.made_ready or self.rt.spec(pipeline_id) is None:
             return
         if not entry.ready:
             kafka.ensure_topics(self.rt.admin,
-                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions))
+                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions))  # type: ignore[union-attr]
             self.rt.producer.send(topics.PIPELINES, entry.raw,
                                   Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode())
             self.rt.producer.flush()
             self.rt.store.update_pipeline(pipeline_id, state="running")
             self.rt.log.info("pipeline ready", pipeline=pipeline_id,
-                             partitions=entry.spec.partitions)
+                             partitions=entry.spec.partitions)  # type: ignore[union-attr]
         self.made_ready.add(pipeline_id)
 
     def _process(self, messages: list[Message]) -> None:
@@ -86,7 +111,7 @@ class Dispatcher:
                                   offset=msg.offset(), error=str(exc))
                 continue
             pipeline_id = envelope.pipeline
-            spec = self.rt.view.spec(pipeline_id)
+            spec = self.rt.spec(pipeline_id)
             if spec is None:
                 self.rt.log.debug("record of a finished pipeline skipped", pipeline=pipeline_id)
                 continue

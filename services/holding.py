@@ -131,7 +131,7 @@ class HoldingWorker:
             if key in self.emitted[partition]:
                 continue
             holding = holdings.get(key)
-            spec = self.rt.view.spec(envelope.pipeline)
+            spec = self.rt.spec(envelope.pipeline)
             if spec is None:
                 holdings.pop(key, None)
                 continue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from services.runtime import OutputProducer
+from services.producer import OutputProducer
 from shared import topics
 from shared.store import Store
 

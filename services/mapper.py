@@ -10,11 +10,19 @@ from collections import defaultdict
 
 from confluent_kafka import Message
 
+from services import deadletter
 from services.pipeline_worker import PipelineTopicWorker
 from services.runtime import Runtime
 from shared import topics
 from shared.barrier import Stage
-from shared.codec import Envelope, Kind, decode_records, partition_for, split_by_size
+from shared.codec import (
+    Envelope,
+    Kind,
+    decode_records,
+    key_bytes,
+    partition_for,
+    split_by_size,
+)
 from shared.spec import PipelineSpec
 
 
@@ -30,7 +38,15 @@ class Mapper(PipelineTopicWorker):
         return topics.map_topic(pipeline_id)
 
     def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
-        groups = spec.map_frame(decode_records(msg.value(), spec.fmt))
+        def on_error(role: str, where: object, data: object, exc: BaseException) -> None:
+            at = where if role == "mapper" else key_bytes(where).decode("utf-8", "replace")
+            deadletter.record(self.rt, spec, role, f"{role}:{envelope.seq}:{at}", data, exc,
+                              {"topic": msg.topic(), "partition": msg.partition(),
+                               "offset": msg.offset(), "frame": envelope.seq, "at": at})
+
+        groups = spec.map_frame(decode_records(msg.value(), spec.fmt), on_error)
+        if spec.pipeline_id in self.rt.failed:
+            return  # --max-errors exceeded
         shuffle_partitions = self.rt.shuffle_partitions
         buckets: list[list[list[object]]] = [[] for _ in range(shuffle_partitions)]
         for key, values in groups.items():

@@ -9,6 +9,7 @@ result."""
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -58,6 +59,9 @@ def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]]) -> Pa
 def finalize(staging: Path, output_dir: str | Path) -> None:
     """Idempotent: a replay after a crash half-way through finishes the job."""
     output = Path(output_dir)
+    if (output / SUCCESS).exists():  # finished already: a zombie's late staging is garbage
+        shutil.rmtree(staging, ignore_errors=True)
+        return
     if staging.exists():
         for leftover in staging.glob(".part-*.tmp"):
             leftover.unlink()

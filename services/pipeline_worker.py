@@ -30,7 +30,6 @@ class PipelineTopicWorker:
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
-        self.failed: set[str] = set()
         self.processed = 0
         self.strategy = ReconnectStrategy(self._make_consumer, self._drain, self._subscribe)
 
@@ -51,7 +50,7 @@ class PipelineTopicWorker:
     # ---- the loop -------------------------------------------------------------------
 
     def wanted(self) -> frozenset[str]:
-        return frozenset(self.topic_for(p) for p in self.rt.view.ready_ids() - self.failed)
+        return frozenset(self.topic_for(p) for p in self.rt.view.ready_ids() - self.rt.failed)
 
     def run(self) -> None:
         self.strategy.topics_changed(self.wanted(), "startup")
@@ -117,22 +116,15 @@ class PipelineTopicWorker:
                 self.rt.log.error("undecodable message skipped", topic=msg.topic(),
                                   partition=msg.partition(), offset=msg.offset(), error=str(exc))
                 continue
-            if envelope.pipeline in self.failed:
-                continue
-            spec = self.rt.view.spec(envelope.pipeline)
+            spec = self.rt.spec(envelope.pipeline)
             if spec is None:
-                continue  # finished, or never announced: nothing can process it
+                continue  # finished, failed, or never announced: nothing to do with it
             self.processed += 1
             if envelope.kind is Kind.RECORDS:
                 try:
                     self.on_records(spec, envelope, msg)
-                except Exception as exc:  # the user's code, or its data, failed
-                    self._fail(spec, exc, f"{msg.topic()}[{msg.partition()}]@{msg.offset()}")
+                except CodecError as exc:  # a frame that cannot become records or messages
+                    self.rt.fail(spec.pipeline_id, lifecycle.user_error_reason(
+                        self.role, exc, f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"))
             elif envelope.kind is Kind.STREAM_ENDED:
                 self.on_end(spec, envelope, msg.partition())
-
-    def _fail(self, spec: PipelineSpec, exc: Exception, where: str) -> None:
-        self.failed.add(spec.pipeline_id)
-        reason = lifecycle.user_error_reason(self.role, exc, where)
-        self.rt.log.error("pipeline failed", pipeline=spec.pipeline_id, reason=reason)
-        lifecycle.finish(self.rt.store, self.rt.producer, spec.pipeline_id, "failed", reason)

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 from confluent_kafka import Message
 
+from services import deadletter
 from services.pipeline_worker import PipelineTopicWorker
 from shared import topics
 from shared.barrier import Stage
-from shared.codec import Envelope, Kind, decode_items, split_by_size
+from shared.codec import Envelope, Kind, decode_items, key_bytes, split_by_size
 from shared.spec import PipelineSpec
 
 
@@ -26,7 +27,15 @@ class Reducer(PipelineTopicWorker):
     def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
         part = msg.partition()
         reduce = spec.reducer
-        results = [[key, reduce(key, values)] for key, values in decode_items(msg.value())]
+        results = []
+        for key, values in decode_items(msg.value()):
+            try:
+                results.append([key, reduce(key, values)])
+            except Exception as exc:  # user code: dead-letter the key, go on
+                at = key_bytes(key).decode("utf-8", "replace")
+                deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values), exc,
+                                  {"topic": msg.topic(), "partition": part,
+                                   "offset": msg.offset(), "at": at})
         for data in split_by_size(results, self.rt.settings.frame_bytes):
             self.rt.producer.send(topics.OUTPUT, data,
                                   Envelope(Kind.RECORDS, spec.pipeline_id, part=part),

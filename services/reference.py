@@ -17,13 +17,26 @@ FRAME_BYTES = 1 << 20
 
 
 def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
+    """Map every record, group by key, reduce every key. The framework's error policy
+    applies here too: a record whose mapper raises, or a key whose reducer raises, is left
+    out (the framework dead-letters it), so that results stay comparable."""
     groups: dict[Any, list[Any]] = {}
     key_of, value_of = spec.key_selector, spec.value_selector
     for frame in frames(files, FRAME_BYTES, spec.fmt):
         for record in decode_records(frame, spec.fmt):
-            for item in spec.mapper(record):
-                groups.setdefault(key_of(item), []).append(value_of(item))
-    return {key: spec.reducer(key, values) for key, values in groups.items()}
+            try:
+                pairs = [(key_of(item), value_of(item)) for item in spec.mapper(record)]
+            except Exception:  # dead-lettered by the framework: left out here too
+                continue
+            for key, value in pairs:
+                groups.setdefault(key, []).append(value)
+    results = {}
+    for key, values in groups.items():
+        try:
+            results[key] = spec.reducer(key, values)
+        except Exception:  # dead-lettered by the framework: left out here too
+            continue
+    return results
 
 
 @dataclass

@@ -11,59 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer
+from confluent_kafka import Consumer, KafkaError, KafkaException
 
+from services import lifecycle
 from services.pipeline_view import PipelineView
+from services.producer import OutputProducer
 from shared import kafka, topics
-from shared.codec import Envelope
 from shared.config import Settings
+from shared.spec import PipelineSpec
 from shared.store import Store
 
 HEARTBEAT_S = 2.0  # how often a worker tells Redis it is alive (status shows silence)
-
-
-class DeliveryFailed(RuntimeError):
-    """The broker refused a produced message: nothing may be committed past its input."""
-
-
-class OutputProducer:
-    """An idempotent producer whose flush() raises if any message since the last flush
-    failed, so that a worker never commits input whose output was lost."""
-
-    def __init__(self, settings: Settings) -> None:
-        self._producer = Producer(settings.producer_config())
-        self._errors: list[str] = []
-
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
-        if err is not None:
-            self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
-
-    def send(self, topic: str, value: bytes | None, envelope: Envelope | None = None, *,
-             partition: int = -1, key: bytes | None = None) -> None:
-        kwargs: dict[str, Any] = {"value": value, "on_delivery": self._on_delivery}
-        if envelope is not None:
-            kwargs["headers"] = envelope.headers()
-        if partition >= 0:
-            kwargs["partition"] = partition
-        if key is not None:
-            kwargs["key"] = key
-        while True:
-            try:
-                self._producer.produce(topic, **kwargs)
-                return
-            except BufferError:  # local queue full: let librdkafka send some, then retry
-                self._producer.poll(0.1)
-
-    def flush(self, timeout: float = 60.0) -> None:
-        remaining = self._producer.flush(timeout)
-        if remaining:
-            raise DeliveryFailed(f"{remaining} messages not delivered within {timeout}s")
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise DeliveryFailed("; ".join(errors[:5]))
-
-    def poll(self) -> None:
-        self._producer.poll(0)
 
 
 def commit(consumer: Consumer, offsets: list[Any] | None = None) -> None:
@@ -88,6 +46,7 @@ class Runtime:
     view: PipelineView = field(init=False)
     stopping: bool = False
     assignment: list[str] = field(default_factory=list)
+    failed: set[str] = field(default_factory=set)  # pipelines this worker saw fail
     _last_beat: float = 0.0
 
     def __post_init__(self) -> None:
@@ -105,6 +64,26 @@ class Runtime:
         self.producer = OutputProducer(self.settings)
         self.view = PipelineView(self.settings)
         self.view.catch_up()
+
+    def spec(self, pipeline_id: str) -> PipelineSpec | None:
+        """The spec of a live pipeline, or None. A spec that cannot be loaded here (say it
+        imports a module this worker lacks) fails its pipeline, loudly, once."""
+        if pipeline_id in self.failed:
+            return None
+        spec = self.view.spec(pipeline_id)
+        if spec is None:
+            entry = self.view.entries.get(pipeline_id)
+            if entry is not None and entry.error:
+                self.fail(pipeline_id, f"spec cannot be loaded on {self.worker_id}: "
+                                       f"{entry.error}")
+        return spec
+
+    def fail(self, pipeline_id: str, reason: str) -> None:
+        if pipeline_id in self.failed:
+            return
+        self.failed.add(pipeline_id)
+        self.log.error("pipeline failed", pipeline=pipeline_id, reason=reason)
+        lifecycle.finish(self.store, self.producer, pipeline_id, "failed", reason)
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: object) -> None:

@@ -17,6 +17,7 @@ from shared import topics
 from shared.barrier import Stage
 from shared.codec import Envelope, decode_items
 from shared.spec import PipelineSpec
+from shared.store import TERMINAL
 
 
 class Sink(HoldingWorker):
@@ -36,6 +37,10 @@ class Sink(HoldingWorker):
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
         pipeline_id = spec.pipeline_id
+        store = self.rt.store
+        if (store.has_ended(pipeline_id, Stage.SINK, envelope.part)
+                or store.pipeline(pipeline_id).get("state") in TERMINAL):
+            return  # a zombie's late copy: another sink already wrote this part
         staging = output.staging_dir(spec.output_dir, pipeline_id)
         output.write_part(staging, envelope.part, output.sorted_items(holding.data))
         self.rt.store.update_pipeline(pipeline_id, **{f"keys.{envelope.part}": len(holding.data)})

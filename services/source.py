@@ -4,6 +4,7 @@ to say the job is done."""
 
 from __future__ import annotations
 
+import os
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,13 +16,19 @@ from typing import Any
 import orjson
 
 from services import lifecycle, output
-from services.runtime import OutputProducer
+from services.producer import OutputProducer
 from shared import kafka, topics
 from shared.codec import Envelope, Kind, dump_spec
 from shared.config import Settings
 from shared.errors import InputError, InvalidPipelineId, PipelineFailed
 from shared.spec import PipelineSpec, load_module, spec_from_module
 from shared.store import TERMINAL, Store
+
+# While a source streams it refreshes a heartbeat with this lifetime; a dispatcher fails a
+# pipeline whose stream is incomplete once the heartbeat has expired. Long enough to ride
+# out a broker stall that blocks the producer, short enough to report a dead source soon.
+SOURCE_TTL_S = int(os.environ.get("MAPREDUCE_SOURCE_TTL_S", "30"))
+SOURCE_BEAT_S = 2.0
 
 # One record must fit in one Kafka message (the broker's default limit is 1 MiB, and a
 # frame carries headers and framing too).
@@ -37,6 +44,7 @@ class Job:
     partitions: int = 4
     pipeline_id: str = ""
     keep: bool = False
+    max_errors: int | None = None
     files: list[Path] = field(default_factory=list)
     module: ModuleType | None = None
     spec: PipelineSpec | None = None
@@ -89,7 +97,7 @@ def prepare(job: Job, settings: Settings) -> Job:
     job.spec = spec_from_module(
         job.module, pipeline_id=job.pipeline_id, fmt=job.fmt, partitions=job.partitions,
         output_dir=str(job.output_dir), source_partitions=settings.source_partitions,
-        where=job.pipeline_path.name, keep=job.keep)
+        where=job.pipeline_path.name, keep=job.keep, max_errors=job.max_errors)
     return job
 
 
@@ -154,6 +162,9 @@ def submit(job: Job, settings: Settings,
         from dataclasses import replace
         spec = job.spec = replace(spec, source_partitions=source_partitions)
     total_bytes = sum(p.stat().st_size for p in job.files)
+    # Heartbeat first: the dispatcher's watchdog must never see a registered pipeline whose
+    # source has not said it is alive.
+    store.touch_source(spec.pipeline_id, SOURCE_TTL_S)
     if not store.create_pipeline(spec.pipeline_id, {
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
             "format": spec.fmt, "input_bytes": total_bytes, "inputs": len(job.files),
@@ -165,6 +176,7 @@ def submit(job: Job, settings: Settings,
                   Envelope(Kind.ANNOUNCED, pid), key=pid.encode())
     producer.flush()  # the spec is in the log before any of its records
     sent = seq = 0
+    beat = time.monotonic()
     try:
         for seq, frame in enumerate(frames(job.files, settings.frame_bytes, spec.fmt), 1):
             producer.send(topics.SOURCE, frame, Envelope(Kind.RECORDS, pid, seq=seq - 1),
@@ -172,12 +184,16 @@ def submit(job: Job, settings: Settings,
             producer.poll()
             sent += len(frame)
             progress(sent, total_bytes)
+            if time.monotonic() - beat > SOURCE_BEAT_S:
+                store.touch_source(pid, SOURCE_TTL_S)
+                beat = time.monotonic()
         producer.flush()  # all data durable before the end markers
-        store.update_pipeline(pid, frames=seq)
         for partition in range(source_partitions):
             producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
                           partition=partition)
         producer.flush()
+        store.update_pipeline(pid, frames=seq)  # the stream is complete only now
+        store.clear_source(pid)
     except BaseException as exc:
         reason = f"source stopped mid-stream: {type(exc).__name__}: {exc}"
         lifecycle.finish(store, producer, pid, "failed", reason)
@@ -192,7 +208,13 @@ def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, An
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         status: dict[str, Any] = dict(store.pipeline(pipeline_id))
+        if not status:
+            raise PipelineFailed(f"pipeline {pipeline_id}'s status is gone from Redis "
+                                 f"({settings.redis_url}): its coordination state was lost, "
+                                 "so its result cannot be trusted; submit it again")
+        kept_errors = int(status.get("errors") or 0)  # saved when the keys were dropped
         status.update(store.ended_counts(pipeline_id))
+        status["errors"] = max(kept_errors, status["errors"])
         on_status(status)
         if status.get("state") in TERMINAL:
             if status["state"] == "failed":

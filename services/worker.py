@@ -1,19 +1,26 @@
 """Entry point of a worker process: `python -m services.worker ROLE` (or `mapreduce worker`).
+
 Configures logging once, builds the runtime, runs the role's loop until SIGTERM, and logs a
-one-line summary at shutdown."""
+one-line summary at shutdown. On any unexpected error (broker or Redis gone, a failed
+delivery, a resubscription that gave up) the worker re-executes itself after a backoff:
+same pid, fresh clients, all state rebuilt from committed offsets and Redis. Continuing
+in-process after a failed flush could commit input whose output was lost; a restart cannot.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
 import structlog
 
-from shared import config
-from shared.errors import MapReduceError
+from shared import config, retry
 from shared.logging import configure
 
 ROLES = ("dispatcher", "mapper", "shuffler", "reducer", "sink")
+ENV_RESTARTS = "MAPREDUCE_WORKER_RESTARTS"
+MAX_RESTART_BACKOFF_S = 10.0  # a broker outage is polled this often once backoff saturates
 
 
 def build(role: str, rt: object) -> object:
@@ -26,6 +33,19 @@ def build(role: str, rt: object) -> object:
     classes = {"dispatcher": Dispatcher, "mapper": Mapper, "shuffler": Shuffler,
                "reducer": Reducer, "sink": Sink}
     return classes[role](rt)  # type: ignore[arg-type]
+
+
+def restart_in_place(role: str, restarts: int, log: structlog.typing.FilteringBoundLogger,
+                     stop_requested: bool) -> int:
+    if stop_requested:
+        return 1
+    delay = min(MAX_RESTART_BACKOFF_S, retry.step_backoff_seconds(restarts + 2))
+    log.warning("restarting worker", restarts=restarts + 1, backoff_s=round(delay, 2))
+    time.sleep(delay)
+    os.environ[ENV_RESTARTS] = str(restarts + 1)
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, "-m", "services.worker", role])
+    return 1  # not reached
 
 
 def run_worker(role: str) -> int:
@@ -41,19 +61,23 @@ def run_worker(role: str) -> int:
         log.error("no cluster configured: set MAPREDUCE_BOOTSTRAP_SERVERS and "
                   "MAPREDUCE_REDIS_URL, or start one with `mapreduce up`")
         return 2
+    restarts = int(os.environ.get(ENV_RESTARTS, "0"))
     started = time.monotonic()
+    rt = None
     try:
         rt = Runtime(role, settings)
-    except MapReduceError as exc:
-        log.error("cannot start", error=str(exc))
-        return 2
-    rt.install_signal_handlers()
-    rt.heartbeat(force=True)
-    log.info("worker started", bootstrap=settings.bootstrap_servers, redis=settings.redis_url)
-    worker = build(role, rt)
-    worker.run()  # type: ignore[attr-defined]
-    rt.close()
+        rt.install_signal_handlers()
+        rt.heartbeat(force=True)
+        log.info("worker started", bootstrap=settings.bootstrap_servers,
+                 redis=settings.redis_url, restarts=restarts)
+        worker = build(role, rt)
+        worker.run()  # type: ignore[attr-defined]
+        rt.close()
+    except Exception:  # any failure: start again from what is committed
+        log.exception("worker failed")
+        return restart_in_place(role, restarts, log, rt is not None and rt.stopping)
     log.info("worker stopped", uptime_s=round(time.monotonic() - started, 1),
+             restarts=restarts,
              processed=getattr(worker, "processed", getattr(worker, "forwarded", None)))
     return 0
 

@@ -93,6 +93,7 @@ def fixed_topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
         topics.SOURCE: (settings.source_partitions, {}),
         topics.SHUFFLE: (settings.shuffle_partitions, {}),
         topics.OUTPUT: (settings.output_partitions, {}),
+        topics.DEADLETTER: (1, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
     }
 
 

@@ -53,3 +53,18 @@ def until_deadline(
     )
     result: Any = retrying(fn)
     return result  # type: ignore[no-any-return]
+
+
+# Redis briefly unreachable (restart, failover): retry each coordination call for up to
+# 60 s. Every call in shared/store.py is idempotent, so repeating one is safe.
+REDIS_OUTAGE_S = 60.0
+
+
+def redis_calls(exceptions: tuple[type[BaseException], ...]) -> Retrying:
+    return Retrying(
+        stop=stop_after_delay(REDIS_OUTAGE_S),
+        wait=wait_exponential(multiplier=0.1, max=2),
+        retry=retry_if_exception_type(exceptions),
+        before_sleep=_before_sleep("redis call"),
+        reraise=True,
+    )

@@ -23,6 +23,8 @@ from typing import Any
 from shared.errors import PipelineDefinitionError
 
 FORMATS = ("text", "jsonl")
+# on_error(role, where, data, exception): `where` is a record's index in its frame or a key
+ErrorHook = Callable[[str, Any, Any, BaseException], None]
 
 
 def _first(item: Any) -> Any:
@@ -47,23 +49,44 @@ class PipelineSpec:
     source_partitions: int  # end-of-stream markers expected from the source, one each
     name: str = ""  # the module's file name, for people
     keep: bool = False  # keep topics and coordination keys after the job (debugging)
+    max_errors: int | None = None  # fail the job once more records than this failed
 
-    def map_frame(self, records: Iterable[Any]) -> dict[Any, list[Any]]:
-        """Map a batch of records and group the values by key (combined when possible)."""
+    def map_frame(self, records: Iterable[Any],
+                  on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
+        """Map a batch of records and group the values by key (combined when possible).
+
+        A record whose mapper (or selector) raises contributes nothing: it is handed to
+        `on_error("mapper", index, record, exc)`. A combiner that raises for a key leaves
+        that key's values uncombined (no value is lost) and is reported the same way.
+        Without `on_error`, exceptions propagate."""
         groups: dict[Any, list[Any]] = {}
-        key_of, value_of = self.key_selector, self.value_selector
-        for record in records:
-            for item in self.mapper(record):
-                key = key_of(item)
+        key_of, value_of, mapper = self.key_selector, self.value_selector, self.mapper
+        for index, record in enumerate(records):
+            try:
+                pairs = [(key_of(item), value_of(item)) for item in mapper(record)]
+            except Exception as exc:  # user code: the caller decides skip or fail
+                if on_error is None:
+                    raise
+                on_error("mapper", index, record, exc)
+                continue
+            for key, value in pairs:
                 bucket = groups.get(key)
                 if bucket is None:
-                    groups[key] = [value_of(item)]
+                    groups[key] = [value]
                 else:
-                    bucket.append(value_of(item))
-        if self.combiner is not None:
-            combine = self.combiner
-            return {k: [combine(k, vs)] for k, vs in groups.items()}
-        return groups
+                    bucket.append(value)
+        if self.combiner is None:
+            return groups
+        combined: dict[Any, list[Any]] = {}
+        for key, values in groups.items():
+            try:
+                combined[key] = [self.combiner(key, values)]
+            except Exception as exc:  # user code: keep the values, report the error
+                if on_error is None:
+                    raise
+                on_error("combiner", key, values, exc)
+                combined[key] = values
+        return combined
 
 
 def load_module(path: str | Path) -> ModuleType:
@@ -119,6 +142,7 @@ def spec_from_module(
     source_partitions: int,
     where: str,
     keep: bool = False,
+    max_errors: int | None = None,
 ) -> PipelineSpec:
     if fmt not in FORMATS:
         raise PipelineDefinitionError(f"unknown format {fmt!r}; choose one of {FORMATS}")
@@ -137,4 +161,5 @@ def spec_from_module(
         source_partitions=source_partitions,
         name=where,
         keep=keep,
+        max_errors=max_errors,
     )

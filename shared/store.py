@@ -3,6 +3,7 @@ heartbeats. Redis holds coordination only, never data.
 
 Keys (all under ``mr:``):
   mr:pipelines                  set of pipeline ids, for `status`
+  mr:active                     set of pipeline ids not yet done or failed
   mr:pipeline:<id>              hash: state, reason, output, partitions, frames, times
   mr:ended:<id>:<stage>         set of partitions that ended at that stage (the barrier)
   mr:mapped:<id>                set of source frame numbers mapped (progress, idempotent)
@@ -11,12 +12,15 @@ Keys (all under ``mr:``):
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Iterable
-from typing import Any
+import uuid
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
 
 import redis
 
+from shared import retry
 from shared.barrier import Stage
 from shared.errors import ConnectionFailed
 
@@ -24,6 +28,7 @@ TERMINAL = ("done", "failed")
 
 # Finish a pipeline once: the first terminal state wins, later ones are ignored.
 _FINISH = """
+redis.call('SREM', KEYS[2], ARGV[4])
 local s = redis.call('HGET', KEYS[1], 'state')
 if s == 'done' or s == 'failed' then return s end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'finished', ARGV[3])
@@ -39,6 +44,20 @@ FieldValue = str | int | float
 def _fields(values: dict[str, Any]) -> dict[Any, FieldValue]:
     """Redis hash values are strings; say how everything else is written."""
     return {k: v if isinstance(v, str | int | float) else str(v) for k, v in values.items()}
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+_TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+
+
+def _retried(fn: F) -> F:
+    """Retry a coordination call through a Redis outage (named policy in shared/retry)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        return retry.redis_calls(_TRANSIENT)(fn, *args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _pipeline_key(pipeline_id: str) -> str:
@@ -68,38 +87,55 @@ class Store:
 
     # ---- pipelines ------------------------------------------------------------------
 
+    @_retried
     def create_pipeline(self, pipeline_id: str, fields: dict[str, Any]) -> bool:
         """Register a new pipeline; False if the id is already taken."""
         key = _pipeline_key(pipeline_id)
-        if not self.redis.hsetnx(key, "state", "submitted"):
+        token = fields.setdefault("token", uuid.uuid4().hex)  # recognizes our own retry
+        if not self.redis.hsetnx(key, "token", token) and self.redis.hget(key, "token") != token:
             return False
-        self.redis.hset(key, mapping=_fields({**fields, "submitted": time.time()}))
+        self.redis.hset(key, mapping=_fields({"state": "submitted", **fields,
+                                              "submitted": time.time()}))
         self.redis.sadd("mr:pipelines", pipeline_id)
+        self.redis.sadd("mr:active", pipeline_id)
         return True
 
+    @_retried
     def update_pipeline(self, pipeline_id: str, **fields: Any) -> None:
         self.redis.hset(_pipeline_key(pipeline_id), mapping=_fields(fields))
 
+    @_retried
     def finish_pipeline(self, pipeline_id: str, state: str, reason: str = "") -> str:
         """Move to a terminal state once; return the terminal state that holds."""
         assert state in TERMINAL
-        return str(self._finish(keys=[_pipeline_key(pipeline_id)],
-                                args=[state, reason, time.time()]))
+        return str(self._finish(keys=[_pipeline_key(pipeline_id), "mr:active"],
+                                args=[state, reason, time.time(), pipeline_id]))
 
+    @_retried
     def pipeline(self, pipeline_id: str) -> dict[str, str]:
         return self.redis.hgetall(_pipeline_key(pipeline_id))  # type: ignore[return-value]
 
+    @_retried
+    def active_pipeline_ids(self) -> list[str]:
+        """Pipelines submitted and not yet done or failed."""
+        return sorted(self.redis.smembers("mr:active"))  # type: ignore[arg-type]
+
+    @_retried
     def pipeline_ids(self) -> list[str]:
         return sorted(self.redis.smembers("mr:pipelines"))  # type: ignore[arg-type]
 
+    @_retried
     def forget_pipeline(self, pipeline_id: str, keep_status_s: int = 7 * 24 * 3600) -> None:
         """Drop a finished pipeline's coordination keys; its status hash expires later."""
+        self.redis.hset(_pipeline_key(pipeline_id), "errors", self.error_count(pipeline_id))
         self.redis.delete(*[_ended_key(pipeline_id, s) for s in Stage],
-                          f"mr:mapped:{pipeline_id}")
+                          f"mr:mapped:{pipeline_id}", f"mr:errors:{pipeline_id}",
+                          f"mr:source:{pipeline_id}")
         self.redis.expire(_pipeline_key(pipeline_id), keep_status_s)
 
     # ---- barriers -------------------------------------------------------------------
 
+    @_retried
     def mark_ended(self, pipeline_id: str, stage: Stage, partition: int, total: int) -> bool:
         """Add a partition to the stage's ended set; return whether all `total` have ended."""
         key = _ended_key(pipeline_id, stage)
@@ -109,24 +145,57 @@ class Store:
         _, members = pipe.execute()
         return set(range(total)) <= {int(m) for m in members}
 
+    @_retried
     def has_ended(self, pipeline_id: str, stage: Stage, partition: int) -> bool:
         return bool(self.redis.sismember(_ended_key(pipeline_id, stage), str(partition)))
 
+    @_retried
     def ended_counts(self, pipeline_id: str) -> dict[str, int]:
         pipe = self.redis.pipeline(transaction=False)
         for stage in Stage:
             pipe.scard(_ended_key(pipeline_id, stage))
         pipe.scard(f"mr:mapped:{pipeline_id}")
-        *counts, mapped = pipe.execute()
-        return {**{s.value: c for s, c in zip(Stage, counts, strict=True)}, "mapped": mapped}
+        pipe.scard(f"mr:errors:{pipeline_id}")
+        *counts, mapped, errors = pipe.execute()
+        return {**{s.value: c for s, c in zip(Stage, counts, strict=True)}, "mapped": mapped,
+                "errors": errors}
 
+    @_retried
     def add_mapped(self, pipeline_id: str, seqs: Iterable[int]) -> None:
         seqs = list(seqs)
         if seqs:
             self.redis.sadd(f"mr:mapped:{pipeline_id}", *seqs)
 
+    # ---- errors and the source's liveness --------------------------------------------
+
+    @_retried
+    def add_error(self, pipeline_id: str, identity: str) -> int:
+        """Count a failed record or key once, however often it is replayed."""
+        key = f"mr:errors:{pipeline_id}"
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.sadd(key, identity)
+        pipe.scard(key)
+        return int(pipe.execute()[1])
+
+    @_retried
+    def error_count(self, pipeline_id: str) -> int:
+        return int(self.redis.scard(f"mr:errors:{pipeline_id}"))
+
+    @_retried
+    def touch_source(self, pipeline_id: str, ttl_s: int) -> None:
+        self.redis.set(f"mr:source:{pipeline_id}", time.time(), ex=ttl_s)
+
+    @_retried
+    def source_alive(self, pipeline_id: str) -> bool:
+        return bool(self.redis.exists(f"mr:source:{pipeline_id}"))
+
+    @_retried
+    def clear_source(self, pipeline_id: str) -> None:
+        self.redis.delete(f"mr:source:{pipeline_id}")
+
     # ---- workers --------------------------------------------------------------------
 
+    @_retried
     def heartbeat(self, worker_id: str, fields: dict[str, Any]) -> None:
         key = f"mr:worker:{worker_id}"
         pipe = self.redis.pipeline(transaction=True)
@@ -134,9 +203,11 @@ class Store:
         pipe.expire(key, WORKER_TTL_S)
         pipe.execute()
 
+    @_retried
     def remove_worker(self, worker_id: str) -> None:
         self.redis.delete(f"mr:worker:{worker_id}")
 
+    @_retried
     def workers(self) -> list[dict[str, str]]:
         keys = sorted(self.redis.scan_iter("mr:worker:*", count=500))
         pipe = self.redis.pipeline(transaction=False)

@@ -12,6 +12,7 @@ PIPELINES = "PIPELINES"  # compacted, keyed by pipeline id: the specs every work
 SOURCE = "SOURCE"  # source -> dispatcher: record frames and end-of-stream markers
 SHUFFLE = "SHUFFLE"  # mapper -> shuffler, partitioned by a stable hash of the key
 OUTPUT = "OUTPUT"  # reducer -> sink
+DEADLETTER = "DEADLETTER"  # records and keys whose user code raised, with the traceback
 
 SEPARATOR = "---"
 MAP_PREFIX = "MAP" + SEPARATOR

@@ -67,10 +67,12 @@ port {port}
 dir {data}
 daemonize no
 protected-mode no
-# Coordination state (barrier sets, pipeline status) must survive a restart: append-only
-# file, fsynced every second. Losing that last second at worst re-runs idempotent marks.
+# Coordination state (barrier sets, pipeline status) must survive a crash: a barrier mark
+# that was acknowledged and then lost would let a worker commit past an end marker that is
+# never counted, and the job would wait forever. So every write is fsynced before Redis
+# answers; coordination writes are a few per batch, so this costs little.
 appendonly yes
-appendfsync everysec
+appendfsync always
 save ""
 """
 

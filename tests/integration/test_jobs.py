@@ -8,7 +8,6 @@ from confluent_kafka.admin import AdminClient
 
 from services import source
 from shared import topics
-from shared.errors import PipelineFailed
 from shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
@@ -73,19 +72,6 @@ def test_finished_pipeline_topics_and_keys_are_removed(pool, tmp_path):
     counts = Store(pool.redis_url).ended_counts(job.pipeline_id)
     assert not any(counts.values()), counts
     assert Store(pool.redis_url).pipeline(job.pipeline_id)["state"] == "done"
-
-
-def test_mapper_that_raises_fails_the_pipeline_with_the_reason(pool, tmp_path):
-    pipeline = tmp_path / "broken.py"
-    pipeline.write_text("def mapper(line):\n"
-                        "    if line.endswith(' rep2'):\n"
-                        "        raise ValueError('cannot map ' + line[:10])\n"
-                        "    yield line, 1\n"
-                        "def reducer(k, vs):\n    return len(vs)\n")
-    job = jobs.submit(pool, pipeline, make_corpus(tmp_path / "in", 0.5), tmp_path / "o")
-    with pytest.raises(PipelineFailed, match="mapper raised ValueError: cannot map"):
-        jobs.wait(pool, job)
-    assert not (tmp_path / "o").exists()  # never finalized with partial output
 
 
 def test_duplicate_pipeline_id_is_refused(pool, tmp_path):

@@ -1,0 +1,36 @@
+"""User-code errors: the record (or key) goes to the DEADLETTER topic with where it came
+from and the traceback; the job goes on. Errors are counted in Redis as a set of
+identities (frame and record index, or key), so a replay does not count twice. Past the
+pipeline's --max-errors the job fails."""
+
+from __future__ import annotations
+
+import traceback
+from typing import Any
+
+import orjson
+
+from services.runtime import Runtime
+from shared import topics
+from shared.codec import Envelope, Kind
+from shared.spec import PipelineSpec
+
+MAX_DATA_CHARS = 2000  # how much of the offending record a dead letter carries
+
+
+def record(rt: Runtime, spec: PipelineSpec, role: str, identity: str, data: Any,
+           exc: BaseException, source: dict[str, Any]) -> None:
+    letter = {
+        "pipeline": spec.pipeline_id, "role": role, "identity": identity, **source,
+        "error": f"{type(exc).__name__}: {exc}",
+        "traceback": "".join(traceback.format_exception(exc))[-8000:],
+        "data": repr(data)[:MAX_DATA_CHARS], "worker": rt.worker_id,
+    }
+    rt.producer.send(topics.DEADLETTER, orjson.dumps(letter),
+                     Envelope(Kind.RECORDS, spec.pipeline_id), key=spec.pipeline_id.encode())
+    count = rt.store.add_error(spec.pipeline_id, identity)
+    rt.log.warning("user code raised; record dead-lettered", pipeline=spec.pipeline_id,
+                   identity=identity, error=letter["error"], errors=count)
+    if spec.max_errors is not None and count > spec.max_errors:
+        rt.fail(spec.pipeline_id, f"{count} records failed, more than --max-errors "
+                                  f"{spec.max_errors}; last: {role} raised {letter['error']}")

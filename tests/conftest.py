@@ -27,22 +27,31 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="session")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+def infrastructure(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[tuple[Settings, LocalCluster | None]]:
+    """The cluster's settings, and the LocalCluster when the tests started it themselves
+    (fault tests restart its broker and Redis; they cannot do that to a foreign cluster)."""
     home = tmp_path_factory.mktemp("mapreduce-home")
     bootstrap = os.environ.get("MAPREDUCE_TEST_BOOTSTRAP_SERVERS")
     redis_url = os.environ.get("MAPREDUCE_TEST_REDIS_URL")
     if bootstrap and redis_url:
-        yield Settings(bootstrap, redis_url, home=home)
+        yield Settings(bootstrap, redis_url, home=home), None
         supervisor.stop_all(home)
         return
     local = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
                          redis_port=free_port())
     settings = local.start()
     try:
-        yield settings
+        yield settings, local
     finally:
         supervisor.stop_all(home)
         local.stop()
+
+
+@pytest.fixture(scope="session")
+def cluster(infrastructure: tuple[Settings, LocalCluster | None]) -> Settings:
+    return infrastructure[0]
 
 
 @pytest.fixture(scope="session")

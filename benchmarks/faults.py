@@ -1,0 +1,109 @@
+"""Randomized fault injection, many trials: `python -m benchmarks.faults --trials 50 --seed 1`.
+
+Starts its own local Kafka and Redis on free ports in a temporary home, a default worker
+pool, and runs word count on a corpus of --mb megabytes once per trial while a seeded plan
+of faults (SIGKILL and SIGSTOP of random workers of random roles, broker and Redis
+kill -9 and restart, a source killed mid-stream) is injected. Trial i uses seed S+i: re-run
+one with --seed S+i --trials 1. Writes benchmarks/results/faults.json and prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+
+from services import supervisor
+from services.localcluster.cluster import LocalCluster
+from tests.conftest import free_port, make_corpus
+from tests.faults.harness import KINDS, Harness, plan
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trials", type=int, default=50)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--faults", type=int, default=3, help="faults per trial")
+    parser.add_argument("--mb", type=float, default=30, help="input size per job")
+    parser.add_argument("--horizon", type=float, default=8.0,
+                        help="faults land in [0.5, horizon] s after submission")
+    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
+    args = parser.parse_args(argv)
+    kinds = tuple(args.kinds.split(","))
+
+    home = Path(tempfile.mkdtemp(prefix="mapreduce-faults-"))
+    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
+                           redis_port=free_port())
+    settings = cluster.start()
+    results = []
+    started = time.time()
+    try:
+        supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
+        inputs = make_corpus(home / "input", args.mb)
+        harness = Harness(settings, cluster, home, inputs,
+                          log=lambda line: print(line, file=sys.stderr, flush=True))
+        for i in range(args.trials):
+            seed = args.seed + i
+            results.append(harness.run(seed, plan(seed, args.faults, args.horizon, kinds)))
+    finally:
+        supervisor.stop_all(home)
+        cluster.stop()
+    restarts = sum(log.read_text().count('"restarting worker"')
+                   for log in (home / "logs").glob("*.log"))
+
+    injected = Counter(f["kind"] for r in results for f in r.injected)
+    durations = [r.duration_s for r in results if r.expected_state == "done"]
+    summary = {
+        "command": "python -m benchmarks.faults " + " ".join(argv or sys.argv[1:]),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "input_mb": args.mb, "trials": len(results),
+        "mismatched_trials": sum(not r.ok for r in results),
+        "faults_injected": dict(injected), "faults_skipped_job_already_done":
+            sum(len(r.skipped) for r in results),
+        "workers_replaced_after_sigkill": injected.get("kill", 0),
+        "in_place_worker_restarts": restarts,
+        "lost_keys": sum(r.missing for r in results),
+        "duplicated_keys": sum(r.duplicated for r in results),
+        "wrong_values": sum(r.different for r in results),
+        "unexpected_keys": sum(r.unexpected for r in results),
+        "job_duration_s": {"min": min(durations, default=0), "max": max(durations, default=0),
+                           "median": statistics.median(durations) if durations else 0},
+        "trials_detail": [asdict(r) | {"ok": r.ok} for r in results],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(summary, indent=2))
+    print_table(summary)
+    print(f"\nwritten: {args.out}")
+    return 0 if summary["mismatched_trials"] == 0 else 1
+
+
+def print_table(summary: dict) -> None:
+    rows = [
+        ("trials", summary["trials"]),
+        ("mismatched trials", summary["mismatched_trials"]),
+        *((f"faults injected: {k}", v) for k, v in sorted(summary["faults_injected"].items())),
+        ("faults not injected (job already done)", summary["faults_skipped_job_already_done"]),
+        ("in-place worker restarts", summary["in_place_worker_restarts"]),
+        ("lost keys", summary["lost_keys"]),
+        ("duplicated keys", summary["duplicated_keys"]),
+        ("wrong values", summary["wrong_values"]),
+        ("job duration s (min / median / max)", "{min} / {median} / {max}".format(
+            **summary["job_duration_s"])),
+    ]
+    width = max(len(name) for name, _ in rows)
+    for name, value in rows:
+        print(f"{name:<{width}}  {value}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

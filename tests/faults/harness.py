@@ -1,0 +1,244 @@
+"""Fault injection: run a job on the real broker and Redis with worker processes this
+harness controls, inject faults from a seeded plan, and compare the output with the
+sequential run. Every trial records its seed and plan, so a failure replays exactly:
+the same seed gives the same faults at the same times against the same roles.
+
+Fault kinds
+- kill:   SIGKILL a random worker of a role, replace it after `pause` seconds;
+- stop:   SIGSTOP a worker for longer than the session timeout (it is evicted, its
+          partitions move), then SIGCONT it: a zombie whose late writes must be harmless;
+- broker: SIGKILL the Kafka broker, restart it after `pause` seconds;
+- redis:  SIGKILL Redis, restart it after `pause` seconds;
+- source: SIGKILL the submitting process mid-stream: the job must fail, never finalize.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services import output, reference, source, supervisor
+from services.localcluster.cluster import LocalCluster, read_pid
+from shared.config import Settings
+from shared.errors import PipelineFailed
+from shared.spec import load_module, spec_from_module
+from shared.store import Store
+
+REPO = Path(__file__).resolve().parents[2]
+WORDCOUNT = REPO / "pipelines" / "wordcount.py"
+KINDS = ("kill", "stop", "broker", "redis", "source")
+ROLES = tuple(supervisor.DEFAULT_COUNTS)
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float  # seconds after the input was submitted
+    kind: str
+    role: str = ""
+    pause: float = 0.0  # down time before restart (kill/broker/redis) or extra stop time
+
+
+SOURCE_SHARE = 0.1  # of trials whose fault is the source dying (it ends the job at once)
+
+
+def plan(seed: int, faults: int, horizon: float, kinds: tuple[str, ...] = KINDS) -> list[Fault]:
+    """A random plan: `faults` faults at random moments in [0.5, horizon] seconds, or (in
+    a SOURCE_SHARE of trials, when allowed) the source dying mid-stream alone."""
+    rng = random.Random(seed)
+    if "source" in kinds and rng.random() < SOURCE_SHARE:
+        return [Fault(0.0, "source")]
+    kinds = tuple(k for k in kinds if k != "source")
+    chosen = [rng.choice(kinds) for _ in range(faults)]
+    return sorted(
+        (Fault(round(rng.uniform(0.5, horizon), 2), kind,
+               rng.choice(ROLES) if kind in ("kill", "stop") else "",
+               round(rng.uniform(0.0, 3.0), 2))
+         for kind in chosen), key=lambda f: f.at)
+
+
+@dataclass
+class TrialResult:
+    seed: int
+    plan: list[dict[str, Any]]
+    injected: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)  # job ended before them
+    state: str = ""
+    expected_state: str = "done"
+    duration_s: float = 0.0
+    keys: int = 0
+    missing: int = 0
+    duplicated: int = 0
+    different: int = 0
+    unexpected: int = 0
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return (self.state == self.expected_state and not self.error and not
+                (self.missing or self.duplicated or self.different or self.unexpected))
+
+
+class Harness:
+    def __init__(self, settings: Settings, cluster: LocalCluster | None, workdir: Path,
+                 inputs: list[Path], log: Any = print) -> None:
+        self.settings = settings
+        self.cluster = cluster
+        self.workdir = workdir
+        self.inputs = inputs
+        self.log = log
+        self.store = Store(settings.redis_url)
+        module = load_module(WORDCOUNT)
+        spec = spec_from_module(module, pipeline_id="oracle", fmt="text", partitions=4,
+                                output_dir="-", source_partitions=4, where="wordcount.py")
+        self.expected = reference.run_sequential(spec, source.input_files(inputs))
+
+    # ---- one trial -------------------------------------------------------------------
+
+    def run(self, seed: int, faults: list[Fault], timeout: float = 300) -> TrialResult:
+        result = TrialResult(seed, [asdict(f) for f in faults])
+        self.rng = random.Random(seed)  # which worker of a role is hit: replayable too
+        supervisor.scale(self.settings, supervisor.DEFAULT_COUNTS)
+        out = self.workdir / f"trial-{seed}-{time.monotonic_ns()}"
+        started = time.monotonic()
+        try:
+            if faults and faults[0].kind == "source":
+                result.expected_state = "failed"
+                self._dead_source_trial(result, out)
+            else:
+                self._trial(result, faults, out, timeout)
+        except Exception as exc:  # a trial that breaks is a failed trial, with its reason
+            result.error = f"{type(exc).__name__}: {exc}"
+        result.duration_s = round(time.monotonic() - started, 2)
+        self._restore()
+        self.log(f"trial seed={seed} state={result.state} ok={result.ok} "
+                 f"{result.duration_s}s faults={[f['kind'] for f in result.injected]} "
+                 f"{result.error}")
+        return result
+
+    def _trial(self, result: TrialResult, faults: list[Fault], out: Path, timeout: float) -> None:
+        job = source.Job(WORDCOUNT, self.inputs, out, partitions=4)
+        source.prepare(job, self.settings)
+        source.submit(job, self.settings)
+        done = threading.Event()
+        injector = threading.Thread(target=self._inject, args=(faults, result, done),
+                                    daemon=True)
+        injector.start()
+        try:
+            status = source.wait(self.settings, job.pipeline_id, lambda s: None,
+                                 timeout=timeout)
+            result.state = status["state"]
+        except PipelineFailed as exc:
+            result.state, result.error = "failed", str(exc)
+        finally:
+            done.set()
+            injector.join()
+        if result.state == "done":
+            comparison = reference.compare(self.expected, output.read_output(out))
+            result.keys = comparison.actual_keys
+            result.missing = len(comparison.missing)
+            result.duplicated = len(comparison.duplicated)
+            result.different = len(comparison.different)
+            result.unexpected = len(comparison.unexpected)
+
+    def _dead_source_trial(self, result: TrialResult, out: Path) -> None:
+        pipeline_id = f"fault-source-{result.seed}-{os.getpid()}-{time.monotonic_ns()}"
+        env = {**os.environ, **self.settings.env(), "MAPREDUCE_SOURCE_TTL_S": "3"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "submit", str(WORDCOUNT),
+             *[a for p in self.inputs for a in ("-i", str(p))], "-o", str(out),
+             "--id", pipeline_id], env=env, cwd=REPO,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 60
+        while not self.store.pipeline(pipeline_id) and time.monotonic() < deadline:
+            time.sleep(0.01)  # watching another process: poll for its first write
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        result.injected.append(asdict(Fault(0.0, "source")))
+        if "frames" in self.store.pipeline(pipeline_id):
+            result.error = "the source finished before it was killed: the trial proves nothing"
+            return
+        try:
+            source.wait(self.settings, pipeline_id, lambda s: None, timeout=120)
+            result.state = "done"
+        except PipelineFailed as exc:
+            result.state = self.store.pipeline(pipeline_id).get("state", "")
+            if "source stopped mid-stream" not in str(exc):
+                result.error = str(exc)
+        if output.is_complete(out):
+            result.error = "a job whose source died was finalized"
+
+    # ---- faults ----------------------------------------------------------------------
+
+    def _inject(self, faults: list[Fault], result: TrialResult, done: threading.Event) -> None:
+        start = time.monotonic()
+        for fault in faults:
+            if done.wait(max(0.0, start + fault.at - time.monotonic())):
+                result.skipped.extend(asdict(f) for f in faults[faults.index(fault):])
+                return
+            try:
+                injected = self._apply(fault, done)
+            except Exception as exc:  # record it: an injector that failed proves nothing
+                result.error = f"injecting {fault}: {type(exc).__name__}: {exc}"
+                return
+            if injected:
+                result.injected.append({**asdict(fault), "at": round(time.monotonic() - start, 2)})
+
+    def _apply(self, fault: Fault, done: threading.Event) -> bool:
+        if fault.kind == "kill":
+            worker = self._pick(fault.role)
+            if worker is None:
+                return False
+            os.kill(worker.pid, signal.SIGKILL)
+            self.log(f"  SIGKILL {fault.role} pid {worker.pid}")
+            done.wait(fault.pause)
+            supervisor.scale(self.settings, supervisor.DEFAULT_COUNTS)
+            return True
+        if fault.kind == "stop":
+            worker = self._pick(fault.role)
+            if worker is None:
+                return False
+            os.kill(worker.pid, signal.SIGSTOP)
+            self.log(f"  SIGSTOP {fault.role} pid {worker.pid}")
+            # Past the session timeout: the group evicts it and its partitions move.
+            time.sleep(self.settings.session_timeout_ms / 1000 + 2 + fault.pause)
+            os.kill(worker.pid, signal.SIGCONT)
+            self.log(f"  SIGCONT {fault.role} pid {worker.pid}")
+            return True
+        if fault.kind in ("broker", "redis"):
+            if self.cluster is None:
+                return False
+            name = "kafka" if fault.kind == "broker" else "redis"
+            pid = read_pid(self.cluster.root / f"{name}.pid")
+            if pid is None:
+                return False
+            os.kill(pid, signal.SIGKILL)
+            self.log(f"  SIGKILL {name} pid {pid}")
+            time.sleep(fault.pause)
+            self.cluster.start()
+            self.log(f"  {name} restarted")
+            return True
+        raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+    def _pick(self, role: str) -> supervisor.WorkerProcess | None:
+        candidates = [w for w in supervisor.running(self.settings.home) if w.role == role]
+        return self.rng.choice(sorted(candidates, key=lambda w: w.index)) if candidates else None
+
+    def _restore(self) -> None:
+        """Leave the system as the next trial expects it: cluster up, every worker running
+        (none stopped), pool at its default size."""
+        if self.cluster is not None:
+            self.cluster.start()
+        for worker in supervisor.running(self.settings.home):
+            try:
+                os.kill(worker.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                continue
+        supervisor.scale(self.settings, supervisor.DEFAULT_COUNTS)

@@ -37,7 +37,8 @@ class Context:
     def cluster(self) -> LocalCluster:
         return LocalCluster(self.home)
 
-    def ensure(self, counts: dict[str, int] | None = None) -> config.Settings:
+    def ensure(self, counts: dict[str, int] | None = None,
+               **overrides: object) -> config.Settings:
         """A reachable cluster and a worker pool: start what is missing. With no counts, any
         role without a live worker gets its default number."""
         settings = self.settings()
@@ -50,6 +51,7 @@ class Context:
         else:  # an existing cluster: say so now rather than start workers that cannot work
             Store(settings.redis_url).check_reachable()
             kafka.check_reachable(settings, timeout=5)
+        settings = settings.with_(**overrides)
         running = supervisor.running(settings.home)
         if counts is None:
             have = {w.role for w in running}
@@ -100,13 +102,25 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 
 @cli.command()
 @_role_options
+@click.option("--resubscribe", type=click.Choice(config.STRATEGIES), default=None,
+              help="how mappers and reducers follow new pipelines (for workers this command "
+                   f"starts) [env MAPREDUCE_RESUBSCRIBE, default {config.DEFAULT_STRATEGY}]")
+@click.option("--static-membership/--no-static-membership", default=None,
+              help="give mappers and reducers a group.instance.id "
+                   "[env MAPREDUCE_STATIC_MEMBERSHIP=1]")
 @click.pass_obj
-def up(obj: Context, **counts: int | None) -> None:
+def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
+       **counts: int | None) -> None:
     """Start the local cluster (unless one is configured) and bring the worker pool to the
     requested counts, restarting workers that died. Idempotent."""
     wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
               for k, v in counts.items()}
-    settings = obj.ensure(wanted)
+    overrides: dict[str, object] = {}
+    if resubscribe is not None:
+        overrides["resubscribe"] = resubscribe
+    if static_membership is not None:
+        overrides["static_membership"] = static_membership
+    settings = obj.ensure(wanted, **overrides)
     workers = supervisor.running(settings.home)
     console.print(f"cluster: Kafka {settings.bootstrap_servers}, Redis {settings.redis_url}")
     console.print("workers: " + ", ".join(

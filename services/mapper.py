@@ -28,6 +28,7 @@ from shared.spec import PipelineSpec
 
 class Mapper(PipelineTopicWorker):
     role = "mapper"
+    prefix = topics.MAP_PREFIX
     stage = Stage.MAP
 
     def __init__(self, rt: Runtime) -> None:

@@ -4,19 +4,25 @@ make outputs durable (flush), then commit."""
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message
 
 from services import lifecycle
-from services.resubscriber import ReconnectStrategy
+from services.resubscriber import build_strategy, consumer_overrides
 from services.runtime import Runtime, commit, describe
 from shared.barrier import Stage
 from shared.codec import CodecError, Envelope, Kind
 from shared.spec import PipelineSpec
 
-BATCH = 500  # messages per consume(): amortizes the flush and commit round trips
+# A batch is sized to take about this long. Longer amortizes the flush and commit round
+# trips better; shorter bounds how late a stop, a new pipeline or a commit is seen (a mapper
+# frame can take 0.1-0.2 s of user code, so a fixed count of frames would not do).
+BATCH_BUDGET_S = 0.25
+MAX_BATCH = 500
 POLL_S = 0.2  # consume() wait when idle: bounds how late a stop or a new pipeline is seen
 # After a pipeline change, keep reading announcements until none arrives for this long, so
 # that a burst costs one rebalance; bounded so that a steady stream cannot starve us.
@@ -26,12 +32,16 @@ COALESCE_MAX_S = 1.0
 
 class PipelineTopicWorker:
     role = ""
+    prefix = ""  # MAP--- or REDUCE---: the regex strategy subscribes to ^<prefix>.*
     stage: Stage
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.processed = 0
-        self.strategy = ReconnectStrategy(self._make_consumer, self._drain, self._subscribe)
+        self.batch_size = 1  # adapted to BATCH_BUDGET_S from the measured cost per message
+        self.assigned: set[str] = set()
+        self.strategy = build_strategy(rt.settings.resubscribe, self.prefix,
+                                       self._make_consumer, self._drain, self._subscribe)
 
     # ---- what a role defines --------------------------------------------------------
 
@@ -63,12 +73,20 @@ class PipelineTopicWorker:
                                              f"pipelines changed: {','.join(sorted(changed))}")
                 consumer = self.strategy.consumer
             if consumer is not None:
-                messages = consumer.consume(num_messages=BATCH, timeout=POLL_S)
+                messages = consumer.consume(num_messages=self.batch_size, timeout=POLL_S)
                 if messages:
+                    started = time.monotonic()
                     self._process(messages)
                     self._drain()
+                    self._adapt_batch(len(messages), time.monotonic() - started)
             self.rt.heartbeat(processed=self.processed)
         self.strategy.close()
+
+    def _adapt_batch(self, count: int, elapsed: float) -> None:
+        per_message = max(elapsed / count, 1e-5)
+        target = int(BATCH_BUDGET_S / per_message)
+        # grow gently (a burst of cheap end markers must not make the next batch huge)
+        self.batch_size = max(1, min(MAX_BATCH, target, self.batch_size * 2))
 
     def _settle(self) -> set[str]:
         changed: set[str] = set()
@@ -81,18 +99,28 @@ class PipelineTopicWorker:
         return changed
 
     def _make_consumer(self) -> Consumer:
-        return Consumer(self.rt.settings.consumer_config(f"{self.role}s"))
+        settings = self.rt.settings
+        instance = None
+        if settings.static_membership:
+            index = os.environ.get("MAPREDUCE_WORKER_INDEX") or str(os.getpid())
+            instance = f"{self.role}-{socket.gethostname()}-{index}"
+        return Consumer(settings.consumer_config(
+            f"{self.role}s", instance_id=instance,
+            **consumer_overrides(settings.resubscribe)))  # type: ignore[arg-type]
 
     def _subscribe(self, consumer: Consumer, topic_list: list[str]) -> None:
+        # Incremental (cooperative, KIP-848) or whole (eager): a set handles both.
         def assigned(_c: Consumer, parts: list[Any]) -> None:
-            self.rt.assignment = describe(parts)
-            self.rt.log.info("partitions assigned", partitions=self.rt.assignment)
+            self.assigned |= set(describe(parts))
+            self.rt.assignment = sorted(self.assigned)
+            self.rt.log.info("partitions assigned", partitions=describe(parts))
 
         def revoked(_c: Consumer, parts: list[Any]) -> None:
+            self.assigned -= set(describe(parts))
+            self.rt.assignment = sorted(self.assigned)
             self.rt.log.info("partitions revoked", partitions=describe(parts))
-            self.rt.assignment = []
 
-        consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked)
+        consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
     def _drain(self) -> None:
         """Outputs durable, then offsets committed: never the other way round."""
@@ -102,6 +130,7 @@ class PipelineTopicWorker:
             commit(self.strategy.consumer)
 
     def _process(self, messages: list[Message]) -> None:
+        counts: dict[str, int] = {}
         for msg in messages:
             error = msg.error()
             if error is not None:
@@ -121,10 +150,20 @@ class PipelineTopicWorker:
                 continue  # finished, failed, or never announced: nothing to do with it
             self.processed += 1
             if envelope.kind is Kind.RECORDS:
+                counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1
                 try:
                     self.on_records(spec, envelope, msg)
                 except CodecError as exc:  # a frame that cannot become records or messages
                     self.rt.fail(spec.pipeline_id, lifecycle.user_error_reason(
                         self.role, exc, f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"))
             elif envelope.kind is Kind.STREAM_ENDED:
+                self._log_progress(counts)  # before the end can move on and finish the job
+                counts = {}
                 self.on_end(spec, envelope, msg.partition())
+        self._log_progress(counts)
+
+    def _log_progress(self, counts: dict[str, int]) -> None:
+        """One event per batch: frames processed per pipeline (the rebalance benchmark
+        reads progress from these)."""
+        if counts:
+            self.rt.log.debug("batch", counts=counts)

@@ -16,6 +16,7 @@ from shared.spec import PipelineSpec
 
 class Reducer(PipelineTopicWorker):
     role = "reducer"
+    prefix = topics.REDUCE_PREFIX
     stage = Stage.REDUCE
 
     def topic_for(self, pipeline_id: str) -> str:

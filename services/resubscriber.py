@@ -106,3 +106,100 @@ class ReconnectStrategy:
             self._drain()
             self.consumer.close()
             self.consumer = None
+
+
+class InPlaceStrategy:
+    """`subscribe()` again on the live consumer with the full topic list. With the classic
+    protocol and cooperative-sticky assignment only the partitions that move are revoked;
+    with KIP-848 (`consumer-protocol`) the broker computes the new assignment itself and
+    members reconcile incrementally, without a group-wide stop."""
+
+    def __init__(self, name: str, make_consumer: Callable[[], Consumer],
+                 drain: Callable[[], None],
+                 subscribe: Callable[[Consumer, list[str]], None]) -> None:
+        self.name = name
+        self.consumer: Consumer | None = None
+        self._make_consumer = make_consumer
+        self._drain = drain
+        self._subscribe = subscribe
+        self.subscribed: frozenset[str] = frozenset()
+        self.cycles = 0
+
+    def topics_changed(self, topics: frozenset[str], reason: str) -> None:
+        if topics == self.subscribed:
+            return
+        started = time.monotonic()
+        if self.consumer is None:
+            self.consumer = self._make_consumer()
+        else:
+            self._drain()  # everything processed is committed before partitions move
+        if topics:
+            self._subscribe(self.consumer, sorted(topics))
+        else:
+            self.consumer.unsubscribe()
+        self.subscribed = topics
+        self.cycles += 1
+        log.info("resubscribed", strategy=self.name, reason=reason, topics=len(topics),
+                 duration=round(time.monotonic() - started, 4))
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self._drain()
+            self.consumer.close()
+            self.consumer = None
+
+
+class RegexStrategy:
+    """One subscription to `^<PREFIX>.*` for the worker's whole life: the client notices new
+    and deleted topics on its metadata refresh, and the group rebalances (cooperatively)
+    without the worker doing anything. Records of a pipeline whose spec is not in the view
+    yet are fine: the view reads to the end of PIPELINES when it meets an unknown id."""
+
+    name = "regex"
+
+    def __init__(self, pattern: str, make_consumer: Callable[[], Consumer],
+                 drain: Callable[[], None],
+                 subscribe: Callable[[Consumer, list[str]], None]) -> None:
+        self.consumer: Consumer | None = make_consumer()
+        self._drain = drain
+        subscribe(self.consumer, [pattern])
+        self.cycles = 0
+
+    def topics_changed(self, topics: frozenset[str], reason: str) -> None:
+        """Nothing to do: the subscription already covers every topic of the role."""
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self._drain()
+            self.consumer.close()
+            self.consumer = None
+
+
+# Regex subscriptions see new topics on the metadata refresh: its period bounds pickup.
+REGEX_METADATA_REFRESH_MS = 1000
+
+
+def consumer_overrides(strategy: str) -> dict[str, object]:
+    """librdkafka settings each strategy needs (merged by Settings.consumer_config)."""
+    if strategy == "reconnect":
+        return {"assignor": "roundrobin"}
+    if strategy == "in-place":
+        return {"assignor": "cooperative-sticky"}
+    if strategy == "consumer-protocol":
+        return {"protocol": "consumer"}
+    if strategy == "regex":
+        return {"assignor": "cooperative-sticky",
+                "topic.metadata.refresh.interval.ms": REGEX_METADATA_REFRESH_MS}
+    raise ValueError(f"unknown resubscribe strategy {strategy!r}")
+
+
+def build_strategy(strategy: str, prefix: str, make_consumer: Callable[[], Consumer],
+                   drain: Callable[[], None],
+                   subscribe: Callable[[Consumer, list[str]], None]) -> Strategy:
+    if strategy == "reconnect":
+        return ReconnectStrategy(make_consumer, drain, subscribe)
+    if strategy in ("in-place", "consumer-protocol"):
+        return InPlaceStrategy(strategy, make_consumer, drain, subscribe)
+    if strategy == "regex":
+        return RegexStrategy(f"^{prefix}.*", make_consumer, drain, subscribe)
+    raise ValueError(f"unknown resubscribe strategy {strategy!r}")

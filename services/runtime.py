@@ -24,16 +24,36 @@ from shared.store import Store
 HEARTBEAT_S = 2.0  # how often a worker tells Redis it is alive (status shows silence)
 
 
-def commit(consumer: Consumer, offsets: list[Any] | None = None) -> None:
-    """Synchronous commit; "nothing to commit" is not an error."""
+# A commit refused because the group is rebalancing loses nothing: outputs are already
+# durable, and the partition's next owner replays from the last commit (replays are
+# de-duplicated downstream). Failing the worker instead would leave its member id in the
+# group until the session times out, stalling everyone.
+REBALANCE_COMMIT_ERRORS = {
+    KafkaError.ILLEGAL_GENERATION, KafkaError.REBALANCE_IN_PROGRESS,
+    KafkaError.UNKNOWN_MEMBER_ID, KafkaError._ASSIGNMENT_LOST, KafkaError._STATE,
+    KafkaError.STALE_MEMBER_EPOCH, KafkaError.FENCED_MEMBER_EPOCH,
+}
+
+
+def commit(consumer: Consumer, offsets: list[Any] | None = None) -> bool:
+    """Synchronous commit. Returns False when there was nothing to commit or a rebalance
+    refused it (harmless, see above); raises on anything else."""
     try:
         if offsets is None:
             consumer.commit(asynchronous=False)
         elif offsets:
             consumer.commit(offsets=offsets, asynchronous=False)
+        return True
     except KafkaException as exc:
-        if exc.args[0].code() != KafkaError._NO_OFFSET:
-            raise
+        code = exc.args[0].code()
+        if code == KafkaError._NO_OFFSET:
+            return False
+        if code in REBALANCE_COMMIT_ERRORS:
+            structlog.get_logger("commit").info("commit refused by a rebalance; the next "
+                                                "owner replays from the last commit",
+                                                error=exc.args[0].str())
+            return False
+        raise
 
 
 @dataclass
@@ -99,7 +119,8 @@ class Runtime:
             self._last_beat = now
             self.store.heartbeat(self.worker_id, {
                 "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
-                "partitions": ",".join(self.assignment), **fields})
+                "partitions": ",".join(self.assignment),
+                "strategy": self.settings.resubscribe, **fields})
 
     def close(self) -> None:
         self.producer.flush()

@@ -50,7 +50,7 @@ def start(settings: Settings, role: str, index: int) -> WorkerProcess:
     directory.mkdir(parents=True, exist_ok=True)
     (settings.home / "logs").mkdir(exist_ok=True)
     logfile = settings.home / "logs" / f"{role}-{index}.log"
-    env = {**os.environ, **settings.env()}
+    env = {**os.environ, **settings.env(), "MAPREDUCE_WORKER_INDEX": str(index)}
     with open(logfile, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "services.worker", role], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

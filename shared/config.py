@@ -24,6 +24,11 @@ ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
 ENV_REDIS = "MAPREDUCE_REDIS_URL"
 ENV_HOME = "MAPREDUCE_HOME"
 ENV_KAFKA_PREFIX = "MAPREDUCE_KAFKA_"
+ENV_RESUBSCRIBE = "MAPREDUCE_RESUBSCRIBE"
+ENV_STATIC = "MAPREDUCE_STATIC_MEMBERSHIP"
+# How mappers and reducers follow the set of live pipelines (services/resubscriber.py).
+STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex")
+DEFAULT_STRATEGY = "reconnect"
 
 
 def default_home() -> Path:
@@ -49,6 +54,10 @@ class Settings:
     session_timeout_ms: int = 10_000
     kafka_extra: dict[str, str] = field(default_factory=dict)
     local: bool = False  # the addresses belong to a cluster `mapreduce up` started
+    resubscribe: str = DEFAULT_STRATEGY
+    # Static membership (group.instance.id): a restarted or reconnecting worker gets its
+    # partitions back without a rebalance, but a dead one keeps them for a session timeout.
+    static_membership: bool = False
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -56,7 +65,8 @@ class Settings:
     def env(self) -> dict[str, str]:
         """Environment that makes a child process (a worker) use these settings."""
         env = {ENV_BOOTSTRAP: self.bootstrap_servers, ENV_REDIS: self.redis_url,
-               ENV_HOME: str(self.home)}
+               ENV_HOME: str(self.home), ENV_RESUBSCRIBE: self.resubscribe,
+               ENV_STATIC: "1" if self.static_membership else "0"}
         env.update({ENV_KAFKA_PREFIX + k.upper().replace(".", "_"): v
                     for k, v in self.kafka_extra.items()})
         return env
@@ -78,15 +88,27 @@ class Settings:
         forced = {"enable.idempotence": True}  # broker retries must not duplicate or reorder
         return {**self._merge(defaults, forced), **overrides}
 
-    def consumer_config(self, group: str, **overrides: Any) -> dict[str, Any]:
-        defaults = {
-            "session.timeout.ms": self.session_timeout_ms,
-            "heartbeat.interval.ms": min(3000, self.session_timeout_ms // 3),
+    def consumer_config(self, group: str, *, protocol: str = "classic",
+                        assignor: str = "roundrobin", instance_id: str | None = None,
+                        **overrides: Any) -> dict[str, Any]:
+        """protocol "consumer" is KIP-848: the broker assigns partitions and owns the
+        session, so the classic session, heartbeat and assignor settings are config errors
+        there and are left out."""
+        defaults: dict[str, Any] = {
             "max.poll.interval.ms": 300_000,
             "fetch.max.bytes": 52_428_800,
-            "partition.assignment.strategy": "roundrobin",
             "topic.metadata.refresh.interval.ms": 5_000,
         }
+        if protocol == "classic":
+            defaults.update({
+                "session.timeout.ms": self.session_timeout_ms,
+                "heartbeat.interval.ms": min(3000, self.session_timeout_ms // 3),
+                "partition.assignment.strategy": assignor,
+            })
+        else:
+            defaults["group.protocol"] = protocol
+        if instance_id:
+            defaults["group.instance.id"] = instance_id
         forced = {
             "group.id": group,
             "enable.auto.commit": False,  # commit only what is durable downstream
@@ -128,10 +150,17 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
     extra = kafka_extra_from_env()
     bootstrap = bootstrap or os.environ.get(ENV_BOOTSTRAP)
     redis_url = redis_url or os.environ.get(ENV_REDIS)
+    resubscribe = os.environ.get(ENV_RESUBSCRIBE) or DEFAULT_STRATEGY
+    if resubscribe not in STRATEGIES:
+        raise ValueError(f"{ENV_RESUBSCRIBE}={resubscribe!r}: choose one of "
+                         f"{', '.join(STRATEGIES)}")
+    strategy: dict[str, Any] = {"resubscribe": resubscribe,
+                                "static_membership": os.environ.get(ENV_STATIC, "0") == "1"}
     if bootstrap and redis_url:
-        return Settings(bootstrap, redis_url, home=home, kafka_extra=extra)
+        return Settings(bootstrap, redis_url, home=home, kafka_extra=extra, **strategy)
     local = read_local_cluster(home)
     if local is None:
         return None
     return Settings(bootstrap or local["bootstrap_servers"], redis_url or local["redis_url"],
-                    home=home, kafka_extra=extra, local=not (bootstrap or redis_url))
+                    home=home, kafka_extra=extra, local=not (bootstrap or redis_url),
+                    **strategy)

@@ -78,6 +78,7 @@ class TrialResult:
     duplicated: int = 0
     different: int = 0
     unexpected: int = 0
+    examples: dict[str, list[Any]] = field(default_factory=dict)  # to diagnose a mismatch
     error: str = ""
 
     @property
@@ -147,6 +148,10 @@ class Harness:
             result.duplicated = len(comparison.duplicated)
             result.different = len(comparison.different)
             result.unexpected = len(comparison.unexpected)
+            result.examples = {name: values[:5] for name, values in (
+                ("missing", comparison.missing), ("duplicated", comparison.duplicated),
+                ("different", comparison.different), ("unexpected", comparison.unexpected),
+            ) if values}
 
     def _dead_source_trial(self, result: TrialResult, out: Path) -> None:
         pipeline_id = f"fault-source-{result.seed}-{os.getpid()}-{time.monotonic_ns()}"

@@ -1,0 +1,221 @@
+"""What per-pipeline topics cost in rebalances, per resubscription strategy:
+`python -m benchmarks.rebalance` (defaults finish in about 10 minutes on 2 cores).
+
+For each strategy: a fresh pool (W mappers, W reducers), a warm-up job, one run of the
+long pipeline P0 alone (the baseline), then R repetitions of P0 with K small pipelines
+announced every --interval seconds while P0 is mid-map. Measured from the workers' own
+log events (see benchmarks/rebalance_metrics.py):
+  stall      per mapper, the gap in P0 progress around each change of the pipeline set
+  pickup     announcement -> first record processed; announcement -> job done
+  redelivered P0 frames mapped more than once (replays caused by rebalances)
+  p0_ratio   P0 end-to-end time / the baseline's
+Writes benchmarks/results/rebalance.json and rebalance.png, prints a table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks import rebalance_metrics as metrics
+from services import source, supervisor
+from services.localcluster.cluster import LocalCluster
+from shared.config import Settings
+from shared.store import Store
+from tests.conftest import free_port, make_corpus
+
+RESULTS = Path(__file__).parent / "results"
+WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
+VARIANTS = {  # name -> (strategy, static membership)
+    "reconnect": ("reconnect", False),
+    "reconnect+static": ("reconnect", True),
+    "in-place": ("in-place", False),
+    "consumer-protocol": ("consumer-protocol", False),
+    "regex": ("regex", False),
+}
+
+
+def submit(settings: Settings, inputs: list[Path], out: Path, partitions: int) -> source.Job:
+    job = source.Job(WORDCOUNT, inputs, out, partitions=partitions)
+    source.prepare(job, settings)
+    source.submit(job, settings)
+    return job
+
+
+def wait_done(settings: Settings, pipeline_id: str, done_at: dict[str, float]) -> None:
+    source.wait(settings, pipeline_id, lambda s: None, timeout=600, interval=0.05)
+    done_at[pipeline_id] = time.time()
+
+
+def start_pool(settings: Settings, workers: int) -> None:
+    supervisor.stop_all(settings.home)
+    os.environ["MAPREDUCE_LOG_LEVEL"] = "DEBUG"  # the per-batch events the metrics read
+    supervisor.scale(settings, {"dispatcher": 1, "shuffler": 2, "sink": 1,
+                                "mapper": workers, "reducer": workers})
+
+
+def one_run(settings: Settings, args: argparse.Namespace, p0_inputs: list[Path],
+            small_inputs: list[Path], work: Path, announce: int) -> dict[str, Any]:
+    store = Store(settings.redis_url)
+    started = time.time()
+    p0 = submit(settings, p0_inputs, work / f"p0-{time.monotonic_ns()}", args.partitions)
+    done_at: dict[str, float] = {}
+    waiters = [threading.Thread(target=wait_done, args=(settings, p0.pipeline_id, done_at))]
+    waiters[0].start()
+    deadline = time.monotonic() + 120
+    while store.ended_counts(p0.pipeline_id)["mapped"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.02)  # until P0 is being mapped: announcements must land mid-run
+    announced: dict[str, float] = {}
+    for _ in range(announce):
+        time.sleep(args.interval)  # the schedule of announcements is the experiment
+        announced_at = time.time()
+        job = submit(settings, small_inputs, work / f"pk-{time.monotonic_ns()}",
+                     args.partitions)
+        announced[job.pipeline_id] = announced_at
+        waiter = threading.Thread(target=wait_done, args=(settings, job.pipeline_id, done_at))
+        waiter.start()
+        waiters.append(waiter)
+    for waiter in waiters:
+        waiter.join()
+    events = metrics.read_events((settings.home / "logs").glob("*.log"), since=started)
+    batch_list = metrics.batches(events)
+    changes = [t for t in metrics.set_changes(events) if t > started]
+    p0_frames = int(store.pipeline(p0.pipeline_id).get("frames") or 0)
+    per_worker = metrics.stalls(batch_list, p0.pipeline_id, changes)
+    pickups = []
+    for pipeline_id, at in announced.items():
+        first = metrics.first_batch(batch_list, pipeline_id)
+        pickups.append({"first_record_s": None if first is None else round(first - at, 3),
+                        "done_s": round(done_at[pipeline_id] - at, 3)})
+    return {
+        "p0_s": round(done_at[p0.pipeline_id] - started, 3),
+        "stall_per_mapper": per_worker,
+        "pickup": pickups,
+        "p0_frames": p0_frames,
+        "redelivered_frames": metrics.processed(batch_list, p0.pipeline_id) - p0_frames,
+        "set_changes": len(changes),
+    }
+
+
+def summarize(runs: list[dict[str, Any]], baseline_s: float) -> dict[str, Any]:
+    max_stalls = [w["max"] for r in runs for w in r["stall_per_mapper"].values()]
+    total_stalls = [w["total"] for r in runs for w in r["stall_per_mapper"].values()]
+    firsts = [p["first_record_s"] for r in runs for p in r["pickup"]
+              if p["first_record_s"] is not None]
+    dones = [p["done_s"] for r in runs for p in r["pickup"]]
+
+    def spread(values: list[float]) -> dict[str, float]:
+        if not values:
+            return {"median": 0.0, "min": 0.0, "max": 0.0}
+        return {"median": round(statistics.median(values), 3),
+                "min": round(min(values), 3), "max": round(max(values), 3)}
+
+    return {
+        "stall_max_s": spread(max_stalls), "stall_total_s": spread(total_stalls),
+        "pickup_first_record_s": spread(firsts), "pickup_done_s": spread(dones),
+        "redelivered_frames": spread([r["redelivered_frames"] for r in runs]),
+        "p0_s": spread([r["p0_s"] for r in runs]), "baseline_p0_s": round(baseline_s, 3),
+        "p0_ratio_to_baseline": round(statistics.median(r["p0_s"] for r in runs) / baseline_s,
+                                      3),
+    }
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(results["strategies"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    for ax, (title, getter) in zip(axes, (
+        ("P0 stall per mapper, longest (s)",
+         lambda runs: [w["max"] for r in runs for w in r["stall_per_mapper"].values()]),
+        ("pickup: announcement -> first record (s)",
+         lambda runs: [p["first_record_s"] for r in runs for p in r["pickup"]
+                       if p["first_record_s"] is not None]),
+    ), strict=True):
+        data = [getter(results["strategies"][n]["runs"]) or [0.0] for n in names]
+        ax.boxplot(data, showfliers=True)
+        ax.set_xticks(range(1, len(names) + 1), names, rotation=20)
+        ax.set_title(title)
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(f"Rebalance cost per resubscription strategy "
+                 f"(W={results['params']['workers']}, K={results['params']['announce']}, "
+                 f"R={results['params']['repeat']})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--strategies", default=",".join(VARIANTS))
+    parser.add_argument("--workers", type=int, default=2, help="W mappers and W reducers")
+    parser.add_argument("--announce", type=int, default=3, help="K pipelines announced")
+    parser.add_argument("--interval", type=float, default=2.0, help="seconds between them")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=5, help="R repetitions per strategy")
+    parser.add_argument("--p0-mb", type=float, default=40.0)
+    parser.add_argument("--small-mb", type=float, default=0.2)
+    parser.add_argument("--out", type=Path, default=RESULTS / "rebalance.json")
+    args = parser.parse_args(argv)
+
+    home = Path(tempfile.mkdtemp(prefix="mapreduce-rebalance-"))
+    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
+                           redis_port=free_port())
+    base = cluster.start()
+    p0_inputs = make_corpus(home / "p0", args.p0_mb)
+    small_inputs = make_corpus(home / "small", args.small_mb, files=1)
+    results: dict[str, Any] = {"params": vars(args) | {"out": str(args.out)},
+                               "machine": f"{os.cpu_count()} cores", "strategies": {}}
+    try:
+        for name in args.strategies.split(","):
+            strategy, static = VARIANTS[name]
+            settings = base.with_(resubscribe=strategy, static_membership=static)
+            start_pool(settings, args.workers)
+            work = home / name
+            work.mkdir()
+            one_run(settings, args, small_inputs, small_inputs, work, announce=0)  # warm-up
+            baseline = one_run(settings, args, p0_inputs, small_inputs, work, announce=0)
+            runs = [one_run(settings, args, p0_inputs, small_inputs, work, args.announce)
+                    for _ in range(args.repeat)]
+            results["strategies"][name] = {"summary": summarize(runs, baseline["p0_s"]),
+                                           "baseline": baseline, "runs": runs}
+            print(f"{name}: {json.dumps(results['strategies'][name]['summary'])}",
+                  file=sys.stderr, flush=True)
+    finally:
+        supervisor.stop_all(home)
+        cluster.stop()
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2))
+    plot(results, args.out.with_suffix(".png"))
+    print_table(results)
+    print(f"\nwritten: {args.out} and {args.out.with_suffix('.png')}")
+    return 0
+
+
+def print_table(results: dict[str, Any]) -> None:
+    header = (f"{'strategy':<19}{'stall max':>10}{'stall tot':>10}{'pickup 1st':>11}"
+              f"{'pickup done':>12}{'redeliv':>8}{'P0 s':>7}{'P0/base':>8}")
+    print(header)
+    print("-" * len(header))
+    for name, data in results["strategies"].items():
+        s = data["summary"]
+        print(f"{name:<19}{s['stall_max_s']['median']:>10.2f}{s['stall_total_s']['median']:>10.2f}"
+              f"{s['pickup_first_record_s']['median']:>11.2f}{s['pickup_done_s']['median']:>12.2f}"
+              f"{s['redelivered_frames']['median']:>8.0f}{s['p0_s']['median']:>7.1f}"
+              f"{s['p0_ratio_to_baseline']:>8.2f}")
+    print("(medians over R repetitions and W mappers; seconds)")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

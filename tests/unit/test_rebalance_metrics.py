@@ -1,0 +1,24 @@
+import pytest
+
+from benchmarks.rebalance_metrics import Batch, first_batch, processed, stalls
+
+
+def b(ts, worker, **counts):
+    return Batch(ts, worker, "mapper", counts)
+
+
+def test_stall_is_the_gap_that_contains_a_change_counted_once():
+    batches = [b(0.0, "m1", p0=5), b(0.1, "m1", p0=5), b(2.1, "m1", p0=5), b(2.2, "m1", p0=5),
+               b(0.05, "m2", p0=5), b(0.15, "m2", p0=5), b(0.25, "m2", p0=5)]
+    result = stalls(batches, "p0", changes=[0.5, 0.6, 2.15])
+    # changes at 0.5 and 0.6 fall in one gap (0.1 -> 2.1), the one at 2.15 in (2.1 -> 2.2)
+    assert result["m1"]["max"] == pytest.approx(2.0)
+    assert result["m1"]["total"] == pytest.approx(2.1)
+    assert result["m2"] == {"max": 0.0, "total": 0.0}  # m2 had finished P0 before the change
+
+
+def test_batches_of_other_pipelines_do_not_count_as_progress():
+    batches = [b(0.0, "m1", p0=1), b(1.0, "m1", p1=3), b(3.0, "m1", p0=1)]
+    assert stalls(batches, "p0", [0.5])["m1"]["max"] == 3.0
+    assert first_batch(batches, "p1") == 1.0 and first_batch(batches, "p9") is None
+    assert processed(batches, "p0") == 2

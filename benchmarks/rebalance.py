@@ -36,10 +36,10 @@ RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 VARIANTS = {  # name -> (strategy, static membership)
     "reconnect": ("reconnect", False),
-    "reconnect+static": ("reconnect", True),
     "in-place": ("in-place", False),
     "consumer-protocol": ("consumer-protocol", False),
     "regex": ("regex", False),
+    "consumer-protocol+static": ("consumer-protocol", True),
 }
 
 

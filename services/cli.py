@@ -120,6 +120,14 @@ def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
         overrides["resubscribe"] = resubscribe
     if static_membership is not None:
         overrides["static_membership"] = static_membership
+    base = obj.settings()
+    try:
+        config.check_strategy(
+            str(overrides.get("resubscribe") or (base.resubscribe if base else
+                                                 config.DEFAULT_STRATEGY)),
+            bool(overrides.get("static_membership", base.static_membership if base else False)))
+    except ValueError as exc:
+        raise click.UsageError(str(exc)) from exc
     settings = obj.ensure(wanted, **overrides)
     workers = supervisor.running(settings.home)
     console.print(f"cluster: Kafka {settings.bootstrap_servers}, Redis {settings.redis_url}")

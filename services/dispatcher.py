@@ -113,7 +113,9 @@ class Dispatcher:
             pipeline_id = envelope.pipeline
             spec = self.rt.spec(pipeline_id)
             if spec is None:
-                self.rt.log.debug("record of a finished pipeline skipped", pipeline=pipeline_id)
+                self.rt.log.warning("record of an unknown or finished pipeline skipped",
+                                    pipeline=pipeline_id, partition=msg.partition(),
+                                    offset=msg.offset(), kind=envelope.kind.value)
                 continue
             self._ensure_ready(pipeline_id)
             map_topic = topics.map_topic(pipeline_id)

@@ -133,7 +133,10 @@ class HoldingWorker:
             holding = holdings.get(key)
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:
-                holdings.pop(key, None)
+                if holdings.pop(key, None) is not None or envelope.kind is Kind.RECORDS:
+                    self.rt.log.warning("record of an unknown or finished pipeline skipped",
+                                        pipeline=envelope.pipeline, partition=partition,
+                                        offset=msg.offset())
                 continue
             if holding is None:
                 barrier_partition = self.barrier_partition(envelope, partition)

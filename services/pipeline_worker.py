@@ -146,8 +146,11 @@ class PipelineTopicWorker:
                                   partition=msg.partition(), offset=msg.offset(), error=str(exc))
                 continue
             spec = self.rt.spec(envelope.pipeline)
-            if spec is None:
-                continue  # finished, failed, or never announced: nothing to do with it
+            if spec is None:  # finished, failed, or never announced: nothing to do with it
+                self.rt.log.warning("record of an unknown or finished pipeline skipped",
+                                    pipeline=envelope.pipeline, topic=msg.topic(),
+                                    partition=msg.partition(), offset=msg.offset())
+                continue
             self.processed += 1
             if envelope.kind is Kind.RECORDS:
                 counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1

@@ -121,6 +121,18 @@ class Settings:
         return self._merge({"socket.timeout.ms": 10_000}, {})
 
 
+def check_strategy(resubscribe: str, static_membership: bool) -> None:
+    """Static membership only with the KIP-848 protocol: with the classic protocol a static
+    member that rejoins with a new subscription gets its old assignment back and no
+    rebalance happens, so new pipelines are never assigned (measured: the job hangs)."""
+    if static_membership and resubscribe != "consumer-protocol":
+        raise ValueError(
+            f"static membership cannot be combined with --resubscribe {resubscribe}: with "
+            "the classic group protocol a static member that rejoins with new topics keeps "
+            "its old assignment, so new pipelines would never be picked up; use "
+            "--resubscribe consumer-protocol")
+
+
 def _cluster_file(home: Path) -> Path:
     return home / "cluster.json"
 
@@ -156,6 +168,7 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
                          f"{', '.join(STRATEGIES)}")
     strategy: dict[str, Any] = {"resubscribe": resubscribe,
                                 "static_membership": os.environ.get(ENV_STATIC, "0") == "1"}
+    check_strategy(resubscribe, strategy["static_membership"])
     if bootstrap and redis_url:
         return Settings(bootstrap, redis_url, home=home, kafka_extra=extra, **strategy)
     local = read_local_cluster(home)

@@ -1,0 +1,59 @@
+"""Every resubscription strategy keeps the results exact: two pipelines at once, a third
+announced mid-run, and a mapper killed (SIGKILL) and replaced while they run."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+
+import pytest
+
+from services import supervisor
+from shared.config import Settings
+from shared.store import Store
+from tests.conftest import REPO, make_corpus, wait_for
+from tests.integration import jobs
+
+pytestmark = pytest.mark.integration
+
+VARIANTS = {
+    "reconnect": ("reconnect", False),
+    "in-place": ("in-place", False),
+    "consumer-protocol": ("consumer-protocol", False),
+    "regex": ("regex", False),
+    "consumer-protocol+static": ("consumer-protocol", True),
+}
+
+
+@pytest.fixture(params=list(VARIANTS))
+def strategy_pool(request, pool: Settings) -> Iterator[Settings]:
+    strategy, static = VARIANTS[request.param]
+    settings = pool.with_(resubscribe=strategy, static_membership=static)
+    for worker in supervisor.running(pool.home):
+        if worker.role in ("mapper", "reducer"):
+            supervisor.stop(pool.home, worker)
+    supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
+    yield settings
+    for worker in supervisor.running(pool.home):
+        if worker.role in ("mapper", "reducer"):
+            supervisor.stop(pool.home, worker)
+    supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+
+
+def test_results_exact_under_strategy(strategy_pool: Settings, tmp_path) -> None:
+    settings = strategy_pool
+    store = Store(settings.redis_url)
+    big = jobs.submit(settings, jobs.WORDCOUNT, make_corpus(tmp_path / "big", 10),
+                      tmp_path / "big-out")
+    other = jobs.submit(settings, jobs.INVERTED_INDEX, [REPO / "pipelines/samples/docs.jsonl"],
+                        tmp_path / "ii-out", fmt="jsonl", partitions=2)
+    wait_for(lambda: store.ended_counts(big.pipeline_id)["mapped"] > 0, 60, "mapping")
+    late = jobs.submit(settings, jobs.WORDCOUNT, make_corpus(tmp_path / "late", 0.3),
+                       tmp_path / "late-out")
+    victim = next(w for w in supervisor.running(settings.home) if w.role == "mapper")
+    os.kill(victim.pid, signal.SIGKILL)
+    supervisor.scale(settings, supervisor.DEFAULT_COUNTS)  # replaced, same strategy
+    for job in (late, other, big):
+        jobs.wait(settings, job)
+        jobs.assert_matches_sequential(job)

@@ -1,0 +1,43 @@
+import pytest
+
+from services.resubscriber import consumer_overrides
+from shared.config import STRATEGIES, Settings, check_strategy
+
+
+def settings(**kw):
+    return Settings("b:9092", "redis://r/0", kafka_extra={"security.protocol": "SSL"}, **kw)
+
+
+def test_merge_order_forced_values_win_over_user_extras():
+    s = Settings("b:9092", "redis://r/0", kafka_extra={"enable.auto.commit": "true",
+                                                       "fetch.max.bytes": "1"})
+    cfg = s.consumer_config("g")
+    assert cfg["enable.auto.commit"] is False and cfg["auto.offset.reset"] == "earliest"
+    assert cfg["fetch.max.bytes"] == "1"  # user extras beat defaults
+    assert cfg["bootstrap.servers"] == "b:9092"
+
+
+def test_kip848_config_leaves_out_classic_only_settings():
+    cfg = settings().consumer_config("g", **consumer_overrides("consumer-protocol"))
+    assert cfg["group.protocol"] == "consumer"
+    for key in ("session.timeout.ms", "heartbeat.interval.ms", "partition.assignment.strategy"):
+        assert key not in cfg
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_every_strategy_has_a_consumer_config(strategy):
+    cfg = settings().consumer_config("g", instance_id="m-1", **consumer_overrides(strategy))
+    assert cfg["group.instance.id"] == "m-1" and cfg["security.protocol"] == "SSL"
+
+
+def test_static_membership_only_with_the_consumer_protocol():
+    check_strategy("consumer-protocol", True)
+    for strategy in ("reconnect", "in-place", "regex"):
+        check_strategy(strategy, False)
+        with pytest.raises(ValueError, match="keeps its old assignment"):
+            check_strategy(strategy, True)
+
+
+def test_env_round_trip_carries_the_strategy():
+    env = settings(resubscribe="regex").env()
+    assert env["MAPREDUCE_RESUBSCRIBE"] == "regex" and env["MAPREDUCE_STATIC_MEMBERSHIP"] == "0"

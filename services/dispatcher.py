@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, Message
 
-from services.runtime import Runtime, commit, describe
+from services.runtime import Runtime, commit, describe, envelope_of
 from shared import kafka, topics
 from shared.barrier import Stage
-from shared.codec import CodecError, Envelope, Kind
+from shared.codec import Envelope, Kind
 from shared.store import TERMINAL
 
 BATCH = 500
@@ -99,16 +99,8 @@ class Dispatcher:
 
     def _process(self, messages: list[Message]) -> None:
         for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    self.rt.log.warning("consumer error", error=error.str())
-                continue
-            try:
-                envelope = Envelope.from_headers(msg.headers())
-            except CodecError as exc:
-                self.rt.log.error("undecodable message skipped", partition=msg.partition(),
-                                  offset=msg.offset(), error=str(exc))
+            envelope = envelope_of(self.rt, msg)
+            if envelope is None:
                 continue
             pipeline_id = envelope.pipeline
             spec = self.rt.spec(pipeline_id)

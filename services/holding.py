@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Hashable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.runtime import Runtime, commit, describe
+from services.runtime import Runtime, commit, describe, envelope_of
 from shared.barrier import Stage
-from shared.codec import CodecError, Envelope, Kind
+from shared.codec import Envelope, Kind
 from shared.spec import PipelineSpec
 
 BATCH = 500
@@ -111,21 +111,14 @@ class HoldingWorker:
 
     def _process(self, messages: list[Message]) -> None:
         for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.code() != KafkaError._PARTITION_EOF:
-                    self.rt.log.warning("consumer error", error=error.str())
-                continue
             partition = msg.partition()
             holdings = self.held.get(partition)
             if holdings is None:
                 continue  # revoked while the batch was in hand
-            self.next_offset[partition] = msg.offset() + 1
-            try:
-                envelope = Envelope.from_headers(msg.headers())
-            except CodecError as exc:
-                self.rt.log.error("undecodable message skipped", partition=partition,
-                                  offset=msg.offset(), error=str(exc))
+            if msg.error() is None:
+                self.next_offset[partition] = msg.offset() + 1
+            envelope = envelope_of(self.rt, msg)
+            if envelope is None:
                 continue
             key = self.hold_key(envelope)
             if key in self.emitted[partition]:

@@ -9,11 +9,11 @@ import socket
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message
+from confluent_kafka import Consumer, Message
 
 from services import lifecycle
 from services.resubscriber import build_strategy, consumer_overrides
-from services.runtime import Runtime, commit, describe
+from services.runtime import Runtime, commit, describe, envelope_of
 from shared.barrier import Stage
 from shared.codec import CodecError, Envelope, Kind
 from shared.spec import PipelineSpec
@@ -132,18 +132,8 @@ class PipelineTopicWorker:
     def _process(self, messages: list[Message]) -> None:
         counts: dict[str, int] = {}
         for msg in messages:
-            error = msg.error()
-            if error is not None:
-                if error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._PARTITION_EOF):
-                    self.rt.log.debug("topic gone", error=error.str())  # deleted after finishing
-                else:
-                    self.rt.log.warning("consumer error", error=error.str())
-                continue
-            try:
-                envelope = Envelope.from_headers(msg.headers())
-            except CodecError as exc:
-                self.rt.log.error("undecodable message skipped", topic=msg.topic(),
-                                  partition=msg.partition(), offset=msg.offset(), error=str(exc))
+            envelope = envelope_of(self.rt, msg)
+            if envelope is None:
                 continue
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:  # finished, failed, or never announced: nothing to do with it

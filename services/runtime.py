@@ -11,12 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from services import lifecycle
 from services.pipeline_view import PipelineView
 from services.producer import OutputProducer
 from shared import kafka, topics
+from shared.codec import CodecError, Envelope
 from shared.config import Settings
 from shared.spec import PipelineSpec
 from shared.store import Store
@@ -54,6 +55,24 @@ def commit(consumer: Consumer, offsets: list[Any] | None = None) -> bool:
                                                 error=exc.args[0].str())
             return False
         raise
+
+
+def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:
+    """The envelope of a consumed message; None (and logged) for a consumer error or a
+    message that cannot be decoded, which every role skips."""
+    error = msg.error()
+    if error is not None:
+        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+            rt.log.debug("topic gone", error=error.str())  # a finished pipeline's topic
+        elif error.code() != KafkaError._PARTITION_EOF:
+            rt.log.warning("consumer error", error=error.str())
+        return None
+    try:
+        return Envelope.from_headers(msg.headers())
+    except CodecError as exc:
+        rt.log.error("undecodable message skipped", topic=msg.topic(),
+                     partition=msg.partition(), offset=msg.offset(), error=str(exc))
+        return None
 
 
 @dataclass

@@ -34,6 +34,9 @@ class Mapper(PipelineTopicWorker):
     def __init__(self, rt: Runtime) -> None:
         super().__init__(rt)
         self.mapped: dict[str, list[int]] = defaultdict(list)
+        # Frames this process mapped, per (pipeline, partition): logged at the partition's
+        # end, so that a fault run can tell at which stage a frame went missing.
+        self.frames_seen: dict[tuple[str, int], set[int]] = defaultdict(set)
 
     def topic_for(self, pipeline_id: str) -> str:
         return topics.map_topic(pipeline_id)
@@ -61,9 +64,13 @@ class Mapper(PipelineTopicWorker):
                     Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq, chunk=chunk),
                     partition=partition)
         self.mapped[spec.pipeline_id].append(envelope.seq)
+        self.frames_seen[(spec.pipeline_id, msg.partition())].add(envelope.seq)
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()  # mark only what is durable
+        seen = self.frames_seen.pop((spec.pipeline_id, partition), set())
+        self.rt.log.info("map partition ended", pipeline=spec.pipeline_id, partition=partition,
+                         frames_mapped_here=len(seen), first=min(seen, default=None))
         if self.rt.store.mark_ended(spec.pipeline_id, Stage.MAP, partition, spec.partitions):
             self.rt.log.info("map stage ended", pipeline=spec.pipeline_id)
             for shuffle_partition in range(self.rt.shuffle_partitions):

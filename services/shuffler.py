@@ -54,6 +54,10 @@ class Shuffler(HoldingWorker):
                                           Envelope(Kind.RECORDS, pipeline_id),
                                           partition=reduce_partition)
         self.rt.producer.flush()  # mark only what is durable
+        frames = {seq for seq, _ in holding.seen}
+        self.rt.log.info("shuffle partition emitted", pipeline=pipeline_id, partition=partition,
+                         frames=len(frames), keys=len(holding.data),
+                         first_offset=holding.first_offset)
         if self.rt.store.mark_ended(pipeline_id, Stage.SHUFFLE, partition,
                                     self.rt.shuffle_partitions):
             self.rt.log.info("shuffle stage ended", pipeline=pipeline_id)

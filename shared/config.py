@@ -28,7 +28,9 @@ ENV_RESUBSCRIBE = "MAPREDUCE_RESUBSCRIBE"
 ENV_STATIC = "MAPREDUCE_STATIC_MEMBERSHIP"
 # How mappers and reducers follow the set of live pipelines (services/resubscriber.py).
 STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex")
-DEFAULT_STRATEGY = "reconnect"  # see README: consumer-protocol picks up faster but fails over in 45 s
+# consumer-protocol picks up new pipelines faster, but fails over in 45 s with the broker's
+# default KIP-848 session timeout (README, "Why reconnect is still the default").
+DEFAULT_STRATEGY = "reconnect"
 
 
 def default_home() -> Path:

@@ -64,6 +64,8 @@ def run_jobs(settings: Settings, tmp_path, kill_a_mapper: bool) -> None:
     if kill_a_mapper:
         victim = next(w for w in supervisor.running(settings.home) if w.role == "mapper")
         os.kill(victim.pid, signal.SIGKILL)
+        wait_for(lambda: all(w.pid != victim.pid for w in supervisor.running(settings.home)),
+                 10, "the killed mapper to be gone")  # else scale() still counts it alive
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)  # replaced, same strategy
     for job in (late, other, big):
         jobs.wait(settings, job)

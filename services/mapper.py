@@ -29,7 +29,6 @@ from shared.spec import PipelineSpec
 class Mapper(PipelineTopicWorker):
     role = "mapper"
     prefix = topics.MAP_PREFIX
-    stage = Stage.MAP
 
     def __init__(self, rt: Runtime) -> None:
         super().__init__(rt)

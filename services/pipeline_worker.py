@@ -14,7 +14,6 @@ from confluent_kafka import Consumer, Message
 from services import lifecycle
 from services.resubscriber import build_strategy, consumer_overrides
 from services.runtime import Runtime, commit, describe, envelope_of
-from shared.barrier import Stage
 from shared.codec import CodecError, Envelope, Kind
 from shared.spec import PipelineSpec
 
@@ -33,7 +32,6 @@ COALESCE_MAX_S = 1.0
 class PipelineTopicWorker:
     role = ""
     prefix = ""  # MAP--- or REDUCE---: the regex strategy subscribes to ^<prefix>.*
-    stage: Stage
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt

@@ -17,7 +17,6 @@ from shared.spec import PipelineSpec
 class Reducer(PipelineTopicWorker):
     role = "reducer"
     prefix = topics.REDUCE_PREFIX
-    stage = Stage.REDUCE
 
     def topic_for(self, pipeline_id: str) -> str:
         return topics.reduce_topic(pipeline_id)

@@ -56,7 +56,6 @@ class ReconnectStrategy:
         self._subscribe = subscribe
         self._sleep = sleep
         self._entered = time.monotonic()
-        self.cycles = 0
 
     def topics_changed(self, topics: frozenset[str], reason: str) -> None:
         self._run(self.machine.handle(TopicsChanged(topics, reason)))
@@ -99,7 +98,6 @@ class ReconnectStrategy:
             assert self.consumer is not None
             if command.topics:
                 self._subscribe(self.consumer, sorted(command.topics))
-            self.cycles += 1
 
     def close(self) -> None:
         if self.consumer is not None:
@@ -108,7 +106,20 @@ class ReconnectStrategy:
             self.consumer = None
 
 
-class InPlaceStrategy:
+class _LiveConsumerStrategy:
+    """What strategies that keep one consumer for the worker's life share."""
+
+    consumer: Consumer | None
+    _drain: Callable[[], None]
+
+    def close(self) -> None:
+        if self.consumer is not None:
+            self._drain()
+            self.consumer.close()
+            self.consumer = None
+
+
+class InPlaceStrategy(_LiveConsumerStrategy):
     """`subscribe()` again on the live consumer with the full topic list. With the classic
     protocol and cooperative-sticky assignment only the partitions that move are revoked;
     with KIP-848 (`consumer-protocol`) the broker computes the new assignment itself and
@@ -123,7 +134,6 @@ class InPlaceStrategy:
         self._drain = drain
         self._subscribe = subscribe
         self.subscribed: frozenset[str] = frozenset()
-        self.cycles = 0
 
     def topics_changed(self, topics: frozenset[str], reason: str) -> None:
         if topics == self.subscribed:
@@ -138,18 +148,12 @@ class InPlaceStrategy:
         else:
             self.consumer.unsubscribe()
         self.subscribed = topics
-        self.cycles += 1
         log.info("resubscribed", strategy=self.name, reason=reason, topics=len(topics),
                  duration=round(time.monotonic() - started, 4))
 
-    def close(self) -> None:
-        if self.consumer is not None:
-            self._drain()
-            self.consumer.close()
-            self.consumer = None
 
 
-class RegexStrategy:
+class RegexStrategy(_LiveConsumerStrategy):
     """One subscription to `^<PREFIX>.*` for the worker's whole life: the client notices new
     and deleted topics on its metadata refresh, and the group rebalances (cooperatively)
     without the worker doing anything. Records of a pipeline whose spec is not in the view
@@ -163,16 +167,10 @@ class RegexStrategy:
         self.consumer: Consumer | None = make_consumer()
         self._drain = drain
         subscribe(self.consumer, [pattern])
-        self.cycles = 0
 
     def topics_changed(self, topics: frozenset[str], reason: str) -> None:
         """Nothing to do: the subscription already covers every topic of the role."""
 
-    def close(self) -> None:
-        if self.consumer is not None:
-            self._drain()
-            self.consumer.close()
-            self.consumer = None
 
 
 # Regex subscriptions see new topics on the metadata refresh: its period bounds pickup.

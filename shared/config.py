@@ -47,7 +47,6 @@ class Settings:
     source_partitions: int = 4
     shuffle_partitions: int = 8
     output_partitions: int = 4
-    pipeline_partitions: int = 4  # default for MAP---<id> / REDUCE---<id> (--partitions)
     # Frames trade latency for per-message overhead: 256 KiB holds ~4,000 lines of text and
     # stays well under the broker's default 1 MiB message limit.
     frame_bytes: int = 256 * 1024

@@ -55,7 +55,3 @@ def map_topic(pipeline_id: str) -> str:
 def reduce_topic(pipeline_id: str) -> str:
     return REDUCE_PREFIX + pipeline_id
 
-
-def pipeline_of(topic: str) -> str:
-    """The pipeline id of a per-pipeline topic."""
-    return topic.split(SEPARATOR, 1)[1]

@@ -198,20 +198,15 @@ class Harness:
 
     def _apply(self, fault: Fault, done: threading.Event) -> bool:
         if fault.kind == "kill":
-            worker = self._pick(fault.role)
-            if worker is None:
+            if self._signal(fault.role, signal.SIGKILL) is None:
                 return False
-            os.kill(worker.pid, signal.SIGKILL)
-            self.log(f"  SIGKILL {fault.role} pid {worker.pid}")
             done.wait(fault.pause)
             supervisor.scale(self.settings, supervisor.DEFAULT_COUNTS)
             return True
         if fault.kind == "stop":
-            worker = self._pick(fault.role)
+            worker = self._signal(fault.role, signal.SIGSTOP)
             if worker is None:
                 return False
-            os.kill(worker.pid, signal.SIGSTOP)
-            self.log(f"  SIGSTOP {fault.role} pid {worker.pid}")
             # Past the session timeout: the group evicts it and its partitions move.
             time.sleep(self.settings.session_timeout_ms / 1000 + 2 + fault.pause)
             os.kill(worker.pid, signal.SIGCONT)
@@ -231,6 +226,14 @@ class Harness:
             self.log(f"  {name} restarted")
             return True
         raise ValueError(f"unknown fault kind {fault.kind!r}")
+
+    def _signal(self, role: str, sig: signal.Signals) -> supervisor.WorkerProcess | None:
+        """Send `sig` to a random live worker of `role`; None if there is none."""
+        worker = self._pick(role)
+        if worker is not None:
+            os.kill(worker.pid, sig)
+            self.log(f"  {sig.name} {role} pid {worker.pid}")
+        return worker
 
     def _pick(self, role: str) -> supervisor.WorkerProcess | None:
         candidates = [w for w in supervisor.running(self.settings.home) if w.role == role]

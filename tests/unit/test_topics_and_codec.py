@@ -34,7 +34,6 @@ def test_invalid_pipeline_ids_say_why(bad, fragment):
 def test_topic_names_round_trip():
     assert topics.map_topic("p1") == "MAP---p1"
     assert topics.reduce_topic("p1") == "REDUCE---p1"
-    assert topics.pipeline_of("REDUCE---p1.x") == "p1.x"
     assert len(topics.reduce_topic("a" * topics.MAX_PIPELINE_ID)) == 249
 
 

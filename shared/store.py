@@ -35,6 +35,18 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'finished', ARG
 return ARGV[1]
 """
 
+# Register a pipeline in one step: the status hash, and the sets `status` and the
+# dispatcher's dead-source watchdog read. Done as separate calls, a source killed between
+# them left a pipeline no watchdog could see. A retried call with our token is success.
+_CREATE = """
+local created = redis.call('HSETNX', KEYS[1], 'token', ARGV[1])
+if created == 0 and redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+redis.call('SADD', KEYS[2], ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[2])
+return 1
+"""
+
 WORKER_TTL_S = 30  # a worker silent this long disappears from `status`
 
 
@@ -75,6 +87,7 @@ class Store:
                                           socket_connect_timeout=5, socket_timeout=10,
                                           health_check_interval=30)
         self._finish = self.redis.register_script(_FINISH)
+        self._create = self.redis.register_script(_CREATE)
 
     def check_reachable(self) -> None:
         try:
@@ -90,15 +103,11 @@ class Store:
     @_retried
     def create_pipeline(self, pipeline_id: str, fields: dict[str, Any]) -> bool:
         """Register a new pipeline; False if the id is already taken."""
-        key = _pipeline_key(pipeline_id)
-        token = fields.setdefault("token", uuid.uuid4().hex)  # recognizes our own retry
-        if not self.redis.hsetnx(key, "token", token) and self.redis.hget(key, "token") != token:
-            return False
-        self.redis.hset(key, mapping=_fields({"state": "submitted", **fields,
-                                              "submitted": time.time()}))
-        self.redis.sadd("mr:pipelines", pipeline_id)
-        self.redis.sadd("mr:active", pipeline_id)
-        return True
+        token = fields.setdefault("token", uuid.uuid4().hex)  # same token if the call is retried
+        values = _fields({"state": "submitted", **fields, "submitted": time.time()})
+        flat = [x for kv in values.items() for x in kv]
+        return bool(self._create(keys=[_pipeline_key(pipeline_id), "mr:pipelines", "mr:active"],
+                                 args=[token, pipeline_id, *flat]))
 
     @_retried
     def update_pipeline(self, pipeline_id: str, **fields: Any) -> None:

@@ -1,11 +1,12 @@
 """Dispatcher: makes announced pipelines ready and forwards their records.
 
 On an announcement it creates MAP---<id> and REDUCE---<id> (idempotent; several
-dispatchers may race), waits until every partition has a leader, then re-publishes the spec
-as READY: mappers and reducers subscribe only to READY pipelines. It forwards each source
-frame to MAP---<id> and, once every SOURCE partition has ended for a pipeline (a barrier
-set), sends one end marker to every MAP---<id> partition. On a tombstone it deletes the
-pipeline's topics."""
+dispatchers may race), waits until every partition has a leader, writes a first marker to
+every partition (OutputProducer.open_partitions), then re-publishes the spec as READY:
+mappers and reducers subscribe only to READY pipelines. It forwards each source frame to
+MAP---<id> and, once every SOURCE partition has ended for a pipeline (a barrier set), sends
+one end marker to every MAP---<id> partition. On a tombstone it deletes the pipeline's
+topics."""
 
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ from shared.store import TERMINAL
 
 BATCH = 500
 POLL_S = 0.2
-WATCH_SOURCES_S = 2.0  # how often to look for pipelines whose source died mid-stream
+WATCH_SOURCES_S = 2.0
+OPEN_ATTEMPTS = 5  # how often to look for pipelines whose source died mid-stream
 
 
 class Dispatcher:
@@ -89,6 +91,7 @@ class Dispatcher:
         if not entry.ready:
             kafka.ensure_topics(self.rt.admin,
                                 kafka.pipeline_topics(pipeline_id, entry.spec.partitions))  # type: ignore[union-attr]
+            self._open_partitions(pipeline_id, entry.spec.partitions)  # type: ignore[union-attr]
             self.rt.producer.send(topics.PIPELINES, entry.raw,
                                   Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode())
             self.rt.producer.flush()
@@ -96,6 +99,14 @@ class Dispatcher:
             self.rt.log.info("pipeline ready", pipeline=pipeline_id,
                              partitions=entry.spec.partitions)  # type: ignore[union-attr]
         self.made_ready.add(pipeline_id)
+
+    def _open_partitions(self, pipeline_id: str, partitions: int) -> None:
+        attempts = self.rt.producer.open_partitions(
+            [topics.map_topic(pipeline_id), topics.reduce_topic(pipeline_id)], partitions,
+            Envelope(Kind.READY, pipeline_id))
+        if attempts > 1:
+            self.rt.log.warning("opening new partitions took retries", pipeline=pipeline_id,
+                                attempts=attempts)
 
     def _process(self, messages: list[Message]) -> None:
         for msg in messages:

@@ -38,6 +38,7 @@ class PipelineTopicWorker:
         self.processed = 0
         self.batch_size = 1  # adapted to BATCH_BUDGET_S from the measured cost per message
         self.assigned: set[str] = set()
+        self.awaiting_first: set[str] = set()  # assigned partitions not yet read from
         self.strategy = build_strategy(rt.settings.resubscribe, self.prefix,
                                        self._make_consumer, self._drain, self._subscribe)
 
@@ -110,11 +111,13 @@ class PipelineTopicWorker:
         # Incremental (cooperative, KIP-848) or whole (eager): a set handles both.
         def assigned(_c: Consumer, parts: list[Any]) -> None:
             self.assigned |= set(describe(parts))
+            self.awaiting_first |= set(describe(parts))
             self.rt.assignment = sorted(self.assigned)
             self.rt.log.info("partitions assigned", partitions=describe(parts))
 
         def revoked(_c: Consumer, parts: list[Any]) -> None:
             self.assigned -= set(describe(parts))
+            self.awaiting_first -= set(describe(parts))
             self.rt.assignment = sorted(self.assigned)
             self.rt.log.info("partitions revoked", partitions=describe(parts))
 
@@ -133,6 +136,11 @@ class PipelineTopicWorker:
             envelope = envelope_of(self.rt, msg)
             if envelope is None:
                 continue
+            where = f"{msg.topic()}[{msg.partition()}]"
+            if where in self.awaiting_first:  # where a newly assigned partition starts
+                self.awaiting_first.discard(where)
+                self.rt.log.info("first record after assignment", partition=where,
+                                 offset=msg.offset())
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:  # finished, failed, or never announced: nothing to do with it
                 self.rt.log.warning("record of an unknown or finished pipeline skipped",
@@ -151,6 +159,7 @@ class PipelineTopicWorker:
                 self._log_progress(counts)  # before the end can move on and finish the job
                 counts = {}
                 self.on_end(spec, envelope, msg.partition())
+            # Kind.READY: the marker the dispatcher opens each new partition with; nothing to do
         self._log_progress(counts)
 
     def _log_progress(self, counts: dict[str, int]) -> None:

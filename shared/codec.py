@@ -29,7 +29,8 @@ import orjson
 
 class Kind(enum.Enum):
     ANNOUNCED = "announced"  # PIPELINES: a spec submitted by a source
-    READY = "ready"  # PIPELINES: the dispatcher made the pipeline's topics usable
+    READY = "ready"  # PIPELINES: the dispatcher made the pipeline's topics usable; also
+    # the first record of every MAP---/REDUCE--- partition (services/dispatcher.py)
     RECORDS = "records"  # a frame of data
     STREAM_ENDED = "ended"  # end-of-stream marker, one per partition
 

@@ -47,9 +47,6 @@ def test_two_pipelines_submitted_together(pool, tmp_path):
     jobs.assert_matches_sequential(second)
 
 
-# Exposes the open data-loss bug (README, "Known problems"): a new MAP partition's first
-# frames can be skipped. Not in `make test` until fixed; run: make test-known-bug.
-@pytest.mark.rebalance_loss
 def test_pipeline_announced_while_another_is_mid_run(pool, tmp_path):
     store = Store(pool.redis_url)
     long_job = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "big", 12),

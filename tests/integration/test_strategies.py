@@ -16,9 +16,7 @@ from shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 
-# The mid-run announcement in these tests exposes the open data-loss bug (README, "Known
-# problems"). Not in `make test` until fixed; run: make test-known-bug.
-pytestmark = [pytest.mark.integration, pytest.mark.rebalance_loss]
+pytestmark = pytest.mark.integration
 
 VARIANTS = {
     "reconnect": ("reconnect", False),

@@ -20,6 +20,7 @@ from services.localcluster.cluster import LocalCluster
 from shared import config, kafka
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.logging import configure
+from shared.spec import GUARANTEES
 from shared.store import Store
 
 console = Console(stderr=True)
@@ -108,9 +109,12 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 @click.option("--static-membership/--no-static-membership", default=None,
               help="give mappers and reducers a group.instance.id "
                    "[env MAPREDUCE_STATIC_MEMBERSHIP=1]")
+@click.option("--shuffle-memory", type=click.IntRange(1), default=None, metavar="MB",
+              help="memory a shuffler holds before spilling sorted runs to disk "
+                   f"[env {config.ENV_SHUFFLE_MEMORY}, default {config.DEFAULT_SHUFFLE_MEMORY_MB}]")
 @click.pass_obj
 def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
-       **counts: int | None) -> None:
+       shuffle_memory: int | None, **counts: int | None) -> None:
     """Start the local cluster (unless one is configured) and bring the worker pool to the
     requested counts, restarting workers that died. Idempotent."""
     wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
@@ -120,6 +124,8 @@ def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
         overrides["resubscribe"] = resubscribe
     if static_membership is not None:
         overrides["static_membership"] = static_membership
+    if shuffle_memory is not None:
+        overrides["shuffle_memory_mb"] = shuffle_memory
     base = obj.settings()
     try:
         config.check_strategy(
@@ -155,6 +161,10 @@ def _job_options(fn: Any) -> Any:
         click.option("--max-errors", type=click.IntRange(0), default=None,
                      help="fail the job once more than N records (or keys) made the user's "
                           "code raise; default: no limit (they go to the DEADLETTER topic)"),
+        click.option("--guarantee", type=click.Choice(list(GUARANTEES)),
+                     default="exactly-once", show_default=True,
+                     help="exactly-once: a frame replayed after a fault is dropped by its tag; "
+                          "at-least-once: it is counted again"),
     ]
     for option in reversed(options):
         fn = option(fn)
@@ -162,10 +172,10 @@ def _job_options(fn: Any) -> Any:
 
 
 def _prepare(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output_dir: Path, fmt: str,
-             partitions: int, pipeline_id: str, keep: bool,
-             max_errors: int | None) -> tuple[source.Job, config.Settings]:
+             partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
+             guarantee: str) -> tuple[source.Job, config.Settings]:
     job = source.Job(pipeline, list(inputs), output_dir, fmt, partitions, pipeline_id, keep,
-                     max_errors)
+                     max_errors, guarantee)
     source.prepare(job, config.Settings("", ""))  # all local checks before any connection
     settings = obj.ensure()
     source.prepare(job, settings)
@@ -193,11 +203,11 @@ def _progress() -> Progress:
 @click.option("--top", type=int, default=0, help="print the N keys with the largest values")
 @click.pass_obj
 def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-        partitions: int, pipeline_id: str, keep: bool, max_errors: int | None, verify: bool,
-        timeout: float | None, top: int) -> None:
+        partitions: int, pipeline_id: str, keep: bool, max_errors: int | None, guarantee: str,
+        verify: bool, timeout: float | None, top: int) -> None:
     """Submit a pipeline, show its progress, wait until its output is final, summarize."""
     job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
-                             max_errors)
+                             max_errors, guarantee)
     started = time.monotonic()
     sent = _submit_with_progress(job, settings)
     stage_names = ("map", "shuffle", "reduce", "sink")
@@ -248,10 +258,11 @@ def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fm
 @_job_options
 @click.pass_obj
 def submit(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-           partitions: int, pipeline_id: str, keep: bool, max_errors: int | None) -> None:
+           partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
+           guarantee: str) -> None:
     """Submit a pipeline and return at once; prints the pipeline id."""
     job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
-                             max_errors)
+                             max_errors, guarantee)
     _submit_with_progress(job, settings)
     click.echo(job.pipeline_id)
 

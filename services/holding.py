@@ -28,9 +28,9 @@ POLL_S = 0.2
 class Holding:
     """One held unit: a pipeline's data from one partition, since `first_offset`."""
 
-    def __init__(self, first_offset: int) -> None:
+    def __init__(self, first_offset: int, data: Any = None) -> None:
         self.first_offset = first_offset
-        self.data: dict[Any, Any] = {}
+        self.data: Any = {} if data is None else data
         self.seen: set[tuple[int, int]] = set()
 
 
@@ -56,13 +56,21 @@ class HoldingWorker:
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         raise NotImplementedError
 
-    def absorb(self, holding: Holding, envelope: Envelope, msg: Message) -> None:
+    def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
+               msg: Message) -> None:
         raise NotImplementedError
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
         """Write the held data downstream, durably, then mark the barrier."""
         raise NotImplementedError
+
+    def new_holding(self, first_offset: int) -> Holding:
+        return Holding(first_offset)
+
+    def release(self, holding: Holding) -> None:
+        """A holding is dropped (emitted, revoked, finished elsewhere): free what it owns
+        beyond memory."""
 
     # ---- rebalance: revoke == crash -------------------------------------------------
 
@@ -76,6 +84,8 @@ class HoldingWorker:
     def _revoked(self, _c: Consumer, parts: list[TopicPartition]) -> None:
         for tp in parts:
             dropped = self.held.pop(tp.partition, {})
+            for holding in dropped.values():
+                self.release(holding)
             self.emitted.pop(tp.partition, None)
             self.next_offset.pop(tp.partition, None)
             if dropped:
@@ -98,12 +108,15 @@ class HoldingWorker:
         self.rt.producer.flush()
         self._commit_low_watermarks()
         self.consumer.close()
+        for holdings in self.held.values():
+            for holding in holdings.values():
+                self.release(holding)
 
     def _drop_finished(self) -> None:
         live = set(self.rt.view.entries)
         for holdings in self.held.values():
             for key in [k for k in holdings if self._pipeline_of(k) not in live]:
-                del holdings[key]
+                self.release(holdings.pop(key))
 
     @staticmethod
     def _pipeline_of(key: Hashable) -> str:
@@ -126,7 +139,9 @@ class HoldingWorker:
             holding = holdings.get(key)
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:
-                if holdings.pop(key, None) is not None or envelope.kind is Kind.RECORDS:
+                if holding is not None:
+                    self.release(holdings.pop(key))
+                if holding is not None or envelope.kind is Kind.RECORDS:
                     self.rt.log.warning("record of an unknown or finished pipeline skipped",
                                         pipeline=envelope.pipeline, partition=partition,
                                         offset=msg.offset())
@@ -136,12 +151,12 @@ class HoldingWorker:
                 if self.rt.store.has_ended(envelope.pipeline, self.stage, barrier_partition):
                     self.emitted[partition].add(key)  # replay of data already emitted
                     continue
-                holding = holdings[key] = Holding(msg.offset())
+                holding = holdings[key] = self.new_holding(msg.offset())
             if envelope.kind is Kind.RECORDS:
-                self.absorb(holding, envelope, msg)
+                self.absorb(spec, holding, envelope, msg)
             elif envelope.kind is Kind.STREAM_ENDED:
                 self.emit(spec, holding, envelope, partition)
-                del holdings[key]
+                self.release(holdings.pop(key))
                 self.emitted[partition].add(key)
 
     def _commit_low_watermarks(self) -> None:

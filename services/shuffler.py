@@ -1,19 +1,33 @@
 """Shuffler: the fixed SHUFFLE topic -> per key, all values, to REDUCE---<id> once every
 map partition of the pipeline has ended. Needs no user code, so it never resubscribes.
 
-Replays are dropped by the (frame number, chunk) tag each mapper output carries."""
+Replays are dropped by the (frame number, chunk) tag each mapper output carries. Held
+groups stay within the worker's memory budget (`--shuffle-memory`): past it, the largest
+holding is spilled to disk as a sorted run, and runs are merged when it is emitted."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
+from typing import Any
 
 from confluent_kafka import Message
 
 from services.holding import Holding, HoldingWorker
+from services.runtime import Runtime
+from services.spill import Groups, fresh_spill_dir
 from shared import topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
 from shared.spec import PipelineSpec
+
+
+def accepts(seen: set[tuple[int, int]], tag: tuple[int, int], guarantee: str) -> bool:
+    """Whether mapper output with this (frame, chunk) tag is absorbed; records the tag. Under
+    exactly-once a tag seen before is a frame a mapper replayed after a fault: dropped."""
+    if tag in seen and guarantee == "exactly-once":
+        return False
+    seen.add(tag)
+    return True
 
 
 class Shuffler(HoldingWorker):
@@ -21,43 +35,53 @@ class Shuffler(HoldingWorker):
     topic = topics.SHUFFLE
     stage = Stage.SHUFFLE
 
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt)
+        self.budget_bytes = rt.settings.shuffle_memory_mb * 1024 * 1024
+        self.spill_dir = fresh_spill_dir(rt.settings.home / "spill", rt.worker_id)
+
+    def new_holding(self, first_offset: int) -> Holding:
+        return Holding(first_offset, Groups(self.spill_dir))
+
+    def release(self, holding: Holding) -> None:
+        holding.data.discard()
+
     def hold_key(self, envelope: Envelope) -> Hashable:
         return envelope.pipeline
 
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         return partition
 
-    def absorb(self, holding: Holding, envelope: Envelope, msg: Message) -> None:
-        tag = (envelope.seq, envelope.chunk)
-        if tag in holding.seen:
-            return  # a mapper replayed this frame
-        holding.seen.add(tag)
-        groups = holding.data
-        for key, values in decode_items(msg.value()):
-            bucket = groups.get(key)
-            if bucket is None:
-                groups[key] = values
-            else:
-                bucket.extend(values)
+    def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
+               msg: Message) -> None:
+        if not accepts(holding.seen, (envelope.seq, envelope.chunk), spec.guarantee):
+            return
+        holding.data.add(decode_items(msg.value()), len(msg.value()))
+        self._keep_to_budget()
+
+    def _keep_to_budget(self) -> None:
+        groups = [h.data for holdings in self.held.values() for h in holdings.values()]
+        held = sum(g.held_bytes for g in groups)
+        while held > self.budget_bytes and groups:
+            largest = max(groups, key=lambda g: g.held_bytes)
+            if largest.held_bytes == 0:
+                break
+            held -= largest.held_bytes
+            path = largest.spill()
+            self.rt.log.info("spilled to disk", run=path.name, runs=len(largest.runs),
+                             budget_mb=self.rt.settings.shuffle_memory_mb)
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
         pipeline_id = spec.pipeline_id
-        reduce_topic = topics.reduce_topic(pipeline_id)
-        buckets: list[list[list[object]]] = [[] for _ in range(spec.partitions)]
-        for key, values in holding.data.items():
-            buckets[partition_for(key, spec.partitions)].append([key, values])
-        for reduce_partition, items in enumerate(buckets):
-            if items:
-                for data in split_by_size(items, self.rt.settings.frame_bytes):
-                    self.rt.producer.send(reduce_topic, data,
-                                          Envelope(Kind.RECORDS, pipeline_id),
-                                          partition=reduce_partition)
+        groups: Groups = holding.data
+        keys = self._send_groups(spec, groups.merged() if groups.runs else groups.memory.items())
         self.rt.producer.flush()  # mark only what is durable
         frames = {seq for seq, _ in holding.seen}
         self.rt.log.info("shuffle partition emitted", pipeline=pipeline_id, partition=partition,
-                         frames=len(frames), keys=len(holding.data),
+                         frames=len(frames), keys=keys, spilled_runs=len(groups.runs),
                          first_offset=holding.first_offset)
+        reduce_topic = topics.reduce_topic(pipeline_id)
         if self.rt.store.mark_ended(pipeline_id, Stage.SHUFFLE, partition,
                                     self.rt.shuffle_partitions):
             self.rt.log.info("shuffle stage ended", pipeline=pipeline_id)
@@ -65,3 +89,32 @@ class Shuffler(HoldingWorker):
                 self.rt.producer.send(reduce_topic, b"", Envelope(Kind.STREAM_ENDED, pipeline_id),
                                       partition=reduce_partition)
             self.rt.producer.flush()
+
+    def _send_groups(self, spec: PipelineSpec, groups: Iterable[tuple[Any, list[Any]]]) -> int:
+        """Stream groups to their reduce partitions, a frame at a time: merged runs never
+        have to fit in memory at once."""
+        reduce_topic = topics.reduce_topic(spec.pipeline_id)
+        limit = self.rt.settings.frame_bytes
+        pending: list[list[list[Any]]] = [[] for _ in range(spec.partitions)]
+        pending_values = [0] * spec.partitions
+
+        def send(reduce_partition: int) -> None:
+            for data in split_by_size(pending[reduce_partition], limit):
+                self.rt.producer.send(reduce_topic, data, Envelope(Kind.RECORDS, spec.pipeline_id),
+                                      partition=reduce_partition)
+            pending[reduce_partition] = []
+            pending_values[reduce_partition] = 0
+
+        keys = 0
+        for key, values in groups:
+            keys += 1
+            reduce_partition = partition_for(key, spec.partitions)
+            pending[reduce_partition].append([key, values])
+            # about 16 bytes per key or value on the wire: send about a frame at a time
+            pending_values[reduce_partition] += 1 + len(values)
+            if pending_values[reduce_partition] * 16 >= limit:
+                send(reduce_partition)
+        for reduce_partition, items in enumerate(pending):
+            if items:
+                send(reduce_partition)
+        return keys

@@ -31,7 +31,8 @@ class Sink(HoldingWorker):
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         return envelope.part
 
-    def absorb(self, holding: Holding, envelope: Envelope, msg: Message) -> None:
+    def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
+               msg: Message) -> None:
         holding.data.update(decode_items(msg.value()))
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,

@@ -45,6 +45,7 @@ class Job:
     pipeline_id: str = ""
     keep: bool = False
     max_errors: int | None = None
+    guarantee: str = "exactly-once"
     files: list[Path] = field(default_factory=list)
     module: ModuleType | None = None
     spec: PipelineSpec | None = None
@@ -97,7 +98,8 @@ def prepare(job: Job, settings: Settings) -> Job:
     job.spec = spec_from_module(
         job.module, pipeline_id=job.pipeline_id, fmt=job.fmt, partitions=job.partitions,
         output_dir=str(job.output_dir), source_partitions=settings.source_partitions,
-        where=job.pipeline_path.name, keep=job.keep, max_errors=job.max_errors)
+        where=job.pipeline_path.name, keep=job.keep, max_errors=job.max_errors,
+        guarantee=job.guarantee)
     return job
 
 
@@ -167,7 +169,8 @@ def submit(job: Job, settings: Settings,
     store.touch_source(spec.pipeline_id, SOURCE_TTL_S)
     if not store.create_pipeline(spec.pipeline_id, {
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
-            "format": spec.fmt, "input_bytes": total_bytes, "inputs": len(job.files),
+            "format": spec.fmt, "guarantee": spec.guarantee, "input_bytes": total_bytes,
+            "inputs": len(job.files),
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     producer = OutputProducer(settings)

@@ -96,8 +96,9 @@ def decode_records(frame: bytes, fmt: str) -> list[Any]:
 # ---- keyed data ----------------------------------------------------------------------
 
 
-def _hashable(key: Any) -> Any:
-    return tuple(_hashable(k) for k in key) if isinstance(key, list) else key
+def hashable(key: Any) -> Any:
+    """A decoded JSON key as a dict key: arrays become tuples."""
+    return tuple(hashable(k) for k in key) if isinstance(key, list) else key
 
 
 def encode_items(items: Sequence[Any]) -> bytes:
@@ -110,7 +111,7 @@ def encode_items(items: Sequence[Any]) -> bytes:
 
 def decode_items(data: bytes) -> list[tuple[Any, Any]]:
     try:
-        return [(_hashable(k), v) for k, v in orjson.loads(data)]
+        return [(hashable(k), v) for k, v in orjson.loads(data)]
     except (orjson.JSONDecodeError, ValueError, TypeError) as exc:
         raise CodecError(f"undecodable data frame: {exc}") from exc
 

@@ -26,6 +26,10 @@ ENV_HOME = "MAPREDUCE_HOME"
 ENV_KAFKA_PREFIX = "MAPREDUCE_KAFKA_"
 ENV_RESUBSCRIBE = "MAPREDUCE_RESUBSCRIBE"
 ENV_STATIC = "MAPREDUCE_STATIC_MEMBERSHIP"
+ENV_SHUFFLE_MEMORY = "MAPREDUCE_SHUFFLE_MEMORY_MB"
+# Per shuffler: 2 shufflers on a 24 GiB machine leave plenty for everything else, and a
+# job whose groups outgrow it spills to disk instead of failing.
+DEFAULT_SHUFFLE_MEMORY_MB = 2048
 # How mappers and reducers follow the set of live pipelines (services/resubscriber.py).
 STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex")
 # consumer-protocol picks up new pipelines faster, but fails over in 45 s with the broker's
@@ -59,6 +63,8 @@ class Settings:
     # Static membership (group.instance.id): a restarted or reconnecting worker gets its
     # partitions back without a rebalance, but a dead one keeps them for a session timeout.
     static_membership: bool = False
+    # What a shuffler holds in memory before it spills sorted runs to disk (services/spill.py).
+    shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -67,7 +73,8 @@ class Settings:
         """Environment that makes a child process (a worker) use these settings."""
         env = {ENV_BOOTSTRAP: self.bootstrap_servers, ENV_REDIS: self.redis_url,
                ENV_HOME: str(self.home), ENV_RESUBSCRIBE: self.resubscribe,
-               ENV_STATIC: "1" if self.static_membership else "0"}
+               ENV_STATIC: "1" if self.static_membership else "0",
+               ENV_SHUFFLE_MEMORY: str(self.shuffle_memory_mb)}
         env.update({ENV_KAFKA_PREFIX + k.upper().replace(".", "_"): v
                     for k, v in self.kafka_extra.items()})
         return env
@@ -85,6 +92,9 @@ class Settings:
             "batch.size": 1_000_000,
             "message.max.bytes": 1_000_000,
             "socket.timeout.ms": 10_000,
+            # bounds a worker's memory (librdkafka's default is 1 GiB); a full queue only
+            # makes send() wait for deliveries
+            "queue.buffering.max.kbytes": 65_536,
         }
         forced = {"enable.idempotence": True}  # broker retries must not duplicate or reorder
         return {**self._merge(defaults, forced), **overrides}
@@ -98,6 +108,8 @@ class Settings:
         defaults: dict[str, Any] = {
             "max.poll.interval.ms": 300_000,
             "fetch.max.bytes": 52_428_800,
+            # prefetched messages count in a worker's memory (librdkafka's default is 64 MiB)
+            "queued.max.messages.kbytes": 16_384,
             "topic.metadata.refresh.interval.ms": 5_000,
         }
         if protocol == "classic":
@@ -156,6 +168,15 @@ def kafka_extra_from_env() -> dict[str, str]:
             for k, v in os.environ.items() if k.startswith(ENV_KAFKA_PREFIX)}
 
 
+def _positive_int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if not raw:
+        return default
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{name}={raw!r}: must be a positive whole number")
+    return int(raw)
+
+
 def resolve(bootstrap: str | None = None, redis_url: str | None = None,
             home: Path | None = None) -> Settings | None:
     """Settings from flags, environment or the local cluster file; None if none is known."""
@@ -168,7 +189,9 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
         raise ValueError(f"{ENV_RESUBSCRIBE}={resubscribe!r}: choose one of "
                          f"{', '.join(STRATEGIES)}")
     strategy: dict[str, Any] = {"resubscribe": resubscribe,
-                                "static_membership": os.environ.get(ENV_STATIC, "0") == "1"}
+                                "static_membership": os.environ.get(ENV_STATIC, "0") == "1",
+                                "shuffle_memory_mb": _positive_int(ENV_SHUFFLE_MEMORY,
+                                                                   DEFAULT_SHUFFLE_MEMORY_MB)}
     check_strategy(resubscribe, strategy["static_membership"])
     if bootstrap and redis_url:
         return Settings(bootstrap, redis_url, home=home, kafka_extra=extra, **strategy)

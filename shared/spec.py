@@ -2,6 +2,11 @@
 
 A pipeline is a plain Python module with
 - ``mapper(record)``: yields items, by default ``(key, value)`` pairs;
+- optional ``map_batch(records)``: the same for a whole list of records at once (Spark's
+  ``mapPartitions``); when present the workers call it instead of ``mapper``, which saves
+  the per-record call. A frame whose ``map_batch`` raises is mapped again record by record
+  with ``mapper`` (if defined), so that only the bad records are dead-lettered. One of the
+  two is required;
 - ``reducer(key, values)``: returns the reduced value for one key;
 - optional ``combiner(key, values)``: returns a partial value of the same kind as the
   values, applied map-side to shrink the shuffle (it must not change the result);
@@ -23,6 +28,10 @@ from typing import Any
 from shared.errors import PipelineDefinitionError
 
 FORMATS = ("text", "jsonl")
+# exactly-once: a frame a mapper replays after a fault is recognized by its tag and dropped.
+# at-least-once: it is counted again (faster only by the bookkeeping it skips; measured in
+# benchmarks/guarantee.py).
+GUARANTEES = ("exactly-once", "at-least-once")
 # on_error(role, where, data, exception): `where` is a record's index in its frame or a key
 ErrorHook = Callable[[str, Any, Any, BaseException], None]
 
@@ -38,7 +47,7 @@ def _second(item: Any) -> Any:
 @dataclass(frozen=True)
 class PipelineSpec:
     pipeline_id: str
-    mapper: Callable[[Any], Iterable[Any]]
+    mapper: Callable[[Any], Iterable[Any]] | None
     reducer: Callable[[Any, list[Any]], Any]
     combiner: Callable[[Any, list[Any]], Any] | None
     key_selector: Callable[[Any], Any]
@@ -50,17 +59,51 @@ class PipelineSpec:
     name: str = ""  # the module's file name, for people
     keep: bool = False  # keep topics and coordination keys after the job (debugging)
     max_errors: int | None = None  # fail the job once more records than this failed
+    guarantee: str = "exactly-once"  # one of GUARANTEES
+    map_batch: Callable[[list[Any]], Iterable[Any]] | None = None
 
     def map_frame(self, records: Iterable[Any],
                   on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
         """Map a batch of records and group the values by key (combined when possible).
 
-        A record whose mapper (or selector) raises contributes nothing: it is handed to
+        With `map_batch`, one call maps the whole batch (see the module's docstring for
+        what happens when it raises). A record whose mapper (or selector) raises
+        contributes nothing: it is handed to
         `on_error("mapper", index, record, exc)`. A combiner that raises for a key leaves
         that key's values uncombined (no value is lost) and is reported the same way.
         Without `on_error`, exceptions propagate."""
+        if self.map_batch is not None:
+            records = list(records)
+            try:
+                groups = self._group(self.map_batch(records))
+            except Exception as exc:  # user code: find the bad records, or drop the frame
+                if self.mapper is None:
+                    if on_error is None:
+                        raise
+                    on_error("mapper", "frame", records, exc)
+                    return {}
+                groups = self._map_each(records, on_error)
+        else:
+            groups = self._map_each(records, on_error)
+        return self._combine(groups, on_error)
+
+    def _group(self, items: Iterable[Any]) -> dict[Any, list[Any]]:
+        groups: dict[Any, list[Any]] = {}
+        key_of, value_of = self.key_selector, self.value_selector
+        for item in items:
+            key = key_of(item)
+            bucket = groups.get(key)
+            if bucket is None:
+                groups[key] = [value_of(item)]
+            else:
+                bucket.append(value_of(item))
+        return groups
+
+    def _map_each(self, records: Iterable[Any],
+                  on_error: ErrorHook | None) -> dict[Any, list[Any]]:
         groups: dict[Any, list[Any]] = {}
         key_of, value_of, mapper = self.key_selector, self.value_selector, self.mapper
+        assert mapper is not None
         for index, record in enumerate(records):
             try:
                 pairs = [(key_of(item), value_of(item)) for item in mapper(record)]
@@ -75,6 +118,10 @@ class PipelineSpec:
                     groups[key] = [value]
                 else:
                     bucket.append(value)
+        return groups
+
+    def _combine(self, groups: dict[Any, list[Any]],
+                 on_error: ErrorHook | None) -> dict[Any, list[Any]]:
         if self.combiner is None:
             return groups
         combined: dict[Any, list[Any]] = {}
@@ -143,14 +190,23 @@ def spec_from_module(
     where: str,
     keep: bool = False,
     max_errors: int | None = None,
+    guarantee: str = "exactly-once",
 ) -> PipelineSpec:
+    if guarantee not in GUARANTEES:
+        raise PipelineDefinitionError(
+            f"unknown processing guarantee {guarantee!r}; choose one of {GUARANTEES}")
     if fmt not in FORMATS:
         raise PipelineDefinitionError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     if partitions < 1:
         raise PipelineDefinitionError(f"partitions must be at least 1, not {partitions}")
+    map_batch = _callable(module, "map_batch", 1, False, where)
+    if map_batch is None and getattr(module, "mapper", None) is None:
+        raise PipelineDefinitionError(f"{where} defines no `mapper(record)` function (nor "
+                                      "`map_batch(records)`)")
     return PipelineSpec(
         pipeline_id=pipeline_id,
-        mapper=_callable(module, "mapper", 1, True, where),
+        mapper=_callable(module, "mapper", 1, map_batch is None, where),
+        map_batch=map_batch,
         reducer=_callable(module, "reducer", 2, True, where),
         combiner=_callable(module, "combiner", 2, False, where),
         key_selector=_callable(module, "key_selector", 1, False, where) or _first,
@@ -162,4 +218,5 @@ def spec_from_module(
         name=where,
         keep=keep,
         max_errors=max_errors,
+        guarantee=guarantee,
     )

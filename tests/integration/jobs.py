@@ -15,8 +15,9 @@ INVERTED_INDEX = REPO / "pipelines" / "inverted_index.py"
 
 
 def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
-           fmt: str = "text", partitions: int = 4) -> source.Job:
-    job = source.Job(pipeline, inputs, out, fmt, partitions)
+           fmt: str = "text", partitions: int = 4,
+           guarantee: str = "exactly-once") -> source.Job:
+    job = source.Job(pipeline, inputs, out, fmt, partitions, guarantee=guarantee)
     source.prepare(job, settings)
     source.submit(job, settings)
     return job

@@ -37,6 +37,14 @@ def test_inverted_index_matches_sequential(pool, tmp_path):
     jobs.assert_matches_sequential(job)
 
 
+def test_at_least_once_matches_sequential_when_nothing_fails(pool, tmp_path):
+    job = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 1), tmp_path / "out",
+                      guarantee="at-least-once")
+    jobs.wait(pool, job)
+    jobs.assert_matches_sequential(job)
+    assert Store(pool.redis_url).pipeline(job.pipeline_id)["guarantee"] == "at-least-once"
+
+
 def test_two_pipelines_submitted_together(pool, tmp_path):
     first = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "a", 1), tmp_path / "oa")
     second = jobs.submit(pool, jobs.INVERTED_INDEX, [REPO / "pipelines/samples/docs.jsonl"],

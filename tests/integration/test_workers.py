@@ -39,3 +39,22 @@ def test_up_replaces_a_dead_worker(workers):
     assert len(reducers) == supervisor.DEFAULT_COUNTS["reducer"]
     assert before[0].pid not in {w.pid for w in reducers}
     assert supervisor.scale(workers, supervisor.DEFAULT_COUNTS) == after  # idempotent
+
+
+def test_shufflers_over_their_memory_budget_spill_merge_and_clean_up(workers, tmp_path):
+    """With a 1 MB budget every shuffler spills several sorted runs to disk and merges them
+    at emission; the result still equals the sequential run and no run file is left."""
+    supervisor.scale(workers, {"shuffler": 0})
+    tight = workers.with_(shuffle_memory_mb=1)
+    supervisor.scale(tight, {"shuffler": 2})
+    job = jobs.submit(workers, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 8),
+                      tmp_path / "out")
+    jobs.wait(workers, job)
+    jobs.assert_matches_sequential(job)
+    logs = "".join((workers.home / "logs" / f"shuffler-{i}.log").read_text() for i in (0, 1))
+    assert logs.count('"spilled to disk"') >= 4
+    emitted = [line for line in logs.splitlines()
+               if job.pipeline_id in line and '"shuffle partition emitted"' in line]
+    assert any('"spilled_runs": 0' not in line for line in emitted)
+    assert not [p for p in (workers.home / "spill").rglob("*") if p.is_file()]
+    supervisor.scale(workers, {"shuffler": 0})  # the fixture restarts them with the default

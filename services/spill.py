@@ -1,0 +1,110 @@
+"""A shuffler's groups for one (pipeline, partition): in memory up to a budget, the rest in
+sorted runs on disk, merged when the groups are emitted (Hadoop's spill and merge).
+
+Memory is accounted by the wire size of what was absorbed, times EXPANSION (measured: a
+word count frame's groups take about 3.7 times their JSON size as Python objects). The
+runs are local files: a crashed or revoked holder loses them with its memory, and the next
+owner rebuilds both from the committed low watermark, so nothing on disk needs recovery.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import orjson
+
+from shared.codec import hashable
+
+EXPANSION = 4
+
+
+class Groups:
+    def __init__(self, spill_dir: Path) -> None:
+        self.memory: dict[Any, list[Any]] = {}
+        self.held_bytes = 0  # estimated memory of self.memory
+        self.runs: list[Path] = []
+        self.spilled_keys = 0  # entries written to runs (a key in two runs counts twice)
+        self._spill_dir = spill_dir
+
+    def add(self, items: list[tuple[Any, list[Any]]], wire_bytes: int) -> None:
+        memory = self.memory
+        for key, values in items:
+            bucket = memory.get(key)
+            if bucket is None:
+                memory[key] = values
+            else:
+                bucket.extend(values)
+        self.held_bytes += wire_bytes * EXPANSION
+
+    def spill(self) -> Path:
+        """Write the groups in memory as one run sorted by the key's JSON bytes, and free
+        them."""
+        self._spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self._spill_dir / f"run-{id(self):x}-{len(self.runs):05d}"
+        entries = sorted((orjson.dumps(key), values) for key, values in self.memory.items())
+        with open(path, "wb") as f:
+            # key JSON, tab, values JSON: JSON escapes tabs and newlines inside strings
+            f.writelines(b"%s\t%s\n" % (key_json, orjson.dumps(values))
+                         for key_json, values in entries)
+        self.runs.append(path)
+        self.spilled_keys += len(entries)
+        self.memory = {}
+        self.held_bytes = 0
+        return path
+
+    def merged(self) -> Iterator[tuple[Any, list[Any]]]:
+        """Every key once, with all its values, in key-JSON order when there are runs."""
+        if not self.runs:
+            yield from self.memory.items()
+            return
+        in_memory = sorted((orjson.dumps(k), k, v) for k, v in self.memory.items())
+        files = [open(path, "rb") for path in self.runs]  # noqa: SIM115 (closed below)
+        try:
+            streams = [_read_run(f) for f in files] + [iter(in_memory)]
+            merged = heapq.merge(*streams, key=lambda entry: entry[0])
+            for _, group in itertools.groupby(merged, key=lambda entry: entry[0]):
+                entries = list(group)  # one key: its entries from each run and memory
+                yield entries[0][1], [v for entry in entries for v in entry[2]]
+        finally:
+            for f in files:
+                f.close()
+
+    def discard(self) -> None:
+        for path in self.runs:
+            path.unlink(missing_ok=True)
+        self.runs = []
+        self.memory = {}
+        self.held_bytes = 0
+
+
+def _read_run(f: BinaryIO) -> Iterator[tuple[bytes, Any, list[Any]]]:
+    for line in f:
+        key_json, values_json = line.rstrip(b"\n").split(b"\t", 1)
+        yield key_json, hashable(orjson.loads(key_json)), orjson.loads(values_json)
+
+
+def fresh_spill_dir(root: Path, worker: str) -> Path:
+    """This worker's spill directory, emptied; also removes the directories of workers on
+    this host that no longer run (a SIGKILLed shuffler leaves its runs behind)."""
+    root.mkdir(parents=True, exist_ok=True)
+    for directory in root.iterdir():
+        pid = directory.name.rsplit("-", 1)[-1]
+        if directory.name == worker or (pid.isdigit() and not _alive(int(pid))):
+            shutil.rmtree(directory, ignore_errors=True)
+    return root / worker
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: not ours to judge
+    return True

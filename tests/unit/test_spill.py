@@ -1,0 +1,67 @@
+"""Spilling a shuffler's groups to sorted runs and merging them back (services/spill.py)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from services.spill import Groups, fresh_spill_dir
+
+KEYS = st.one_of(st.text(max_size=6), st.integers(-5, 5),
+                 st.tuples(st.text(max_size=3), st.integers(0, 3)))
+BATCH = st.lists(st.tuples(KEYS, st.lists(st.integers(0, 9), min_size=1, max_size=3)),
+                 max_size=8)
+
+
+def reference(batches):
+    expected: dict = {}
+    for batch in batches:
+        for key, values in batch:
+            expected.setdefault(key, []).extend(values)
+    return expected
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(st.tuples(BATCH, st.booleans()), max_size=8))
+def test_merged_runs_hold_every_value_of_every_key_once(tmp_path_factory, steps):
+    groups = Groups(tmp_path_factory.mktemp("spill"))
+    for batch, spill_after in steps:
+        groups.add([(k, list(v)) for k, v in batch], wire_bytes=100)
+        if spill_after:
+            groups.spill()
+    merged = list(groups.merged())
+    keys = [key for key, _ in merged]
+    assert len(keys) == len(set(keys))  # each key once, even when it is in several runs
+    got = {key: sorted(values) for key, values in merged}
+    assert got == {k: sorted(v) for k, v in reference([b for b, _ in steps]).items()}
+    groups.discard()
+
+
+def test_spill_frees_memory_and_discard_removes_the_runs(tmp_path):
+    groups = Groups(tmp_path / "spill")
+    groups.add([("a", [1]), ("b", [2])], wire_bytes=1000)
+    assert groups.held_bytes == 4000
+    run = groups.spill()
+    assert run.exists() and groups.memory == {} and groups.held_bytes == 0
+    groups.add([("a", [3])], wire_bytes=10)
+    assert sorted(groups.merged()) == [("a", [1, 3]), ("b", [2])]
+    groups.discard()
+    assert not run.exists() and groups.runs == []
+
+
+def test_fresh_spill_dir_removes_own_and_dead_workers_runs_only(tmp_path):
+    root = tmp_path / "spill"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    for name in (f"shuffler-host-{os.getpid()}", f"shuffler-host-{dead.pid}",
+                 "shuffler-host-1"):  # pid 1 is alive
+        (root / name).mkdir(parents=True)
+        (root / name / "run-0").write_bytes(b"x")
+    mine = fresh_spill_dir(root, f"shuffler-host-{os.getpid()}")
+    assert not mine.exists()
+    assert not (root / f"shuffler-host-{dead.pid}").exists()
+    assert (root / "shuffler-host-1" / "run-0").exists()

@@ -1,6 +1,7 @@
 """Pure pieces of the source and the sink: pipeline loading, input discovery, framing,
 atomic output, comparison with the sequential run."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,3 +138,61 @@ def test_reference_and_compare(tmp_path):
     assert bad.missing == ["c"] and bad.duplicated == ["b"] and bad.unexpected == ["x"]
     assert bad.different == [("a", 2, 3)]
     assert "1 missing" in bad.summary()
+
+
+BATCH_AND_RECORD = (
+    "def mapper(r):\n"
+    "    if r == 'bad':\n        raise ValueError('poison')\n"
+    "    yield r, 1\n"
+    "def map_batch(rs):\n"
+    "    if 'bad' in rs:\n        raise ValueError('poison in batch')\n"
+    "    return [(r, 10) for r in rs]\n"  # 10, not 1: shows which path ran
+    "def reducer(k, vs):\n    return sum(vs)\n")
+
+
+def test_map_batch_is_used_when_present(tmp_path):
+    spec = spec_of(write(tmp_path, "p.py", BATCH_AND_RECORD))
+    assert spec.map_frame(["a", "b", "a"]) == {"a": [10, 10], "b": [10]}
+
+
+def test_a_raising_map_batch_falls_back_to_mapper_to_isolate_the_bad_record(tmp_path):
+    spec = spec_of(write(tmp_path, "p.py", BATCH_AND_RECORD))
+    errors = []
+    groups = spec.map_frame(["a", "bad", "a"], lambda *e: errors.append(e[:3]))
+    assert groups == {"a": [1, 1]}
+    assert errors == [("mapper", 1, "bad")]
+
+
+def test_a_raising_map_batch_without_mapper_reports_the_frame(tmp_path):
+    spec = spec_of(write(tmp_path, "p.py", (
+        "def map_batch(rs):\n    raise ValueError('no')\n"
+        "def reducer(k, vs):\n    return sum(vs)\n")))
+    errors = []
+    assert spec.map_frame(["a", "b"], lambda *e: errors.append(e[:3])) == {}
+    assert errors == [("mapper", "frame", ["a", "b"])]
+    with pytest.raises(ValueError, match="no"):
+        spec.map_frame(["a"])
+
+
+def test_pipeline_with_neither_mapper_nor_map_batch(tmp_path):
+    path = write(tmp_path, "p.py", "def reducer(k, v):\n    return 1\n")
+    with pytest.raises(PipelineDefinitionError, match=r"nor `map_batch\(records\)`"):
+        spec_of(path)
+
+
+def test_oracle_checks_map_batch_against_mapper(tmp_path):
+    """The sequential oracle maps with `mapper`: a map_batch that disagrees is caught."""
+    text = write(tmp_path, "in.txt", "x y\nx\n")
+    spec = spec_of(write(tmp_path, "p.py", BATCH_AND_RECORD))
+    assert reference.run_sequential(spec, [text]) == {"x y": 1, "x": 1}
+    batch_only = spec_of(write(tmp_path, "q.py", (
+        "def map_batch(rs):\n    return [(r, 10) for r in rs]\n"
+        "def reducer(k, vs):\n    return sum(vs)\n")))
+    assert reference.run_sequential(batch_only, [text]) == {"x y": 10, "x": 10}
+
+
+def test_wordcount_map_batch_agrees_with_its_mapper():
+    spec = spec_of(REPO / "pipelines/wordcount.py")
+    lines = (REPO / "pipelines/samples/text").iterdir().__next__().read_text().splitlines()
+    per_record = replace(spec, map_batch=None)
+    assert spec.map_frame(lines) == per_record.map_frame(lines)

@@ -20,7 +20,10 @@ from shared.barrier import Stage
 from shared.codec import Envelope, Kind
 from shared.store import TERMINAL
 
-BATCH = 500
+# Frames per loop (a frame is up to 256 KB): the view of PIPELINES is read between loops,
+# so a smaller batch lets a new pipeline's topics be created sooner while another pipeline
+# streams; 32 frames still amortize the flush and commit round trips.
+BATCH = 32
 POLL_S = 0.2
 WATCH_SOURCES_S = 2.0
 OPEN_ATTEMPTS = 5  # how often to look for pipelines whose source died mid-stream

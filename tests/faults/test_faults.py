@@ -14,8 +14,6 @@ from services import supervisor
 from tests.conftest import make_corpus
 from tests.faults.harness import Fault, Harness, plan
 
-# Not part of `make test` (CI) for now: this suite exposes an open data-loss bug (a partition's
-# first frames lost after some faults; see the README, "Known problems"). Run: make test-faults.
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
 CASES = {

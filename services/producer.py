@@ -29,8 +29,9 @@ class OutputProducer:
     """An idempotent producer whose flush() raises if any message since the last flush
     failed, so that a worker never commits input whose output was lost."""
 
-    def __init__(self, settings: Settings) -> None:
-        self._producer = Producer(settings.producer_config())
+    def __init__(self, settings: Settings, idempotent: bool = True) -> None:
+        self._producer = Producer(settings.producer_config(
+            **({} if idempotent else {"enable.idempotence": False})))
         self._errors: list[str] = []
 
     def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:

@@ -153,6 +153,11 @@ def submit(job: Job, settings: Settings,
     """Announce and stream. If anything fails mid-stream, the pipeline is marked failed (it
     can never be finalized with partial input) and the error is re-raised."""
     assert job.spec is not None and job.module is not None
+    # Not idempotent: librdkafka's idempotent producer delays its first delivery by about
+    # 0.5 s (measured; it waits to acquire a producer id), which every job would pay. A
+    # source frame duplicated by a retry carries its frame number, and the shuffler drops
+    # the copy; a retry that reorders frames is harmless, and the end markers follow a flush.
+    producer = OutputProducer(settings, idempotent=False)
     store = Store(settings.redis_url)
     store.check_reachable()
     kafka.check_reachable(settings)
@@ -173,7 +178,6 @@ def submit(job: Job, settings: Settings,
             "inputs": len(job.files),
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
-    producer = OutputProducer(settings)
     pid = spec.pipeline_id
     producer.send(topics.PIPELINES, dump_spec(spec, [job.module]),
                   Envelope(Kind.ANNOUNCED, pid), key=pid.encode())

@@ -115,7 +115,9 @@ class Settings:
         if protocol == "classic":
             defaults.update({
                 "session.timeout.ms": self.session_timeout_ms,
-                "heartbeat.interval.ms": min(3000, self.session_timeout_ms // 3),
+                # A member learns that the group is rebalancing (a worker joined or a pipeline
+                # came) on its next heartbeat, so this bounds how long a new member waits.
+                "heartbeat.interval.ms": min(500, self.session_timeout_ms // 3),
                 "partition.assignment.strategy": assignor,
             })
         else:

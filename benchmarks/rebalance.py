@@ -94,7 +94,8 @@ def one_run(settings: Settings, args: argparse.Namespace, p0_inputs: list[Path],
     for pipeline_id, at in announced.items():
         first = metrics.first_batch(batch_list, pipeline_id)
         pickups.append({"first_record_s": None if first is None else round(first - at, 3),
-                        "done_s": round(done_at[pipeline_id] - at, 3)})
+                        "done_s": round(done_at[pipeline_id] - at, 3),
+                        "phases_s": metrics.phases(events, pipeline_id, at, first)})
     return {
         "p0_s": round(done_at[p0.pipeline_id] - started, 3),
         "stall_per_mapper": per_worker,
@@ -118,7 +119,14 @@ def summarize(runs: list[dict[str, Any]], baseline_s: float) -> dict[str, Any]:
         return {"median": round(statistics.median(values), 3),
                 "min": round(min(values), 3), "max": round(max(values), 3)}
 
+    phase_names = ("topics_created", "ready", "assigned", "first_batch")
+    phase_medians = {}
+    for name in phase_names:
+        values = [p["phases_s"][name] for r in runs for p in r["pickup"]
+                  if p["phases_s"][name] is not None]
+        phase_medians[name] = round(statistics.median(values), 3) if values else None
     return {
+        "pickup_phases_median_s": phase_medians,
         "stall_max_s": spread(max_stalls), "stall_total_s": spread(total_stalls),
         "pickup_first_record_s": spread(firsts), "pickup_done_s": spread(dones),
         "redelivered_frames": spread([r["redelivered_frames"] for r in runs]),
@@ -215,6 +223,14 @@ def print_table(results: dict[str, Any]) -> None:
               f"{s['redelivered_frames']['median']:>8.0f}{s['p0_s']['median']:>7.1f}"
               f"{s['p0_ratio_to_baseline']:>8.2f}")
     print("(medians over R repetitions and W mappers; seconds)")
+    print("\npickup, where the time goes (median seconds after the announcement, when each "
+          "step ended)")
+    print(f"{'strategy':<26}{'topics created':>15}{'READY':>7}{'assigned':>9}{'1st batch':>10}")
+    for name, data in results["strategies"].items():
+        p = data["summary"]["pickup_phases_median_s"]
+        print(f"{name:<26}" + "".join(f"{'-' if v is None else f'{v:.2f}':>{w}}" for v, w in (
+            (p["topics_created"], 15), (p["ready"], 7), (p["assigned"], 9),
+            (p["first_batch"], 10))))
 
 
 if __name__ == "__main__":

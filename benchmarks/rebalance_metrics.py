@@ -86,3 +86,26 @@ def first_batch(batch_list: list[Batch], pipeline: str, role: str = "mapper") ->
 
 def processed(batch_list: list[Batch], pipeline: str, role: str = "mapper") -> int:
     return sum(b.counts.get(pipeline, 0) for b in batch_list if b.role == role)
+
+
+def phases(events: list[dict[str, Any]], pipeline: str, announced_at: float,
+           first: float | None) -> dict[str, float | None]:
+    """Where a pickup's time goes, as the time each step ended, relative to the
+    announcement: the dispatcher created the topics, published READY, a mapper was assigned
+    one of the pipeline's partitions, a mapper processed its first batch."""
+    map_topic = f"MAP---{pipeline}"
+
+    def at(predicate: Any) -> float | None:
+        found = next((e["ts"] for e in events if predicate(e)), None)
+        return None if found is None else round(found - announced_at, 3)
+
+    return {
+        "topics_created": at(lambda e: e.get("event") == "topic created"
+                             and e.get("topic") == map_topic),
+        "ready": at(lambda e: e.get("event") == "pipeline ready"
+                    and e.get("pipeline") == pipeline),
+        "assigned": at(lambda e: e.get("event") == "partitions assigned"
+                       and e.get("role") == "mapper"
+                       and any(p.startswith(map_topic + "[") for p in e.get("partitions", []))),
+        "first_batch": None if first is None else round(first - announced_at, 3),
+    }

@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks.rebalance_metrics import Batch, first_batch, processed, stalls
+from benchmarks.rebalance_metrics import Batch, first_batch, phases, processed, stalls
 
 
 def b(ts, worker, **counts):
@@ -22,3 +22,17 @@ def test_batches_of_other_pipelines_do_not_count_as_progress():
     assert stalls(batches, "p0", [0.5])["m1"]["max"] == 3.0
     assert first_batch(batches, "p1") == 1.0 and first_batch(batches, "p9") is None
     assert processed(batches, "p0") == 2
+
+
+def test_phases_are_relative_to_the_announcement():
+    events = [
+        {"ts": 11.0, "event": "topic created", "topic": "MAP---p"},
+        {"ts": 11.2, "event": "pipeline ready", "pipeline": "p"},
+        {"ts": 11.3, "event": "partitions assigned", "role": "mapper",
+         "partitions": ["MAP---other[0]"]},
+        {"ts": 11.5, "event": "partitions assigned", "role": "mapper",
+         "partitions": ["MAP---p[1]"]},
+    ]
+    assert phases(events, "p", 10.0, 12.0) == {
+        "topics_created": 1.0, "ready": 1.2, "assigned": 1.5, "first_batch": 2.0}
+    assert phases(events, "q", 10.0, None)["assigned"] is None

@@ -161,6 +161,11 @@ def _job_options(fn: Any) -> Any:
         click.option("--max-errors", type=click.IntRange(0), default=None,
                      help="fail the job once more than N records (or keys) made the user's "
                           "code raise; default: no limit (they go to the DEADLETTER topic)"),
+        click.option("--input-mode", type=click.Choice(list(source.INPUT_MODES)),
+                     default="auto", show_default=True,
+                     help="splits: send (file, offset, length) and let mappers read the "
+                          "bytes (workers must see the input at the same path); kafka: send "
+                          "the bytes through Kafka; auto: splits with the local cluster"),
         click.option("--guarantee", type=click.Choice(list(GUARANTEES)),
                      default="exactly-once", show_default=True,
                      help="exactly-once: a frame replayed after a fault is dropped by its tag; "
@@ -173,9 +178,9 @@ def _job_options(fn: Any) -> Any:
 
 def _prepare(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output_dir: Path, fmt: str,
              partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
-             guarantee: str) -> tuple[source.Job, config.Settings]:
+             input_mode: str, guarantee: str) -> tuple[source.Job, config.Settings]:
     job = source.Job(pipeline, list(inputs), output_dir, fmt, partitions, pipeline_id, keep,
-                     max_errors, guarantee)
+                     max_errors, guarantee, input_mode)
     source.prepare(job, config.Settings("", ""))  # all local checks before any connection
     settings = obj.ensure()
     source.prepare(job, settings)
@@ -203,11 +208,12 @@ def _progress() -> Progress:
 @click.option("--top", type=int, default=0, help="print the N keys with the largest values")
 @click.pass_obj
 def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-        partitions: int, pipeline_id: str, keep: bool, max_errors: int | None, guarantee: str,
-        verify: bool, timeout: float | None, top: int) -> None:
+        partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
+        input_mode: str, guarantee: str, verify: bool, timeout: float | None,
+        top: int) -> None:
     """Submit a pipeline, show its progress, wait until its output is final, summarize."""
     job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
-                             max_errors, guarantee)
+                             max_errors, input_mode, guarantee)
     started = time.monotonic()
     sent = _submit_with_progress(job, settings)
     stage_names = ("map", "shuffle", "reduce", "sink")
@@ -259,10 +265,10 @@ def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fm
 @click.pass_obj
 def submit(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
            partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
-           guarantee: str) -> None:
+           input_mode: str, guarantee: str) -> None:
     """Submit a pipeline and return at once; prints the pipeline id."""
     job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
-                             max_errors, guarantee)
+                             max_errors, input_mode, guarantee)
     _submit_with_progress(job, settings)
     click.echo(job.pipeline_id)
 

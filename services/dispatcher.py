@@ -125,7 +125,7 @@ class Dispatcher:
                 continue
             self._ensure_ready(pipeline_id)
             map_topic = topics.map_topic(pipeline_id)
-            if envelope.kind is Kind.RECORDS:
+            if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
                 self.rt.producer.send(map_topic, msg.value(), envelope,
                                       partition=envelope.seq % spec.partitions)
                 self.forwarded += 1

@@ -18,6 +18,7 @@ from shared.barrier import Stage
 from shared.codec import (
     Envelope,
     Kind,
+    Split,
     decode_records,
     key_bytes,
     partition_for,
@@ -47,7 +48,12 @@ class Mapper(PipelineTopicWorker):
                               {"topic": msg.topic(), "partition": msg.partition(),
                                "offset": msg.offset(), "frame": envelope.seq, "at": at})
 
-        groups = spec.map_frame(decode_records(msg.value(), spec.fmt), on_error)
+        frame = msg.value()
+        if envelope.kind is Kind.SPLIT:
+            frame = Split.decode(frame).read()  # CodecError fails the pipeline, loudly
+            if not frame.endswith(b"\n"):
+                frame += b"\n"  # a file's last line without one
+        groups = spec.map_frame(decode_records(frame, spec.fmt), on_error)
         if spec.pipeline_id in self.rt.failed:
             return  # --max-errors exceeded
         shuffle_partitions = self.rt.shuffle_partitions

@@ -148,7 +148,7 @@ class PipelineTopicWorker:
                                     partition=msg.partition(), offset=msg.offset())
                 continue
             self.processed += 1
-            if envelope.kind is Kind.RECORDS:
+            if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
                 counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1
                 try:
                     self.on_records(spec, envelope, msg)

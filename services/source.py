@@ -18,7 +18,7 @@ import orjson
 from services import lifecycle, output
 from services.producer import OutputProducer
 from shared import kafka, topics
-from shared.codec import Envelope, Kind, dump_spec
+from shared.codec import Envelope, Kind, Split, dump_spec
 from shared.config import Settings
 from shared.errors import InputError, InvalidPipelineId, PipelineFailed
 from shared.spec import PipelineSpec, load_module, spec_from_module
@@ -29,6 +29,19 @@ from shared.store import TERMINAL, Store
 # out a broker stall that blocks the producer, short enough to report a dead source soon.
 SOURCE_TTL_S = int(os.environ.get("MAPREDUCE_SOURCE_TTL_S", "30"))
 SOURCE_BEAT_S = 2.0
+
+# How frames reach the mappers. kafka: their bytes travel through SOURCE and MAP---<id>.
+# splits: only (file, offset, length) does, and mappers read the bytes from the file, which
+# needs workers that see the input at the same path. auto: splits when the workers belong
+# to the local cluster `mapreduce up` started on this machine, else kafka.
+INPUT_MODES = ("auto", "splits", "kafka")
+
+
+def uses_splits(input_mode: str, settings: Settings) -> bool:
+    if input_mode not in INPUT_MODES:
+        raise InputError(f"unknown input mode {input_mode!r}; choose one of {INPUT_MODES}")
+    return input_mode == "splits" or (input_mode == "auto" and settings.local)
+
 
 # One record must fit in one Kafka message (the broker's default limit is 1 MiB, and a
 # frame carries headers and framing too).
@@ -46,6 +59,7 @@ class Job:
     keep: bool = False
     max_errors: int | None = None
     guarantee: str = "exactly-once"
+    input_mode: str = "auto"  # one of INPUT_MODES
     files: list[Path] = field(default_factory=list)
     module: ModuleType | None = None
     spec: PipelineSpec | None = None
@@ -92,6 +106,7 @@ def prepare(job: Job, settings: Settings) -> Job:
 
     job.pipeline_id = validate_pipeline_id(job.pipeline_id or new_pipeline_id(job.pipeline_path))
     job.files = input_files(job.inputs)
+    uses_splits(job.input_mode, settings)  # an unknown mode fails here, before anything is sent
     job.output_dir = job.output_dir.resolve()
     check_output(job.output_dir)
     job.module = load_module(job.pipeline_path)
@@ -106,8 +121,16 @@ def prepare(job: Job, settings: Settings) -> Job:
 def frames(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[bytes]:
     """Whole lines, about `frame_bytes` at a time; a frame never spans two files. jsonl lines
     are validated here, so that a bad line fails the job before it is finalized."""
+    for _path, _offset, frame in frame_spans(files, frame_bytes, fmt):
+        yield frame
+
+
+def frame_spans(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[tuple[Path, int, bytes]]:
+    """frames() with where each frame starts in its file. A last line without a newline
+    gets one in the frame (not in the file)."""
     for path in files:
         line_no = 0
+        offset = 0
         with open(path, "rb") as f:
             rest = b""
             while True:
@@ -125,10 +148,11 @@ def frames(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[bytes]:
                     continue
                 frame, rest = data[:cut], data[cut:]
                 line_no = _check(frame, fmt, path, line_no)
-                yield frame
+                yield path, offset, frame
+                offset += len(frame)
             if rest:
                 _check(rest + b"\n", fmt, path, line_no)
-                yield rest + b"\n"
+                yield path, offset, rest + b"\n"
 
 
 def _check(frame: bytes, fmt: str, path: Path, line_no: int) -> int:
@@ -175,6 +199,7 @@ def submit(job: Job, settings: Settings,
     if not store.create_pipeline(spec.pipeline_id, {
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
             "format": spec.fmt, "guarantee": spec.guarantee, "input_bytes": total_bytes,
+            "input_mode": "splits" if uses_splits(job.input_mode, settings) else "kafka",
             "inputs": len(job.files),
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
@@ -184,9 +209,19 @@ def submit(job: Job, settings: Settings,
     producer.flush()  # the spec is in the log before any of its records
     sent = seq = 0
     beat = time.monotonic()
+    splits = uses_splits(job.input_mode, settings)
+    stats = {path: path.stat() for path in job.files}
     try:
-        for seq, frame in enumerate(frames(job.files, settings.frame_bytes, spec.fmt), 1):
-            producer.send(topics.SOURCE, frame, Envelope(Kind.RECORDS, pid, seq=seq - 1),
+        spans = frame_spans(job.files, settings.frame_bytes, spec.fmt)
+        for seq, (path, offset, frame) in enumerate(spans, 1):
+            if splits:
+                stat = stats[path]
+                split = Split(str(path.resolve()), offset, min(len(frame), stat.st_size - offset),
+                              stat.st_size, stat.st_mtime_ns)
+                value, kind = split.encode(), Kind.SPLIT
+            else:
+                value, kind = frame, Kind.RECORDS
+            producer.send(topics.SOURCE, value, Envelope(kind, pid, seq=seq - 1),
                           partition=(seq - 1) % source_partitions)
             producer.poll()
             sent += len(frame)

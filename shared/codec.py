@@ -18,6 +18,7 @@ Contract
 from __future__ import annotations
 
 import enum
+import os
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class Kind(enum.Enum):
     READY = "ready"  # PIPELINES: the dispatcher made the pipeline's topics usable; also
     # the first record of every MAP---/REDUCE--- partition (services/dispatcher.py)
     RECORDS = "records"  # a frame of data
+    SPLIT = "split"  # where a frame of data is: a file, an offset and a length (see Split)
     STREAM_ENDED = "ended"  # end-of-stream marker, one per partition
 
 
@@ -91,6 +93,46 @@ def decode_records(frame: bytes, fmt: str) -> list[Any]:
     if fmt == "jsonl":
         return [orjson.loads(line) for line in lines if line.strip()]
     raise CodecError(f"unknown record format {fmt!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Split:
+    """A frame that stays in its file (Hadoop's input split): workers that see the same
+    filesystem read `length` bytes at `offset` themselves, instead of receiving them
+    through Kafka twice. Size and mtime tell a reader that the file changed since."""
+
+    path: str
+    offset: int
+    length: int
+    size: int
+    mtime_ns: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps([self.path, self.offset, self.length, self.size, self.mtime_ns])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Split:
+        try:
+            return cls(*orjson.loads(data))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise CodecError(f"undecodable input split: {exc}") from exc
+
+    def read(self) -> bytes:
+        """The frame's bytes; CodecError when the file is not there as it was submitted."""
+        try:
+            with open(self.path, "rb") as f:
+                stat = os.fstat(f.fileno())
+                if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
+                    raise CodecError(f"input file {self.path} changed since it was submitted")
+                f.seek(self.offset)
+                data = f.read(self.length)
+        except OSError as exc:
+            raise CodecError(f"cannot read input split {self.path}@{self.offset}: "
+                             f"{exc.strerror}; workers must see the input files at the same "
+                             "path (else submit with --input-mode kafka)") from exc
+        if len(data) != self.length:
+            raise CodecError(f"input file {self.path} is shorter than when it was submitted")
+        return data
 
 
 # ---- keyed data ----------------------------------------------------------------------

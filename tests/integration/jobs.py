@@ -16,8 +16,9 @@ INVERTED_INDEX = REPO / "pipelines" / "inverted_index.py"
 
 def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
            fmt: str = "text", partitions: int = 4,
-           guarantee: str = "exactly-once") -> source.Job:
-    job = source.Job(pipeline, inputs, out, fmt, partitions, guarantee=guarantee)
+           guarantee: str = "exactly-once", input_mode: str = "auto") -> source.Job:
+    job = source.Job(pipeline, inputs, out, fmt, partitions, guarantee=guarantee,
+                     input_mode=input_mode)
     source.prepare(job, settings)
     source.submit(job, settings)
     return job

@@ -12,7 +12,7 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from services import output, source
+from services import output, source, supervisor
 from shared import topics
 from shared.errors import PipelineFailed
 from shared.store import Store
@@ -132,3 +132,17 @@ def test_source_killed_mid_stream_is_reported_incomplete(pool, tmp_path):
         source.wait(pool, pipeline_id, lambda status: None, timeout=60)
     assert not (tmp_path / "out").exists()
     del inputs
+
+
+def test_input_file_changed_after_submission_fails_the_split_job_clearly(workers, tmp_path):
+    """Mappers stopped while the job is submitted, the file changed, mappers back: the
+    split no longer matches the file, and the job fails saying so (never a wrong result)."""
+    supervisor.scale(workers, {"mapper": 0})
+    inputs = make_corpus(tmp_path / "in", 0.2, files=1)
+    job = jobs.submit(workers, jobs.WORDCOUNT, inputs, tmp_path / "out", input_mode="splits")
+    with open(inputs[0], "ab") as f:
+        f.write(b"appended after submission\n")
+    supervisor.scale(workers, supervisor.DEFAULT_COUNTS)
+    with pytest.raises(PipelineFailed, match="changed since it was submitted"):
+        jobs.wait(workers, job)
+    assert not (tmp_path / "out" / "_SUCCESS").exists()

@@ -37,6 +37,18 @@ def test_inverted_index_matches_sequential(pool, tmp_path):
     jobs.assert_matches_sequential(job)
 
 
+@pytest.mark.parametrize("input_mode", ["splits", "kafka"])
+def test_both_input_modes_match_sequential(pool, tmp_path, input_mode):
+    """splits: mappers read (file, offset, length) themselves; kafka: the bytes travel."""
+    inputs = make_corpus(tmp_path / "in", 1)
+    with open(inputs[0], "ab") as f:
+        f.write(b"a last line without a newline")
+    job = jobs.submit(pool, jobs.WORDCOUNT, inputs, tmp_path / "out", input_mode=input_mode)
+    jobs.wait(pool, job)
+    jobs.assert_matches_sequential(job)
+    assert Store(pool.redis_url).pipeline(job.pipeline_id)["input_mode"] == input_mode
+
+
 def test_at_least_once_matches_sequential_when_nothing_fails(pool, tmp_path):
     job = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 1), tmp_path / "out",
                       guarantee="at-least-once")

@@ -104,3 +104,22 @@ def test_spec_travels_by_value(tmp_path):
 def test_unloadable_spec_is_a_codec_error():
     with pytest.raises(CodecError, match="cannot be unpickled"):
         load_spec(b"not a pickle")
+
+
+def test_split_reads_its_bytes_and_refuses_a_changed_or_missing_file(tmp_path):
+    from shared.codec import CodecError, Split
+
+    path = tmp_path / "in.txt"
+    path.write_bytes(b"one\ntwo\nthree\n")
+    stat = path.stat()
+    split = Split(str(path), 4, 4, stat.st_size, stat.st_mtime_ns)
+    assert Split.decode(split.encode()) == split
+    assert split.read() == b"two\n"
+    path.write_bytes(b"one\nTWO\nthree\nfour\n")
+    with pytest.raises(CodecError, match="changed since it was submitted"):
+        split.read()
+    path.unlink()
+    with pytest.raises(CodecError, match="--input-mode kafka"):
+        split.read()
+    with pytest.raises(CodecError, match="undecodable input split"):
+        Split.decode(b"[1, 2]")

@@ -1,0 +1,103 @@
+"""Where a word count job's time goes, per role, with py-spy:
+`python -m benchmarks.profile_roles --mb 100` (needs `pip install py-spy`; the profiler
+attaches to other processes, which needs root or ptrace permission).
+
+Starts a local cluster and the default worker pool, attaches `py-spy record` (100 samples/s,
+idle samples included) to every worker, runs one word count job of --mb megabytes (the
+corpus of benchmarks/throughput.py), then writes per worker the collapsed stacks and a
+summary: for each role, the share of samples whose innermost frame is each function, and
+the share spent waiting in librdkafka (consume/flush/poll) or idle. Writes
+benchmarks/results/profiles/<role>-<n>.txt and prints the summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks.throughput import WORDCOUNT, build_corpus
+from services import source, supervisor
+from services.localcluster.cluster import LocalCluster
+from tests.conftest import free_port
+
+OUT = Path(__file__).parent / "results" / "profiles"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mb", type=float, default=100)
+    parser.add_argument("--top", type=int, default=8, help="functions shown per role")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+
+    home = Path(tempfile.mkdtemp(prefix="mapreduce-profile-"))
+    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
+                           redis_port=free_port())
+    settings = cluster.start()
+    args.out.mkdir(parents=True, exist_ok=True)
+    try:
+        supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
+        files = build_corpus(home / "corpus", args.mb)
+        warm = source.Job(WORDCOUNT, build_corpus(home / "small", 0.1), home / "warm")
+        source.prepare(warm, settings)
+        source.submit(warm, settings)
+        source.wait(settings, warm.pipeline_id, lambda _s: None, timeout=120)
+        workers = supervisor.running(home)
+        recorders = {
+            f"{w.role}-{w.index}": subprocess.Popen(
+                [py_spy, "record", "--pid", str(w.pid), "--rate", "100", "--idle",
+                 "--format", "raw", "--output", str(args.out / f"{w.role}-{w.index}.txt")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            for w in workers}
+        time.sleep(1.0)  # py-spy attaches
+        job = source.Job(WORDCOUNT, files, home / "out")
+        source.prepare(job, settings)
+        started = time.perf_counter()
+        source.submit(job, settings)
+        source.wait(settings, job.pipeline_id, lambda _s: None, timeout=1800, interval=0.05)
+        print(f"job: {args.mb:g} MB in {time.perf_counter() - started:.2f}s", flush=True)
+        for recorder in recorders.values():
+            recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
+        for name, recorder in recorders.items():
+            if recorder.wait(timeout=60) not in (0, -signal.SIGINT, 1):
+                print(f"py-spy for {name}: {recorder.stderr.read().decode()[-300:]}")
+    finally:
+        supervisor.stop_all(home)
+        cluster.stop()
+    summarize(args.out, args.top)
+    return 0
+
+
+WAITING = ("consume", "flush", "poll", "_wait", "select", "sleep", "recv", "read")
+
+
+def summarize(directory: Path, top: int) -> None:
+    by_role: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    for path in sorted(directory.glob("*.txt")):
+        role = path.stem.rsplit("-", 1)[0]
+        for line in path.read_text().splitlines():
+            stack, _, count = line.rpartition(" ")
+            if not stack or not count.isdigit():
+                continue
+            innermost = stack.split(";")[-1]
+            by_role[role][innermost] += int(count)
+    for role, counts in sorted(by_role.items()):
+        total = sum(counts.values())
+        waiting = sum(c for f, c in counts.items() if f.split(" ")[0] in WAITING)
+        print(f"\n{role}: {total} samples, {100 * waiting / total:.0f}% waiting "
+              "(librdkafka consume/flush/poll, sockets, sleep)")
+        for function, count in counts.most_common(top):
+            print(f"  {100 * count / total:5.1f}%  {function[:110]}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

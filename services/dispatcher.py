@@ -92,15 +92,20 @@ class Dispatcher:
         if entry is None or pipeline_id in self.made_ready or self.rt.spec(pipeline_id) is None:
             return
         if not entry.ready:
+            started = time.monotonic()
+            self.rt.log.info("pipeline announced", pipeline=pipeline_id)
             kafka.ensure_topics(self.rt.admin,
                                 kafka.pipeline_topics(pipeline_id, entry.spec.partitions))  # type: ignore[union-attr]
+            created = time.monotonic()
             self._open_partitions(pipeline_id, entry.spec.partitions)  # type: ignore[union-attr]
             self.rt.producer.send(topics.PIPELINES, entry.raw,
                                   Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode())
             self.rt.producer.flush()
             self.rt.store.update_pipeline(pipeline_id, state="running")
             self.rt.log.info("pipeline ready", pipeline=pipeline_id,
-                             partitions=entry.spec.partitions)  # type: ignore[union-attr]
+                             partitions=entry.spec.partitions,  # type: ignore[union-attr]
+                             create_s=round(created - started, 3),
+                             open_s=round(time.monotonic() - created, 3))
         self.made_ready.add(pipeline_id)
 
     def _open_partitions(self, pipeline_id: str, partitions: int) -> None:

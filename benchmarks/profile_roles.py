@@ -77,7 +77,23 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-WAITING = ("consume", "flush", "poll", "_wait", "select", "sleep", "recv", "read")
+# A sample whose innermost Python line is one of these is waiting on librdkafka (a fetch, a
+# delivery, a commit round trip), on a socket or on a timer, not computing.
+WAITING = (".consume(", ".flush(", "commit(", ".poll(", "sleep(", ".wait(", "list_topics(",
+           "_read_from_socket")
+REPO = Path(__file__).resolve().parents[1]
+
+
+def source_line(frame: str) -> str:
+    """`function (path:line)` -> the text of that line, when the file is this repo's."""
+    location = frame.rpartition("(")[2].rstrip(")")
+    path, _, line = location.rpartition(":")
+    file = REPO / path
+    if line.isdigit() and file.is_file():
+        lines = file.read_text().splitlines()
+        if 0 < int(line) <= len(lines):
+            return lines[int(line) - 1].strip()
+    return ""
 
 
 def summarize(directory: Path, top: int) -> None:
@@ -92,11 +108,14 @@ def summarize(directory: Path, top: int) -> None:
             by_role[role][innermost] += int(count)
     for role, counts in sorted(by_role.items()):
         total = sum(counts.values())
-        waiting = sum(c for f, c in counts.items() if f.split(" ")[0] in WAITING)
-        print(f"\n{role}: {total} samples, {100 * waiting / total:.0f}% waiting "
-              "(librdkafka consume/flush/poll, sockets, sleep)")
+        waiting = sum(c for f, c in counts.items()
+                      if any(w in source_line(f) or w in f for w in WAITING))
+        print(f"\n{role}: {total} samples, {100 * waiting / total:.0f}% waiting (librdkafka "
+              "fetch/delivery/commit, sockets, timers)")
         for function, count in counts.most_common(top):
-            print(f"  {100 * count / total:5.1f}%  {function[:110]}")
+            text = source_line(function)
+            print(f"  {100 * count / total:5.1f}%  {function[:70]}" + (f"  {text[:60]}" if text
+                                                                       else ""))
 
 
 if __name__ == "__main__":

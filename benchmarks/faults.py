@@ -13,15 +13,14 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmarks.common import local_cluster
 from services import supervisor
-from services.localcluster.cluster import LocalCluster
-from tests.conftest import free_port, make_corpus
+from tests.conftest import make_corpus
 from tests.faults.harness import KINDS, Harness, plan
 
 RESULTS = Path(__file__).parent / "results"
@@ -41,13 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = tuple(args.kinds.split(","))
 
-    home = Path(tempfile.mkdtemp(prefix="mapreduce-faults-"))
-    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                           redis_port=free_port())
-    settings = cluster.start()
-    results = []
-    started = time.time()
-    try:
+    with local_cluster("mapreduce-faults-") as (home, settings, cluster):
+        results = []
+        started = time.time()
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
         inputs = make_corpus(home / "input", args.mb)
         harness = Harness(settings, cluster, home, inputs,
@@ -55,9 +50,6 @@ def main(argv: list[str] | None = None) -> int:
         for i in range(args.trials):
             seed = args.seed + i
             results.append(harness.run(seed, plan(seed, args.faults, args.horizon, kinds)))
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
     restarts = sum(log.read_text().count('"restarting worker"')
                    for log in (home / "logs").glob("*.log"))
 

@@ -1,11 +1,12 @@
 """What exactly-once costs: `python -m benchmarks.guarantee --mb 30 --repeat 5`.
 
 Starts its own local Kafka and Redis on free ports in a temporary home and the default
-worker pool, then runs the same word count job (a corpus of --mb megabytes, the shipped
-samples repeated) alternately with `--guarantee exactly-once` and `--guarantee
-at-least-once`, --repeat times each, interleaved so that drift on a shared machine hits both
-alike. Each run is timed from submission to `_SUCCESS` and its output is checked against
-the sequential result. Writes benchmarks/results/guarantee.json and prints a table.
+worker pool, runs one untimed warm-up job, then the same word count job (a corpus of --mb
+megabytes, the shipped samples repeated) alternately with `--guarantee exactly-once` and
+`--guarantee at-least-once`, --repeat times each, interleaved so that drift on a shared
+machine hits both alike. Each run is timed from submission to `_SUCCESS` and its output is
+checked against the sequential result. Writes benchmarks/results/guarantee.json and prints
+a table.
 """
 
 from __future__ import annotations
@@ -14,16 +15,14 @@ import argparse
 import json
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import WORDCOUNT, local_cluster, warm_up
 from services import output, reference, source, supervisor
-from services.localcluster.cluster import LocalCluster
-from tests.conftest import free_port, make_corpus
+from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"
-WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 GUARANTEES = ("exactly-once", "at-least-once")
 
 
@@ -35,14 +34,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "guarantee.json")
     args = parser.parse_args(argv)
 
-    home = Path(tempfile.mkdtemp(prefix="mapreduce-guarantee-"))
-    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                           redis_port=free_port())
-    settings = cluster.start()
     times: dict[str, list[float]] = {g: [] for g in GUARANTEES}
-    try:
+    with local_cluster("mapreduce-guarantee-") as (home, settings, _cluster):
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
         inputs = make_corpus(home / "input", args.mb)
+        warm_up(settings, home)
         expected = None
         for run in range(args.repeat):
             for guarantee in GUARANTEES if run % 2 == 0 else reversed(GUARANTEES):
@@ -63,9 +59,6 @@ def main(argv: list[str] | None = None) -> int:
                 times[guarantee].append(round(elapsed, 3))
                 print(f"{guarantee:<14} run {run}: {elapsed:.2f}s, output verified",
                       file=sys.stderr, flush=True)
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
 
     medians = {g: statistics.median(t) for g, t in times.items()}
     summary = {

@@ -18,14 +18,12 @@ import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.common import local_cluster, warm_up
 from benchmarks.throughput import WORDCOUNT, build_corpus
 from services import source, supervisor
-from services.localcluster.cluster import LocalCluster
-from tests.conftest import free_port
 
 OUT = Path(__file__).parent / "results" / "profiles"
 
@@ -39,18 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 
-    home = Path(tempfile.mkdtemp(prefix="mapreduce-profile-"))
-    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                           redis_port=free_port())
-    settings = cluster.start()
-    args.out.mkdir(parents=True, exist_ok=True)
-    try:
+    with local_cluster("mapreduce-profile-") as (home, settings, _cluster):
+        args.out.mkdir(parents=True, exist_ok=True)
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
         files = build_corpus(home / "corpus", args.mb)
-        warm = source.Job(WORDCOUNT, build_corpus(home / "small", 0.1), home / "warm")
-        source.prepare(warm, settings)
-        source.submit(warm, settings)
-        source.wait(settings, warm.pipeline_id, lambda _s: None, timeout=120)
+        warm_up(settings, home)
         workers = supervisor.running(home)
         recorders = {
             f"{w.role}-{w.index}": subprocess.Popen(
@@ -70,9 +61,6 @@ def main(argv: list[str] | None = None) -> int:
         for name, recorder in recorders.items():
             if recorder.wait(timeout=60) not in (0, -signal.SIGINT, 1):
                 print(f"py-spy for {name}: {recorder.stderr.read().decode()[-300:]}")
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
     summarize(args.out, args.top)
     return 0
 

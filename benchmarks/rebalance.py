@@ -19,18 +19,17 @@ import json
 import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import rebalance_metrics as metrics
+from benchmarks.common import local_cluster, write_results
 from services import source, supervisor
-from services.localcluster.cluster import LocalCluster
 from shared.config import Settings
 from shared.store import Store
-from tests.conftest import free_port, make_corpus
+from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
@@ -177,15 +176,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "rebalance.json")
     args = parser.parse_args(argv)
 
-    home = Path(tempfile.mkdtemp(prefix="mapreduce-rebalance-"))
-    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                           redis_port=free_port())
-    base = cluster.start()
-    p0_inputs = make_corpus(home / "p0", args.p0_mb)
-    small_inputs = make_corpus(home / "small", args.small_mb, files=1)
-    results: dict[str, Any] = {"params": vars(args) | {"out": str(args.out)},
-                               "machine": f"{os.cpu_count()} cores", "strategies": {}}
-    try:
+    with local_cluster("mapreduce-rebalance-") as (home, base, _cluster):
+        p0_inputs = make_corpus(home / "p0", args.p0_mb)
+        small_inputs = make_corpus(home / "small", args.small_mb, files=1)
+        results: dict[str, Any] = {"params": vars(args) | {"out": str(args.out)},
+                                   "machine": f"{os.cpu_count()} cores", "strategies": {}}
         for name in args.strategies.split(","):
             strategy, static = VARIANTS[name]
             settings = base.with_(resubscribe=strategy, static_membership=static)
@@ -200,14 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                                            "baseline": baseline, "runs": runs}
             print(f"{name}: {json.dumps(results['strategies'][name]['summary'])}",
                   file=sys.stderr, flush=True)
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    plot(results, args.out.with_suffix(".png"))
-    print_table(results)
-    print(f"\nwritten: {args.out} and {args.out.with_suffix('.png')}")
+    write_results(args.out, results, plot, print_table)
     return 0
 
 

@@ -25,20 +25,17 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import re
 import statistics
 import sys
 import sysconfig
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from benchmarks.common import local_cluster, write_results
 from services import output, source, supervisor
-from services.localcluster.cluster import LocalCluster
 from shared.config import Settings
-from tests.conftest import free_port
 
 RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
@@ -144,21 +141,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",")]
 
-    home = args.home or Path(tempfile.mkdtemp(prefix="mapreduce-throughput-"))
-    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                           redis_port=free_port())
-    settings = cluster.start()
-    results: dict[str, Any] = {
-        "command": "python -m benchmarks.throughput " + " ".join(argv or sys.argv[1:]),
-        "machine": machine(), "sizes": {}, "small_job_s": None, "scaling": {}}
-    runs = 0
+    with local_cluster("mapreduce-throughput-", args.home) as (home, settings, _cluster):
+        results: dict[str, Any] = {
+            "command": "python -m benchmarks.throughput " + " ".join(argv or sys.argv[1:]),
+            "machine": machine(), "sizes": {}, "small_job_s": None, "scaling": {}}
+        runs = 0
 
-    def out_dir() -> Path:
-        nonlocal runs
-        runs += 1
-        return home / "out" / f"run-{runs}"
+        def out_dir() -> Path:
+            nonlocal runs
+            runs += 1
+            return home / "out" / f"run-{runs}"
 
-    try:
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
         small = build_corpus(home / "corpus-0.1", 0.1)
         framework(settings, small, out_dir(), None)  # warm-up: clients, groups, JIT of the broker
@@ -196,15 +189,8 @@ def main(argv: list[str] | None = None) -> int:
         results["small_job_s"] = spread(small_times)
         if args.scaling:
             results["scaling"] = scaling(settings, home, out_dir)
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2))
-    plot(results, args.out.with_suffix(".png"))
-    print_table(results)
-    print(f"\nwritten: {args.out} and {args.out.with_suffix('.png')}")
+    write_results(args.out, results, plot, print_table)
     return 0
 
 

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared.errors import ConfigError
+
 ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
 ENV_REDIS = "MAPREDUCE_REDIS_URL"
 ENV_HOME = "MAPREDUCE_HOME"
@@ -141,7 +143,7 @@ def check_strategy(resubscribe: str, static_membership: bool) -> None:
     member that rejoins with a new subscription gets its old assignment back and no
     rebalance happens, so new pipelines are never assigned (measured: the job hangs)."""
     if static_membership and resubscribe != "consumer-protocol":
-        raise ValueError(
+        raise ConfigError(
             f"static membership cannot be combined with --resubscribe {resubscribe}: with "
             "the classic group protocol a static member that rejoins with new topics keeps "
             "its old assignment, so new pipelines would never be picked up; use "
@@ -175,7 +177,7 @@ def _positive_int(name: str, default: int) -> int:
     if not raw:
         return default
     if not raw.isdigit() or int(raw) < 1:
-        raise ValueError(f"{name}={raw!r}: must be a positive whole number")
+        raise ConfigError(f"{name}={raw!r}: must be a positive whole number")
     return int(raw)
 
 
@@ -188,7 +190,7 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
     redis_url = redis_url or os.environ.get(ENV_REDIS)
     resubscribe = os.environ.get(ENV_RESUBSCRIBE) or DEFAULT_STRATEGY
     if resubscribe not in STRATEGIES:
-        raise ValueError(f"{ENV_RESUBSCRIBE}={resubscribe!r}: choose one of "
+        raise ConfigError(f"{ENV_RESUBSCRIBE}={resubscribe!r}: choose one of "
                          f"{', '.join(STRATEGIES)}")
     strategy: dict[str, Any] = {"resubscribe": resubscribe,
                                 "static_membership": os.environ.get(ENV_STATIC, "0") == "1",

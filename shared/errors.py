@@ -27,6 +27,10 @@ class ClusterError(MapReduceError):
     """The local cluster could not be installed, started or stopped."""
 
 
+class ConfigError(MapReduceError, ValueError):
+    """A setting (flag or environment variable) with a value that cannot be used."""
+
+
 class PipelineFailed(MapReduceError):
     """A submitted pipeline ended in the failed state."""
 

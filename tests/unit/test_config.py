@@ -41,3 +41,19 @@ def test_static_membership_only_with_the_consumer_protocol():
 def test_env_round_trip_carries_the_strategy():
     env = settings(resubscribe="regex").env()
     assert env["MAPREDUCE_RESUBSCRIBE"] == "regex" and env["MAPREDUCE_STATIC_MEMBERSHIP"] == "0"
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "abc"}, "MAPREDUCE_SHUFFLE_MEMORY_MB"),
+    ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "0"}, "positive whole number"),
+    ({"MAPREDUCE_RESUBSCRIBE": "bogus"}, "MAPREDUCE_RESUBSCRIBE"),
+    ({"MAPREDUCE_STATIC_MEMBERSHIP": "1"}, "static membership cannot be combined")])
+def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, message):
+    """The CLI prints a ConfigError as one line and exits 2, never a traceback."""
+    from shared.config import resolve
+    from shared.errors import ConfigError
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=message):
+        resolve("k:9092", "redis://r:6379/0")

@@ -122,6 +122,12 @@ def framework(settings: Settings, files: list[Path], out: Path, expected: dict[s
     return elapsed, peak_rss_mb(settings)
 
 
+def spills(home: Path) -> int:
+    """Sorted runs the shufflers wrote to disk so far (their "spilled to disk" events)."""
+    return sum(path.read_text(errors="replace").count('"spilled to disk"')
+               for path in (home / "logs").glob("shuffler-*.log"))
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
             "max": round(max(values), 3), "n": len(values)}
@@ -135,6 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-runs", type=int, default=5, help="runs of the 100 KB job")
     parser.add_argument("--scaling", action="store_true",
                         help="also 100 MB with 1/2/4 mappers and 4/8/16 partitions")
+    parser.add_argument("--shuffle-memory", type=int, default=None, metavar="MB",
+                        help="the shufflers' memory budget (default: the workers' default)")
     parser.add_argument("--home", type=Path, default=None,
                         help="where the cluster and corpora live (default: a new temp dir)")
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
@@ -142,9 +150,12 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [float(s) for s in args.sizes.split(",")]
 
     with local_cluster("mapreduce-throughput-", args.home) as (home, settings, _cluster):
+        if args.shuffle_memory:
+            settings = settings.with_(shuffle_memory_mb=args.shuffle_memory)
         results: dict[str, Any] = {
             "command": "python -m benchmarks.throughput " + " ".join(argv or sys.argv[1:]),
-            "machine": machine(), "sizes": {}, "small_job_s": None, "scaling": {}}
+            "machine": machine(), "shuffle_memory_mb": settings.shuffle_memory_mb,
+            "sizes": {}, "small_job_s": None, "scaling": {}}
         runs = 0
 
         def out_dir() -> Path:
@@ -159,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             files = build_corpus(home / f"corpus-{size:g}", size)
             mb = sum(p.stat().st_size for p in files) / 1e6
             seq_times, fw_times, rss = [], [], []
+            spills_before = spills(home)
             expected = None
             for run in range(args.repeat):
                 order = ("seq", "fw") if run % 2 == 0 else ("fw", "seq")
@@ -183,6 +195,7 @@ def main(argv: list[str] | None = None) -> int:
                 "ratio_framework_over_sequential_throughput": round(seq_median / fw_median, 3),
                 "peak_rss_mb_by_role": {role: max(p.get(role, 0.0) for p in rss)
                                         for role in sorted({r for p in rss for r in p})},
+                "shuffler_spills": spills(home) - spills_before,
             }
         small_times = [framework(settings, small, out_dir(), sequential(small)[1])[0]
                        for _ in range(args.small_runs)]

@@ -136,11 +136,12 @@ class PipelineTopicWorker:
             envelope = envelope_of(self.rt, msg)
             if envelope is None:
                 continue
-            where = f"{msg.topic()}[{msg.partition()}]"
-            if where in self.awaiting_first:  # where a newly assigned partition starts
-                self.awaiting_first.discard(where)
-                self.rt.log.info("first record after assignment", partition=where,
-                                 offset=msg.offset())
+            if self.awaiting_first:  # where a newly assigned partition starts reading
+                where = f"{msg.topic()}[{msg.partition()}]"
+                if where in self.awaiting_first:
+                    self.awaiting_first.discard(where)
+                    self.rt.log.info("first record after assignment", partition=where,
+                                     offset=msg.offset())
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:  # finished, failed, or never announced: nothing to do with it
                 self.rt.log.warning("record of an unknown or finished pipeline skipped",

@@ -72,7 +72,8 @@ class OutputProducer:
         overtaken by a later batch (the loss above), and once it is in, the partition's
         leader is serving. Readers of those topics skip the markers."""
         self.flush()  # earlier deliveries fail here, not in the loop below
-        for attempt in range(1, attempts + 1):
+        attempt = 1
+        while True:
             for topic in topic_names:
                 for partition in range(partitions):
                     self.send(topic, b"", marker, partition=partition)
@@ -82,7 +83,7 @@ class OutputProducer:
             except DeliveryFailed:
                 if attempt == attempts:
                     raise
-        raise AssertionError("unreachable")
+                attempt += 1
 
     def poll(self) -> None:
         self._producer.poll(0)

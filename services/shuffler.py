@@ -75,7 +75,7 @@ class Shuffler(HoldingWorker):
              partition: int) -> None:
         pipeline_id = spec.pipeline_id
         groups: Groups = holding.data
-        keys = self._send_groups(spec, groups.merged() if groups.runs else groups.memory.items())
+        keys = self._send_groups(spec, groups.merged())
         self.rt.producer.flush()  # mark only what is durable
         frames = {seq for seq, _ in holding.seen}
         self.rt.log.info("shuffle partition emitted", pipeline=pipeline_id, partition=partition,

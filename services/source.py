@@ -192,14 +192,16 @@ def submit(job: Job, settings: Settings,
     if source_partitions != spec.source_partitions:
         from dataclasses import replace
         spec = job.spec = replace(spec, source_partitions=source_partitions)
-    total_bytes = sum(p.stat().st_size for p in job.files)
+    stats = {path: path.stat() for path in job.files}  # also what a split's reader checks
+    total_bytes = sum(stat.st_size for stat in stats.values())
+    splits = uses_splits(job.input_mode, settings)
     # Heartbeat first: the dispatcher's watchdog must never see a registered pipeline whose
     # source has not said it is alive.
     store.touch_source(spec.pipeline_id, SOURCE_TTL_S)
     if not store.create_pipeline(spec.pipeline_id, {
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
             "format": spec.fmt, "guarantee": spec.guarantee, "input_bytes": total_bytes,
-            "input_mode": "splits" if uses_splits(job.input_mode, settings) else "kafka",
+            "input_mode": "splits" if splits else "kafka",
             "inputs": len(job.files),
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
@@ -209,14 +211,13 @@ def submit(job: Job, settings: Settings,
     producer.flush()  # the spec is in the log before any of its records
     sent = seq = 0
     beat = time.monotonic()
-    splits = uses_splits(job.input_mode, settings)
-    stats = {path: path.stat() for path in job.files}
+    resolved = {path: str(path.resolve()) for path in job.files}
     try:
         spans = frame_spans(job.files, settings.frame_bytes, spec.fmt)
         for seq, (path, offset, frame) in enumerate(spans, 1):
             if splits:
                 stat = stats[path]
-                split = Split(str(path.resolve()), offset, min(len(frame), stat.st_size - offset),
+                split = Split(resolved[path], offset, min(len(frame), stat.st_size - offset),
                               stat.st_size, stat.st_mtime_ns)
                 value, kind = split.encode(), Kind.SPLIT
             else:

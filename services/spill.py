@@ -29,7 +29,6 @@ class Groups:
         self.memory: dict[Any, list[Any]] = {}
         self.held_bytes = 0  # estimated memory of self.memory
         self.runs: list[Path] = []
-        self.spilled_keys = 0  # entries written to runs (a key in two runs counts twice)
         self._spill_dir = spill_dir
 
     def add(self, items: list[tuple[Any, list[Any]]], wire_bytes: int) -> None:
@@ -47,13 +46,13 @@ class Groups:
         them."""
         self._spill_dir.mkdir(parents=True, exist_ok=True)
         path = self._spill_dir / f"run-{id(self):x}-{len(self.runs):05d}"
-        entries = sorted((orjson.dumps(key), values) for key, values in self.memory.items())
+        entries = sorted(((orjson.dumps(key), values) for key, values in self.memory.items()),
+                         key=_first)
         with open(path, "wb") as f:
             # key JSON, tab, values JSON: JSON escapes tabs and newlines inside strings
             f.writelines(b"%s\t%s\n" % (key_json, orjson.dumps(values))
                          for key_json, values in entries)
         self.runs.append(path)
-        self.spilled_keys += len(entries)
         self.memory = {}
         self.held_bytes = 0
         return path
@@ -63,12 +62,13 @@ class Groups:
         if not self.runs:
             yield from self.memory.items()
             return
-        in_memory = sorted((orjson.dumps(k), k, v) for k, v in self.memory.items())
+        in_memory = sorted(((orjson.dumps(k), k, v) for k, v in self.memory.items()),
+                           key=_first)
         files = [open(path, "rb") for path in self.runs]  # noqa: SIM115 (closed below)
         try:
             streams = [_read_run(f) for f in files] + [iter(in_memory)]
-            merged = heapq.merge(*streams, key=lambda entry: entry[0])
-            for _, group in itertools.groupby(merged, key=lambda entry: entry[0]):
+            merged = heapq.merge(*streams, key=_first)
+            for _, group in itertools.groupby(merged, key=_first):
                 entries = list(group)  # one key: its entries from each run and memory
                 yield entries[0][1], [v for entry in entries for v in entry[2]]
         finally:
@@ -81,6 +81,11 @@ class Groups:
         self.runs = []
         self.memory = {}
         self.held_bytes = 0
+
+
+def _first(entry: tuple[Any, ...]) -> Any:
+    """The key's JSON bytes: the one order of runs, memory and merge."""
+    return entry[0]
 
 
 def _read_run(f: BinaryIO) -> Iterator[tuple[bytes, Any, list[Any]]]:

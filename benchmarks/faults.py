@@ -20,6 +20,7 @@ from pathlib import Path
 
 from benchmarks.common import local_cluster
 from services import supervisor
+from shared import config
 from tests.conftest import make_corpus
 from tests.faults.harness import KINDS, Harness, plan
 
@@ -36,11 +37,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=float, default=8.0,
                         help="faults land in [0.5, horizon] s after submission")
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--resubscribe", choices=config.STRATEGIES,
+                        default=config.DEFAULT_STRATEGY, help="the workers' strategy")
+    parser.add_argument("--static-membership", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
     args = parser.parse_args(argv)
     kinds = tuple(args.kinds.split(","))
+    config.check_strategy(args.resubscribe, args.static_membership)
 
     with local_cluster("mapreduce-faults-") as (home, settings, cluster):
+        settings = settings.with_(resubscribe=args.resubscribe,
+                                  static_membership=args.static_membership)
         results = []
         started = time.time()
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
@@ -58,7 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "command": "python -m benchmarks.faults " + " ".join(argv or sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "input_mb": args.mb, "trials": len(results),
+        "input_mb": args.mb, "resubscribe": args.resubscribe,
+        "static_membership": args.static_membership, "trials": len(results),
         "mismatched_trials": sum(not r.ok for r in results),
         "faults_injected": dict(injected), "faults_skipped_job_already_done":
             sum(len(r.skipped) for r in results),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import bisect
 import json
+import statistics
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -61,7 +62,9 @@ def set_changes(events: list[dict[str, Any]]) -> list[float]:
 
 def stalls(batch_list: list[Batch], pipeline: str, changes: list[float],
            role: str = "mapper") -> dict[str, dict[str, float]]:
-    """Per worker of `role`: the longest and the total P0 gap that contains a change."""
+    """Per worker of `role`: the longest and the total P0 gap that contains a change, and
+    the same less the worker's normal gap (the median gap between its P0 batches that
+    contains no change): a gap of one ordinary batch is not a stall."""
     times: dict[str, list[float]] = defaultdict(list)
     for b in batch_list:
         if b.role == role and b.counts.get(pipeline):
@@ -75,7 +78,12 @@ def stalls(batch_list: list[Batch], pipeline: str, changes: list[float],
             if 0 < i < len(ts):  # the change falls between two P0 batches of this worker
                 gaps.add((ts[i - 1], ts[i]))
         lengths = [end - start for start, end in gaps]
-        result[worker] = {"max": max(lengths, default=0.0), "total": sum(lengths)}
+        quiet = [b - a for a, b in zip(ts, ts[1:], strict=False) if (a, b) not in gaps]
+        normal = statistics.median(quiet) if quiet else 0.0
+        excess = [max(0.0, length - normal) for length in lengths]
+        result[worker] = {"max": max(lengths, default=0.0), "total": sum(lengths),
+                          "normal_gap": normal, "excess_max": max(excess, default=0.0),
+                          "excess_total": sum(excess)}
     return result
 
 

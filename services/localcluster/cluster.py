@@ -52,6 +52,13 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 # Start rebalances at once: the 3 s default delay would stall every new consumer group.
 group.initial.rebalance.delay.ms=0
+# KIP-848 groups (--resubscribe consumer-protocol): the broker owns the session. Its 45 s
+# default would leave a dead worker's partitions unread for 45 s; match the classic
+# protocol's 10 s, and heartbeat every 500 ms so members learn new assignments quickly.
+group.consumer.session.timeout.ms=10000
+group.consumer.min.session.timeout.ms=6000
+group.consumer.heartbeat.interval.ms=500
+group.consumer.min.heartbeat.interval.ms=500
 # Never create topics on first use: an early produce would make a 1-partition topic.
 auto.create.topics.enable=false
 delete.topic.enable=true

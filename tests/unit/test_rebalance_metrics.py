@@ -14,7 +14,18 @@ def test_stall_is_the_gap_that_contains_a_change_counted_once():
     # changes at 0.5 and 0.6 fall in one gap (0.1 -> 2.1), the one at 2.15 in (2.1 -> 2.2)
     assert result["m1"]["max"] == pytest.approx(2.0)
     assert result["m1"]["total"] == pytest.approx(2.1)
-    assert result["m2"] == {"max": 0.0, "total": 0.0}  # m2 had finished P0 before the change
+    assert result["m2"]["max"] == 0.0 and result["m2"]["total"] == 0.0  # P0 done before
+    # m1's gaps without a change: 0.1 only, so 0.1 is its normal gap
+    assert result["m1"]["normal_gap"] == pytest.approx(0.1)
+    assert result["m1"]["excess_max"] == pytest.approx(1.9)
+    assert result["m1"]["excess_total"] == pytest.approx(1.9)  # (2.2-2.1) - 0.1 = 0
+
+
+def test_a_gap_no_longer_than_the_normal_one_is_no_stall():
+    batches = [b(t, "m1", p0=1) for t in (0.0, 0.3, 0.6, 0.9, 1.2)]
+    result = stalls(batches, "p0", changes=[0.7])
+    assert result["m1"]["max"] == pytest.approx(0.3)
+    assert result["m1"]["excess_max"] == pytest.approx(0.0)
 
 
 def test_batches_of_other_pipelines_do_not_count_as_progress():

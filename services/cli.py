@@ -17,7 +17,7 @@ from rich.table import Table
 from services import output as job_output
 from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster
-from shared import config, kafka
+from shared import config, kafka, signing
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.logging import configure
 from shared.spec import GUARANTEES
@@ -29,11 +29,18 @@ ROLE_FLAGS = {"dispatchers": "dispatcher", "mappers": "mapper", "shufflers": "sh
 
 
 class Context:
-    def __init__(self, bootstrap: str | None, redis_url: str | None, home: Path) -> None:
+    def __init__(self, bootstrap: str | None, redis_url: str | None, home: Path,
+                 signing_key_file: Path | None = None, insecure_specs: bool = False) -> None:
         self.bootstrap, self.redis_url, self.home = bootstrap, redis_url, home
+        self.signing: dict[str, object] = {}
+        if signing_key_file is not None:
+            self.signing["signing_key_file"] = signing_key_file
+        if insecure_specs:
+            self.signing["insecure_specs"] = True
 
     def settings(self) -> config.Settings | None:
-        return config.resolve(self.bootstrap, self.redis_url, self.home)
+        settings = config.resolve(self.bootstrap, self.redis_url, self.home)
+        return settings.with_(**self.signing) if settings is not None else None
 
     def cluster(self) -> LocalCluster:
         return LocalCluster(self.home)
@@ -48,7 +55,7 @@ class Context:
             if not cluster.running():
                 console.print("[dim]starting local Kafka and Redis in "
                               f"{cluster.root} ...[/dim]")
-            settings = cluster.start()
+            settings = cluster.start().with_(**self.signing)
         else:  # an existing cluster: say so now rather than start workers that cannot work
             Store(settings.redis_url).check_reachable()
             kafka.check_reachable(settings, timeout=5)
@@ -80,11 +87,20 @@ def _role_options(fn: Any) -> Any:
 @click.option("--home", envvar=config.ENV_HOME, type=click.Path(path_type=Path),
               default=None, help="state directory: local cluster data, logs, pids "
                                  "[env MAPREDUCE_HOME, default ~/.mapreduce]")
+@click.option("--signing-key-file", envvar=signing.ENV_KEY_FILE, default=None,
+              type=click.Path(path_type=Path, dir_okay=False),
+              help="key that signs pipeline specs (submitting) and verifies them (workers) "
+                   f"[env {signing.ENV_KEY_FILE}; default: {signing.ENV_KEY}, or the local "
+                   f"cluster's HOME/{signing.KEY_FILE_NAME}]")
+@click.option("--insecure-specs", is_flag=True, envvar=signing.ENV_INSECURE,
+              help="development only: workers this command starts run unsigned specs, and "
+                   "a source without a key sends them unsigned")
 @click.option("--log-level", default="WARNING", show_default=True,
               help="log level of the CLI's own messages")
 @click.pass_context
 def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None,
-        home: Path | None, log_level: str) -> None:
+        home: Path | None, signing_key_file: Path | None, insecure_specs: bool,
+        log_level: str) -> None:
     """MapReduce on Apache Kafka (data) and Redis (coordination).
 
     A pipeline is a Python module with mapper(record) yielding (key, value) pairs,
@@ -98,7 +114,8 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
       mapreduce down
     """
     configure(log_level, json=False)
-    ctx.obj = Context(bootstrap_servers, redis_url, (home or config.default_home()).expanduser())
+    ctx.obj = Context(bootstrap_servers, redis_url, (home or config.default_home()).expanduser(),
+                      signing_key_file, insecure_specs)
 
 
 @cli.command()

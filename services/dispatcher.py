@@ -99,7 +99,8 @@ class Dispatcher:
             created = time.monotonic()
             self._open_partitions(pipeline_id, entry.spec.partitions)  # type: ignore[union-attr]
             self.rt.producer.send(topics.PIPELINES, entry.raw,
-                                  Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode())
+                                  Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode(),
+                                  signature=entry.signature)
             self.rt.producer.flush()
             self.rt.store.update_pipeline(pipeline_id, state="running")
             self.rt.log.info("pipeline ready", pipeline=pipeline_id,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from shared import retry, topics
+from shared import retry, signing, topics
 from shared.codec import CodecError, Envelope, Kind, load_spec
 from shared.config import Settings
 from shared.spec import PipelineSpec
@@ -25,12 +25,14 @@ AWAIT_ANNOUNCEMENT_S = 0.5
 class Entry:
     raw: bytes
     ready: bool
-    spec: PipelineSpec | None  # None when the spec could not be unpickled here
+    spec: PipelineSpec | None  # None when the spec was refused or could not be unpickled
     error: str = ""
+    signature: bytes | None = None  # copied onto the READY record
 
 
 class PipelineView:
     def __init__(self, settings: Settings) -> None:
+        self._policy = settings.spec_policy()
         self._consumer = Consumer(settings.consumer_config(
             f"pipeline-view-{uuid.uuid4().hex}", **{"enable.partition.eof": False}))
         self._tp = TopicPartition(topics.PIPELINES, 0, OFFSET_BEGINNING)
@@ -94,12 +96,21 @@ class PipelineView:
                 return False
             old.ready = True
             return True
-        try:
-            spec, error = load_spec(value), ""
-        except CodecError as exc:
-            spec, error = None, str(exc)
-            log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
-        self.entries[pipeline_id] = Entry(value, ready, spec, error)
+        signature = dict(msg.headers() or []).get(signing.HEADER)  # type: ignore[attr-defined]
+        # Checked before unpickling: unpickling a spec runs code.
+        refusal = self._policy.refusal(pipeline_id, value, signature)
+        spec: PipelineSpec | None = None
+        if refusal is not None:
+            error = refusal
+            log.error("pipeline spec refused", pipeline=pipeline_id, reason=refusal,
+                      offset=msg.offset())  # type: ignore[attr-defined]
+        else:
+            try:
+                spec, error = load_spec(value), ""
+            except CodecError as exc:
+                error = str(exc)
+                log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
+        self.entries[pipeline_id] = Entry(value, ready, spec, error, signature)
         self.finished.discard(pipeline_id)
         return True
 

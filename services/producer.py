@@ -17,6 +17,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 
+from shared import signing
 from shared.codec import Envelope
 from shared.config import Settings
 
@@ -42,10 +43,13 @@ class OutputProducer:
                                 "offset (implicitly acked), so possibly never written")
 
     def send(self, topic: str, value: bytes | None, envelope: Envelope | None = None, *,
-             partition: int = -1, key: bytes | None = None) -> None:
+             partition: int = -1, key: bytes | None = None,
+             signature: bytes | None = None) -> None:
         kwargs: dict[str, Any] = {"value": value, "on_delivery": self._on_delivery}
         if envelope is not None:
             kwargs["headers"] = envelope.headers()
+        if signature is not None:  # a pipeline spec's (shared/signing.py)
+            kwargs["headers"] = [*kwargs.get("headers", []), (signing.HEADER, signature)]
         if partition >= 0:
             kwargs["partition"] = partition
         if key is not None:

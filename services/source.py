@@ -177,6 +177,7 @@ def submit(job: Job, settings: Settings,
     """Announce and stream. If anything fails mid-stream, the pipeline is marked failed (it
     can never be finalized with partial input) and the error is re-raised."""
     assert job.spec is not None and job.module is not None
+    policy = settings.spec_policy()  # no key: a clear error before anything is sent
     # Not idempotent: librdkafka's idempotent producer delays its first delivery by about
     # 0.5 s (measured; it waits to acquire a producer id), which every job would pay. A
     # source frame duplicated by a retry carries its frame number, and the shuffler drops
@@ -206,8 +207,9 @@ def submit(job: Job, settings: Settings,
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     pid = spec.pipeline_id
-    producer.send(topics.PIPELINES, dump_spec(spec, [job.module]),
-                  Envelope(Kind.ANNOUNCED, pid), key=pid.encode())
+    payload = dump_spec(spec, [job.module])
+    producer.send(topics.PIPELINES, payload, Envelope(Kind.ANNOUNCED, pid), key=pid.encode(),
+                  signature=policy.sign(pid, payload))
     producer.flush()  # the spec is in the log before any of its records
     sent = seq = 0
     beat = time.monotonic()

@@ -16,6 +16,7 @@ import time
 import structlog
 
 from shared import config, retry
+from shared.errors import ConfigError
 from shared.logging import configure
 
 ROLES = ("dispatcher", "mapper", "shuffler", "reducer", "sink")
@@ -56,7 +57,13 @@ def run_worker(role: str) -> int:
     if role not in ROLES:
         log.error("unknown role", role=role, roles=ROLES)
         return 2
-    settings = config.resolve()
+    try:
+        settings = config.resolve()
+        if settings is not None:
+            settings.spec_policy()  # no signing key: say so once, do not restart forever
+    except ConfigError as exc:
+        log.error("cannot start worker", reason=str(exc))
+        return 2
     if settings is None:
         log.error("no cluster configured: set MAPREDUCE_BOOTSTRAP_SERVERS and "
                   "MAPREDUCE_REDIS_URL, or start one with `mapreduce up`")

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shared import signing
 from shared.errors import ConfigError
 
 ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
@@ -67,6 +68,10 @@ class Settings:
     static_membership: bool = False
     # What a shuffler holds in memory before it spills sorted runs to disk (services/spill.py).
     shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
+    # The trust boundary (shared/signing.py): the key that signs and verifies pipeline specs
+    # (None: $MAPREDUCE_SIGNING_KEY, or home/signing.key), and whether unsigned specs run.
+    signing_key_file: Path | None = None
+    insecure_specs: bool = False
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -76,10 +81,17 @@ class Settings:
         env = {ENV_BOOTSTRAP: self.bootstrap_servers, ENV_REDIS: self.redis_url,
                ENV_HOME: str(self.home), ENV_RESUBSCRIBE: self.resubscribe,
                ENV_STATIC: "1" if self.static_membership else "0",
-               ENV_SHUFFLE_MEMORY: str(self.shuffle_memory_mb)}
+               ENV_SHUFFLE_MEMORY: str(self.shuffle_memory_mb),
+               signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
+        if self.signing_key_file is not None:
+            env[signing.ENV_KEY_FILE] = str(self.signing_key_file)
         env.update({ENV_KAFKA_PREFIX + k.upper().replace(".", "_"): v
                     for k, v in self.kafka_extra.items()})
         return env
+
+    def spec_policy(self) -> signing.SpecPolicy:
+        """How this process signs specs and which it accepts (ConfigError without a key)."""
+        return signing.policy(self.home, self.signing_key_file, self.insecure_specs)
 
     # ---- librdkafka -------------------------------------------------------------------
 
@@ -195,7 +207,12 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
     strategy: dict[str, Any] = {"resubscribe": resubscribe,
                                 "static_membership": os.environ.get(ENV_STATIC, "0") == "1",
                                 "shuffle_memory_mb": _positive_int(ENV_SHUFFLE_MEMORY,
-                                                                   DEFAULT_SHUFFLE_MEMORY_MB)}
+                                                                   DEFAULT_SHUFFLE_MEMORY_MB),
+                                "insecure_specs": os.environ.get(signing.ENV_INSECURE,
+                                                                 "0") == "1",
+                                "signing_key_file": (Path(os.environ[signing.ENV_KEY_FILE])
+                                                     if os.environ.get(signing.ENV_KEY_FILE)
+                                                     else None)}
     check_strategy(resubscribe, strategy["static_membership"])
     if bootstrap and redis_url:
         return Settings(bootstrap, redis_url, home=home, kafka_extra=extra, **strategy)

@@ -19,7 +19,7 @@ from pathlib import Path
 import structlog
 from confluent_kafka import KafkaException
 
-from shared import config, retry
+from shared import config, retry, signing
 from shared.errors import ClusterError, ConnectionFailed
 from shared.kafka import check_reachable
 from shared.store import Store
@@ -192,8 +192,10 @@ class LocalCluster:
                 and read_pid(self.root / "redis.pid") is not None)
 
     def start(self, timeout: float = 90.0) -> config.Settings:
-        """Start whatever is not running, wait until both answer, record the addresses."""
+        """Start whatever is not running, wait until both answer, record the addresses.
+        Also makes the local cluster's spec signing key, once (shared/signing.py)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        signing.ensure_key_file(self.home)
         if read_pid(self.root / "redis.pid") is None:
             self._start_redis()
         if read_pid(self.root / "kafka.pid") is None:

@@ -24,3 +24,9 @@ def test_compose_multi_topic_profile_is_valid():
     assert services["mapper"]["command"] == ["worker", "mapper"]
     assert services["mapper"]["environment"]["MAPREDUCE_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert services["kafka"]["environment"]["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+    # every worker verifies specs with the key from the secret
+    for role in ("dispatcher", "mapper", "shuffler", "reducer", "sink", "source"):
+        assert services[role]["environment"]["MAPREDUCE_SIGNING_KEY_FILE"] == \
+            "/run/secrets/signing_key"
+        assert [s if isinstance(s, str) else s["source"]
+                for s in services[role]["secrets"]] == ["signing_key"]

@@ -17,11 +17,12 @@ from rich.table import Table
 from services import output as job_output
 from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster
+from services.worker_status import worker_rows
 from shared import config, kafka, signing
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.logging import configure
 from shared.spec import GUARANTEES
-from shared.store import Store
+from shared.store import SILENT_AFTER_S, Store
 
 console = Console(stderr=True)
 ROLE_FLAGS = {"dispatchers": "dispatcher", "mappers": "mapper", "shufflers": "shuffler",
@@ -294,7 +295,9 @@ def submit(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path,
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_obj
 def status(obj: Context, as_json: bool) -> None:
-    """Pipelines with their state and progress; workers with role, host, pid, partitions."""
+    """Pipelines with their state and progress; every worker, on every host, with its role,
+    pid, assigned partitions, lag (messages not yet read on them), last heartbeat, and
+    whether it has gone silent."""
     settings = obj.settings()
     if settings is None:
         raise ConnectionFailed("no cluster configured and no local cluster running: "
@@ -308,7 +311,7 @@ def status(obj: Context, as_json: bool) -> None:
             counts = store.ended_counts(pid)
             counts["errors_live"] = counts.pop("errors")
             pipelines.append({"id": pid, **info, **counts})
-    workers = store.workers()
+    workers = worker_rows(store.workers(), store.now())
     if as_json:
         import json
         click.echo(json.dumps({"pipelines": pipelines, "workers": workers}, indent=2))
@@ -324,14 +327,21 @@ def status(obj: Context, as_json: bool) -> None:
                       p.get("output", ""), p.get("reason", ""))
     out = Console()
     out.print(table)
-    wtable = Table(title="workers")
-    for column in ("role", "host", "pid", "partitions", "last seen"):
+    wtable = Table(title=f"workers (silent: no heartbeat for {SILENT_AFTER_S} s)")
+    for column in ("host", "role", "pid", "partitions", "lag", "last heartbeat", ""):
         wtable.add_column(column)
-    now = time.time()
-    for w in sorted(workers, key=lambda w: (w.get("role", ""), w["id"])):
-        wtable.add_row(w.get("role", "?"), w.get("host", "?"), w.get("pid", "?"),
-                       w.get("partitions", ""), f"{now - float(w.get('last_seen', now)):.1f}s ago")
+    for w in workers:
+        wtable.add_row(w["host"], w["role"], w["pid"], _partitions_text(w["partitions"]),
+                       "?" if w["lag"] is None else str(w["lag"]),
+                       f"{w['last_seen_s']:.1f}s ago",
+                       "[red]SILENT[/red]" if w["silent"] else "ok")
     out.print(wtable)
+
+
+def _partitions_text(partitions: list[str], shown: int = 6) -> str:
+    if len(partitions) <= shown:
+        return ",".join(partitions)
+    return ",".join(partitions[:shown]) + f" (+{len(partitions) - shown})"
 
 
 @cli.command()

@@ -14,7 +14,7 @@ import time
 
 from confluent_kafka import Consumer, Message
 
-from services.runtime import Runtime, commit, describe, envelope_of
+from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
 from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind
@@ -57,7 +57,7 @@ class Dispatcher:
                 self.rt.producer.flush()
                 commit(self.consumer)
             self._watch_sources()
-            self.rt.heartbeat(forwarded=self.forwarded)
+            self.rt.heartbeat(forwarded=self.forwarded, lag=lambda: consumer_lag(self.consumer))
         self.consumer.close()
 
     def _watch_sources(self) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.runtime import Runtime, commit, describe, envelope_of
+from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind
 from shared.spec import PipelineSpec
@@ -104,7 +104,8 @@ class HoldingWorker:
                 self._process(messages)
                 self.rt.producer.flush()
                 self._commit_low_watermarks()
-            self.rt.heartbeat(held=sum(len(h) for h in self.held.values()))
+            self.rt.heartbeat(held=lambda: sum(len(h) for h in self.held.values()),
+                              lag=lambda: consumer_lag(self.consumer))
         self.rt.producer.flush()
         self._commit_low_watermarks()
         self.consumer.close()

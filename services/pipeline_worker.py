@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, Message
 
 from services import lifecycle
 from services.resubscriber import build_strategy, consumer_overrides
-from services.runtime import Runtime, commit, describe, envelope_of
+from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
 from shared.codec import CodecError, Envelope, Kind
 from shared.spec import PipelineSpec
 
@@ -78,7 +78,8 @@ class PipelineTopicWorker:
                     self._process(messages)
                     self._drain()
                     self._adapt_batch(len(messages), time.monotonic() - started)
-            self.rt.heartbeat(processed=self.processed)
+            self.rt.heartbeat(processed=self.processed,
+                              lag=lambda: consumer_lag(self.strategy.consumer))
         self.strategy.close()
 
     def _adapt_batch(self, count: int, elapsed: float) -> None:

@@ -136,15 +136,33 @@ class Runtime:
         now = time.monotonic()
         if force or now - self._last_beat >= HEARTBEAT_S:
             self._last_beat = now
+            # a callable field (a lag, say) is only computed when a beat is due
+            values = {k: v() if callable(v) else v for k, v in fields.items()}
             self.store.heartbeat(self.worker_id, {
                 "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
                 "partitions": ",".join(self.assignment),
-                "strategy": self.settings.resubscribe, **fields})
+                "strategy": self.settings.resubscribe, **values})
 
     def close(self) -> None:
         self.producer.flush()
         self.view.close()
         self.store.remove_worker(self.worker_id)
+
+
+def consumer_lag(consumer: Consumer | None) -> int:
+    """Messages not yet read on this consumer's assigned partitions, from the high
+    watermarks its fetches last saw (no request to the broker)."""
+    if consumer is None:
+        return 0
+    parts = consumer.assignment()
+    if not parts:
+        return 0
+    lag = 0
+    for tp in consumer.position(parts):
+        _, high = consumer.get_watermark_offsets(tp, cached=True)
+        if high >= 0 and tp.offset >= 0:
+            lag += max(0, high - tp.offset)
+    return lag
 
 
 def describe(partitions: list[Any]) -> list[str]:

@@ -47,7 +47,10 @@ redis.call('SADD', KEYS[3], ARGV[2])
 return 1
 """
 
-WORKER_TTL_S = 30  # a worker silent this long disappears from `status`
+# `status` marks a worker silent after SILENT_AFTER_S without a heartbeat (it may be dead,
+# stopped, or cut off from Redis) and forgets it after WORKER_TTL_S.
+SILENT_AFTER_S = 10
+WORKER_TTL_S = 600
 
 
 FieldValue = str | int | float
@@ -208,9 +211,15 @@ class Store:
     def heartbeat(self, worker_id: str, fields: dict[str, Any]) -> None:
         key = f"mr:worker:{worker_id}"
         pipe = self.redis.pipeline(transaction=True)
-        pipe.hset(key, mapping=_fields({**fields, "last_seen": time.time()}))
+        # Redis's clock, not the worker's: workers on other hosts may disagree on the time.
+        pipe.hset(key, mapping=_fields({**fields, "last_seen": self.now()}))
         pipe.expire(key, WORKER_TTL_S)
         pipe.execute()
+
+    @_retried
+    def now(self) -> float:
+        seconds, micros = self.redis.time()
+        return seconds + micros / 1e6
 
     @_retried
     def remove_worker(self, worker_id: str) -> None:

@@ -120,3 +120,40 @@ def test_fresh_home_without_cluster_says_what_to_do(tmp_path):
                             cwd=REPO, timeout=60)
     assert_clean_error(result, "mapreduce up")
     assert Path(tmp_path / "home").exists() is False
+
+
+def test_status_marks_a_stopped_worker_silent_and_shows_lag(workers):
+    import json
+    import signal
+
+    from services import supervisor
+    from tests.conftest import wait_for
+
+    sink = next(w for w in supervisor.running(workers.home) if w.role == "sink")
+
+    def rows() -> list[dict]:
+        result = cli(workers, "status", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["workers"]
+
+    os.kill(sink.pid, signal.SIGSTOP)
+    try:
+        silent = wait_for(lambda: [r for r in rows() if r["silent"]], timeout=40,
+                          what="the stopped sink marked silent")
+    finally:
+        os.kill(sink.pid, signal.SIGCONT)
+    assert [r["pid"] for r in silent] == [str(sink.pid)]
+    live = [r for r in rows() if r["role"] == "mapper"]
+    assert live and all(isinstance(r["lag"], int) and r["host"] for r in live)
+    wait_for(lambda: not any(r["silent"] for r in rows()), timeout=40,
+             what="the sink heard from again")
+
+
+def test_worker_without_a_signing_key_exits_with_a_clear_error(pool, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAPREDUCE_")}
+    env.update({**pool.env(), "MAPREDUCE_HOME": str(tmp_path / "keyless")})
+    result = subprocess.run([sys.executable, "-m", "services.worker", "mapper"],
+                            capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
+    assert result.returncode == 2
+    assert "no pipeline signing key" in result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr

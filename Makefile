@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo-wordcount
 
-.PHONY: install system-packages demo test test-faults test-unit lint down clean
+.PHONY: install system-packages toxiproxy demo test test-faults test-multihost test-unit lint down clean
 
 # Debian packages the project needs: Redis, Java 17 and Maven (to fetch Kafka's jars from
 # Maven Central), docker-compose (only to validate compose/). Installed only when missing.
@@ -32,6 +32,14 @@ $(STAMP): pyproject.toml
 
 install: system-packages $(STAMP)
 	@$(BIN)/python -c "from services.localcluster.cluster import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars())"
+	@$(MAKE) --no-print-directory toxiproxy
+
+# Shopify's toxiproxy for the multi-host tests, built from its Go module when Go is here
+# (without Go those tests say so and skip).
+toxiproxy: $(STAMP)
+	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
+	  PATH="$$PATH:/usr/local/go/bin" $(BIN)/python -c "from tests.multihost.toxiproxy import ensure_binary; print('toxiproxy:', ensure_binary())"; \
+	else echo "toxiproxy: Go not installed, the toxiproxy test will be skipped"; fi
 
 demo: install
 	$(BIN)/mapreduce up
@@ -40,7 +48,8 @@ demo: install
 	    --output $(DEMO_OUT) --verify --top 10
 	@echo "demo ok: output in $(DEMO_OUT); the cluster keeps running (stop it: make down)"
 
-# Everything: unit, property, integration, every strategy, the bounded fault suite.
+# Everything: unit, property, integration, every strategy, the bounded fault suite, the
+# multi-host lab.
 test: install
 	$(BIN)/pytest -q tests
 
@@ -48,6 +57,10 @@ test: install
 # source); long randomized runs: python -m benchmarks.faults.
 test-faults: install
 	$(BIN)/pytest -q -m faults tests
+
+# Workers on network-namespace hosts: partitions, a one-sided cut, toxiproxy (needs root).
+test-multihost: install
+	$(BIN)/pytest -q -m multihost tests
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit tests/property

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,14 +46,18 @@ def running(home: Path) -> list[WorkerProcess]:
     return found
 
 
-def start(settings: Settings, role: str, index: int) -> WorkerProcess:
+def start(settings: Settings, role: str, index: int,
+          launcher: Sequence[str] = ()) -> WorkerProcess:
+    """launcher: a command prefix the worker runs under (the multi-host lab puts workers in
+    a network namespace with it)."""
     directory = _dir(settings.home)
     directory.mkdir(parents=True, exist_ok=True)
     (settings.home / "logs").mkdir(exist_ok=True)
     logfile = settings.home / "logs" / f"{role}-{index}.log"
     env = {**os.environ, **settings.env(), "MAPREDUCE_WORKER_INDEX": str(index)}
     with open(logfile, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "services.worker", role], env=env,
+        proc = subprocess.Popen([*launcher, sys.executable, "-m", "services.worker", role],
+                                env=env,
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     (directory / f"{role}-{index}.pid").write_text(str(proc.pid))
@@ -60,7 +65,8 @@ def start(settings: Settings, role: str, index: int) -> WorkerProcess:
     return WorkerProcess(role, index, proc.pid)
 
 
-def scale(settings: Settings, counts: dict[str, int]) -> list[WorkerProcess]:
+def scale(settings: Settings, counts: dict[str, int],
+          launcher: Sequence[str] = ()) -> list[WorkerProcess]:
     """Bring each named role to exactly its count: start what is missing (including workers
     that died), stop the extras."""
     alive = running(settings.home)
@@ -73,7 +79,7 @@ def scale(settings: Settings, counts: dict[str, int]) -> list[WorkerProcess]:
         used = {w.index for w in mine[:wanted]}
         free = (i for i in range(10_000) if i not in used)
         for _ in range(wanted - len(mine)):
-            start(settings, role, next(free))
+            start(settings, role, next(free), launcher)
     return running(settings.home)
 
 

@@ -36,10 +36,10 @@ SERVER_PROPERTIES = """\
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers={host}:{controller_port}
-listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}
-advertised.listeners=PLAINTEXT://{host}:{port}
+listeners=PLAINTEXT://{host}:{port},CONTROLLER://{host}:{controller_port}{proxied_listener}
+advertised.listeners=PLAINTEXT://{host}:{port}{proxied_advertised}
 controller.listener.names=CONTROLLER
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,PROXIED:PLAINTEXT
 inter.broker.listener.name=PLAINTEXT
 log.dirs={data}
 num.partitions=1
@@ -171,6 +171,12 @@ class LocalCluster:
     kafka_port: int = int(os.environ.get("MAPREDUCE_KAFKA_PORT", "19092"))
     controller_port: int = int(os.environ.get("MAPREDUCE_CONTROLLER_PORT", "19093"))
     redis_port: int = int(os.environ.get("MAPREDUCE_REDIS_PORT", "16379"))
+    # Run the broker and Redis inside this network namespace (the multi-host test lab).
+    netns: str | None = None
+    # A second listener, PROXIED on this port, that advertises `proxied_address` (a fault
+    # proxy in front of it): clients that bootstrap there keep talking through the proxy.
+    proxied_port: int | None = None
+    proxied_address: str | None = None
 
     @property
     def root(self) -> Path:
@@ -207,6 +213,8 @@ class LocalCluster:
 
     def _require_free(self, name: str, port: int, env: str) -> None:
         """Refuse to start on a port something else holds: we would talk to a stranger."""
+        if self.netns:
+            return  # a fresh namespace of our own: nothing else can be there
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -218,6 +226,8 @@ class LocalCluster:
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         logs = self.root / f"{name}.log"
+        if self.netns:
+            argv = ["ip", "netns", "exec", self.netns, *argv]
         with open(logs, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
@@ -242,9 +252,12 @@ class LocalCluster:
                                "(apt-get install openjdk-17-jre-headless)")
         data = self.root / "kafka-data"
         props = self.root / "server.properties"
-        props.write_text(SERVER_PROPERTIES.format(host=self.host, port=self.kafka_port,
-                                                  controller_port=self.controller_port,
-                                                  data=data))
+        proxied = self.proxied_port is not None and self.proxied_address is not None
+        props.write_text(SERVER_PROPERTIES.format(
+            host=self.host, port=self.kafka_port, controller_port=self.controller_port,
+            data=data,
+            proxied_listener=f",PROXIED://{self.host}:{self.proxied_port}" if proxied else "",
+            proxied_advertised=f",PROXIED://{self.proxied_address}" if proxied else ""))
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
         if not (data / "meta.properties").exists():

@@ -154,7 +154,8 @@ def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
         raise click.UsageError(str(exc)) from exc
     settings = obj.ensure(wanted, **overrides)
     workers = supervisor.running(settings.home)
-    console.print(f"cluster: Kafka {settings.bootstrap_servers}, Redis {settings.redis_url}")
+    console.print(f"cluster: Kafka {settings.bootstrap_servers}, "
+                  f"Redis {config.redacted(settings.redis_url)}")
     console.print("workers: " + ", ".join(
         f"{role} x{sum(w.role == role for w in workers)}" for role in supervisor.DEFAULT_COUNTS))
 

@@ -17,7 +17,7 @@ import orjson
 
 from services import lifecycle, output
 from services.producer import OutputProducer
-from shared import kafka, topics
+from shared import config, kafka, topics
 from shared.codec import Envelope, Kind, Split, dump_spec
 from shared.config import Settings
 from shared.errors import InputError, InvalidPipelineId, PipelineFailed
@@ -255,7 +255,8 @@ def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, An
         status: dict[str, Any] = dict(store.pipeline(pipeline_id))
         if not status:
             raise PipelineFailed(f"pipeline {pipeline_id}'s status is gone from Redis "
-                                 f"({settings.redis_url}): its coordination state was lost, "
+                                 f"({config.redacted(settings.redis_url)}): its coordination "
+                                 "state was lost, "
                                  "so its result cannot be trusted; submit it again")
         kept_errors = int(status.get("errors") or 0)  # saved when the keys were dropped
         status.update(store.ended_counts(pipeline_id))

@@ -76,7 +76,7 @@ def run_worker(role: str) -> int:
         rt.install_signal_handlers()
         rt.heartbeat(force=True)
         log.info("worker started", bootstrap=settings.bootstrap_servers,
-                 redis=settings.redis_url, restarts=restarts)
+                 redis=config.redacted(settings.redis_url), restarts=restarts)
         worker = build(role, rt)
         worker.run()  # type: ignore[attr-defined]
         rt.close()

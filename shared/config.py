@@ -40,6 +40,19 @@ STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex")
 DEFAULT_STRATEGY = "reconnect"
 
 
+def redacted(url: str) -> str:
+    """A Redis URL fit for logs and messages: its password replaced by ***."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+
+
 def default_home() -> Path:
     return Path(os.environ.get(ENV_HOME) or Path.home() / ".mapreduce").expanduser()
 

@@ -22,6 +22,7 @@ import redis
 
 from shared import retry
 from shared.barrier import Stage
+from shared.config import redacted
 from shared.errors import ConnectionFailed
 
 TERMINAL = ("done", "failed")
@@ -97,7 +98,7 @@ class Store:
             self.redis.ping()
         except redis.RedisError as exc:
             raise ConnectionFailed(
-                f"cannot reach Redis at {self.url} ({exc}); start a local cluster with "
+                f"cannot reach Redis at {redacted(self.url)} ({exc}); start a local cluster with "
                 "`mapreduce up`, or pass --redis-url / set MAPREDUCE_REDIS_URL"
             ) from exc
 

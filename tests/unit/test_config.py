@@ -57,3 +57,12 @@ def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, me
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         resolve("k:9092", "redis://r:6379/0")
+
+
+def test_redis_urls_are_redacted_for_logs():
+    from shared.config import redacted
+
+    assert redacted("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
+    assert redacted("rediss://user:pw@h/0?ssl_ca_certs=/ca.pem") == \
+        "rediss://user:***@h/0?ssl_ca_certs=/ca.pem"
+    assert redacted("redis://h:6379/0") == "redis://h:6379/0"

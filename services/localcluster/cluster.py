@@ -167,7 +167,8 @@ def terminate(pid: int, timeout: float) -> None:
 @dataclass
 class LocalCluster:
     home: Path
-    host: str = "127.0.0.1"
+    # loopback unless told otherwise: MAPREDUCE_LOCAL_HOST=10.0.0.5 serves other hosts
+    host: str = os.environ.get("MAPREDUCE_LOCAL_HOST", "127.0.0.1")
     kafka_port: int = int(os.environ.get("MAPREDUCE_KAFKA_PORT", "19092"))
     controller_port: int = int(os.environ.get("MAPREDUCE_CONTROLLER_PORT", "19093"))
     redis_port: int = int(os.environ.get("MAPREDUCE_REDIS_PORT", "16379"))

@@ -47,7 +47,8 @@ def test_env_round_trip_carries_the_strategy():
     ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "abc"}, "MAPREDUCE_SHUFFLE_MEMORY_MB"),
     ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "0"}, "positive whole number"),
     ({"MAPREDUCE_RESUBSCRIBE": "bogus"}, "MAPREDUCE_RESUBSCRIBE"),
-    ({"MAPREDUCE_STATIC_MEMBERSHIP": "1"}, "static membership cannot be combined")])
+    ({"MAPREDUCE_STATIC_MEMBERSHIP": "1", "MAPREDUCE_RESUBSCRIBE": "reconnect"},
+     "static membership cannot be combined")])
 def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, message):
     """The CLI prints a ConfigError as one line and exits 2, never a traceback."""
     from shared.config import resolve

@@ -146,6 +146,16 @@ def read_pid(path: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
+def wait_exited(pid: int, timeout: float) -> bool:
+    """Wait until a process we signalled has exited; False if it is still there."""
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)  # waiting for another process to exit: no event to wait on
+    return True
+
+
 def terminate(pid: int, timeout: float) -> None:
     """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
     try:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from services import output, reference, source, supervisor
-from services.localcluster.cluster import LocalCluster, read_pid
+from services.localcluster.cluster import LocalCluster, read_pid, wait_exited
 from shared.config import Settings
 from shared.errors import PipelineFailed
 from shared.spec import load_module, spec_from_module
@@ -137,7 +137,9 @@ class Harness:
                                  timeout=timeout)
             result.state = status["state"]
         except PipelineFailed as exc:
-            result.state, result.error = "failed", str(exc)
+            # an injector's own failure (recorded first) is the reason worth reading
+            result.state = "failed"
+            result.error = "; ".join(e for e in (result.error, str(exc)) if e)
         finally:
             done.set()
             injector.join()
@@ -221,6 +223,10 @@ class Harness:
                 return False
             os.kill(pid, signal.SIGKILL)
             self.log(f"  SIGKILL {name} pid {pid}")
+            # A JVM takes a moment to die: restarting before it has would find it "running"
+            # and not start it (seen once in 30 trials: the broker then stayed down).
+            if not wait_exited(pid, 30):
+                raise RuntimeError(f"{name} pid {pid} still alive 30 s after SIGKILL")
             time.sleep(fault.pause)
             self.cluster.start()
             self.log(f"  {name} restarted")

@@ -36,25 +36,64 @@ REBALANCE_COMMIT_ERRORS = {
 }
 
 
-def commit(consumer: Consumer, offsets: list[Any] | None = None) -> bool:
-    """Synchronous commit. Returns False when there was nothing to commit or a rebalance
-    refused it (harmless, see above); raises on anything else."""
+# The group coordinator is moving or unreachable (a broker restart, a network cut). Offsets
+# are cumulative, so the next commit covers this one, and a crash before it only replays.
+TRANSIENT_COMMIT_ERRORS = {
+    KafkaError._WAIT_COORD, KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_NOT_AVAILABLE,
+    KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError._TRANSPORT,
+}
+
+
+def commit_refused(error: KafkaError) -> bool:
+    """Log and swallow a commit error that only means "replay from the last commit"; False
+    for anything else (a bug or a misconfiguration, which must surface)."""
+    code = error.code()
+    if code in REBALANCE_COMMIT_ERRORS:
+        structlog.get_logger("commit").info("commit refused by a rebalance; the next owner "
+                                            "replays from the last commit", error=error.str())
+        return True
+    if code in TRANSIENT_COMMIT_ERRORS:
+        structlog.get_logger("commit").warning("commit deferred: group coordinator "
+                                               "unavailable; the next commit covers it",
+                                               error=error.str())
+        return True
+    return False
+
+
+def commit(consumer: Consumer, offsets: list[Any] | None = None,
+           asynchronous: bool = False) -> bool:
+    """Commit, by default synchronously. Returns False when there was nothing to commit or
+    it was refused harmlessly (see above); raises on anything else. An asynchronous commit's
+    outcome arrives at the consumer's on_commit callback (see `AsyncCommitErrors`)."""
     try:
         if offsets is None:
-            consumer.commit(asynchronous=False)
+            consumer.commit(asynchronous=asynchronous)
         elif offsets:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=offsets, asynchronous=asynchronous)
         return True
     except KafkaException as exc:
-        code = exc.args[0].code()
-        if code == KafkaError._NO_OFFSET:
-            return False
-        if code in REBALANCE_COMMIT_ERRORS:
-            structlog.get_logger("commit").info("commit refused by a rebalance; the next "
-                                                "owner replays from the last commit",
-                                                error=exc.args[0].str())
+        if exc.args[0].code() == KafkaError._NO_OFFSET or commit_refused(exc.args[0]):
             return False
         raise
+
+
+class AsyncCommitErrors:
+    """The on_commit callback of a consumer that commits asynchronously: harmless refusals
+    are logged, anything else is kept and raised by `check()` in the worker's loop (from a
+    callback it would be lost)."""
+
+    def __init__(self) -> None:
+        self.error: KafkaError | None = None
+
+    def __call__(self, error: KafkaError | None, _partitions: list[Any]) -> None:
+        if error is not None and error.code() != KafkaError._NO_OFFSET \
+                and not commit_refused(error):
+            self.error = error
+
+    def check(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise KafkaException(error)
 
 
 def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:

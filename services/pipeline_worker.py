@@ -13,14 +13,7 @@ from confluent_kafka import Consumer, Message
 
 from services import lifecycle
 from services.resubscriber import build_strategy, consumer_overrides
-from services.runtime import (
-    AsyncCommitErrors,
-    Runtime,
-    commit,
-    consumer_lag,
-    describe,
-    envelope_of,
-)
+from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
 from shared.codec import CodecError, Envelope, Kind
 from shared.spec import PipelineSpec
 
@@ -46,7 +39,6 @@ class PipelineTopicWorker:
         self.batch_size = 1  # adapted to BATCH_BUDGET_S from the measured cost per message
         self.assigned: set[str] = set()
         self.awaiting_first: set[str] = set()  # assigned partitions not yet read from
-        self.commit_errors = AsyncCommitErrors()
         self.strategy = build_strategy(rt.settings.resubscribe, self.prefix,
                                        self._make_consumer, self._drain, self._subscribe)
 
@@ -84,9 +76,8 @@ class PipelineTopicWorker:
                 if messages:
                     started = time.monotonic()
                     self._process(messages)
-                    self._drain(wait_for_commit=False)
+                    self._drain()
                     self._adapt_batch(len(messages), time.monotonic() - started)
-                self.commit_errors.check()
             self.rt.heartbeat(processed=self.processed,
                               lag=lambda: consumer_lag(self.strategy.consumer))
         self.strategy.close()
@@ -114,7 +105,7 @@ class PipelineTopicWorker:
             index = os.environ.get("MAPREDUCE_WORKER_INDEX") or str(os.getpid())
             instance = f"{self.role}-{socket.gethostname()}-{index}"
         return Consumer(settings.consumer_config(
-            f"{self.role}s", instance_id=instance, on_commit=self.commit_errors,
+            f"{self.role}s", instance_id=instance,
             **consumer_overrides(settings.resubscribe)))  # type: ignore[arg-type]
 
     def _subscribe(self, consumer: Consumer, topic_list: list[str]) -> None:
@@ -133,15 +124,12 @@ class PipelineTopicWorker:
 
         consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked, on_lost=revoked)
 
-    def _drain(self, wait_for_commit: bool = True) -> None:
-        """Outputs durable, then offsets committed: never the other way round. Between
-        batches the commit is not waited for: the outputs are already durable, so a commit
-        that is lost only replays (measured: the wait was 8% of a mapper's time). Before the
-        consumer changes or closes, it is waited for, to replay as little as possible."""
+    def _drain(self) -> None:
+        """Outputs durable, then offsets committed: never the other way round."""
         self.rt.producer.flush()
         self.after_batch()
         if self.strategy.consumer is not None:
-            commit(self.strategy.consumer, asynchronous=not wait_for_commit)
+            commit(self.strategy.consumer)
 
     def _process(self, messages: list[Message]) -> None:
         counts: dict[str, int] = {}

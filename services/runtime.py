@@ -60,40 +60,19 @@ def commit_refused(error: KafkaError) -> bool:
     return False
 
 
-def commit(consumer: Consumer, offsets: list[Any] | None = None,
-           asynchronous: bool = False) -> bool:
-    """Commit, by default synchronously. Returns False when there was nothing to commit or
-    it was refused harmlessly (see above); raises on anything else. An asynchronous commit's
-    outcome arrives at the consumer's on_commit callback (see `AsyncCommitErrors`)."""
+def commit(consumer: Consumer, offsets: list[Any] | None = None) -> bool:
+    """Synchronous commit. Returns False when there was nothing to commit or it was refused
+    harmlessly (see above); raises on anything else."""
     try:
         if offsets is None:
-            consumer.commit(asynchronous=asynchronous)
+            consumer.commit(asynchronous=False)
         elif offsets:
-            consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            consumer.commit(offsets=offsets, asynchronous=False)
         return True
     except KafkaException as exc:
         if exc.args[0].code() == KafkaError._NO_OFFSET or commit_refused(exc.args[0]):
             return False
         raise
-
-
-class AsyncCommitErrors:
-    """The on_commit callback of a consumer that commits asynchronously: harmless refusals
-    are logged, anything else is kept and raised by `check()` in the worker's loop (from a
-    callback it would be lost)."""
-
-    def __init__(self) -> None:
-        self.error: KafkaError | None = None
-
-    def __call__(self, error: KafkaError | None, _partitions: list[Any]) -> None:
-        if error is not None and error.code() != KafkaError._NO_OFFSET \
-                and not commit_refused(error):
-            self.error = error
-
-    def check(self) -> None:
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise KafkaException(error)
 
 
 def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:

@@ -39,17 +39,33 @@ class PipelineView:
         self._consumer.assign([self._tp])
         self.entries: dict[str, Entry] = {}
         self.finished: set[str] = set()  # tombstoned since this view started
+        self._changed: set[str] = set()  # applied, not yet returned by poll()
 
     def close(self) -> None:
         self._consumer.close()
 
     def poll(self, timeout: float = 0.0) -> set[str]:
-        """Apply what has arrived; return the ids whose state changed."""
-        changed: set[str] = set()
+        """Apply what has arrived; return the ids whose state changed since the last poll,
+        including changes applied meanwhile by `spec()` (a worker's loop must see them all:
+        a tombstone or a refused spec it never hears of is never acted on)."""
+        self._read(timeout)
+        return self._take_changed()
+
+    def catch_up(self, timeout: float = 10.0) -> set[str]:
+        """Read to the end of the topic as it is now: afterwards every spec announced before
+        this call is known. Returns (and reports no more) what changed."""
+        self._read_to_end(timeout)
+        return self._take_changed()
+
+    def _take_changed(self) -> set[str]:
+        changed, self._changed = self._changed, set()
+        return changed
+
+    def _read(self, timeout: float) -> None:
         while True:
             messages = self._consumer.consume(num_messages=200, timeout=timeout)
             if not messages:
-                return changed
+                return
             for msg in messages:
                 error = msg.error()
                 if error is not None:
@@ -62,22 +78,19 @@ class PipelineView:
                     continue
                 pipeline_id = key.decode()
                 if self._apply(pipeline_id, msg):
-                    changed.add(pipeline_id)
+                    self._changed.add(pipeline_id)
             timeout = 0.0
 
-    def catch_up(self, timeout: float = 10.0) -> set[str]:
-        """Read to the end of the topic as it is now: afterwards every spec announced before
-        this call is known."""
+    def _read_to_end(self, timeout: float = 10.0) -> None:
         _, high = retry.until_deadline(  # a new topic's leader may not be known yet
             "pipelines watermarks",
             lambda: self._consumer.get_watermark_offsets(self._tp, timeout=timeout, cached=False),
             seconds=30, on=(KafkaException,))
-        changed: set[str] = set()
         while True:
             position = self._consumer.position([self._tp])[0].offset
             if position >= high or (position < 0 and high == 0):
-                return changed
-            changed |= self.poll(timeout=0.5)
+                return
+            self._read(timeout=0.5)
 
     def _apply(self, pipeline_id: str, msg: object) -> bool:
         value = msg.value()  # type: ignore[attr-defined]
@@ -106,7 +119,7 @@ class PipelineView:
                       offset=msg.offset())  # type: ignore[attr-defined]
         else:
             try:
-                spec, error = load_spec(value), ""
+                spec, error = _as_spec(load_spec(value)), ""
             except CodecError as exc:
                 error = str(exc)
                 log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
@@ -124,10 +137,10 @@ class PipelineView:
         if entry is None and pipeline_id not in self.finished:
             deadline = time.monotonic() + AWAIT_ANNOUNCEMENT_S
             while entry is None and time.monotonic() < deadline:
-                self.poll(timeout=0.01)
+                self._read(timeout=0.01)
                 entry = self.entries.get(pipeline_id)
             if entry is None:
-                self.catch_up()
+                self._read_to_end()
                 entry = self.entries.get(pipeline_id)
             if entry is None:
                 self.finished.add(pipeline_id)  # never coming back: ids are not reused
@@ -135,3 +148,10 @@ class PipelineView:
 
     def ready_ids(self) -> set[str]:
         return {pid for pid, e in self.entries.items() if e.ready and e.spec is not None}
+
+
+def _as_spec(loaded: object) -> PipelineSpec:
+    """A signed record that is not a pipeline spec fails its pipeline, not the worker."""
+    if not isinstance(loaded, PipelineSpec):
+        raise CodecError(f"not a pipeline spec: a {type(loaded).__name__}")
+    return loaded

@@ -97,7 +97,17 @@ def test_a_job_runs_across_hosts_and_status_shows_every_host(env: Env) -> None:
         assert roles == set(supervisor.DEFAULT_COUNTS), (host, rows)
 
 
-def _hold_fault(env: Env, job: source.Job, fault_s: float, silent_host: str | None) -> None:
+def _job_under_way(env: Env, megabytes: float, name: str) -> source.Job:
+    """A job submitted with both hosts working, mid-map: a fault from now on hits it."""
+    wait_for(lambda: {"w1", "w2"} <= hosts_heard(env), timeout=90, what="both hosts' workers")
+    job = env.submit(megabytes, name)
+    wait_for(lambda: int(env.progress(job).get("mapped") or 0) > 0, timeout=60,
+             what="the job under way")
+    assert env.progress(job).get("state") != "done", "the job ended before the fault"
+    return job
+
+
+def _hold_fault(env: Env, fault_s: float, silent_host: str | None) -> None:
     """Keep a fault on for fault_s seconds (its length is the experiment, not a wait for
     something), checking on the way what the operator would see."""
     started = time.monotonic()
@@ -110,16 +120,12 @@ def _hold_fault(env: Env, job: source.Job, fault_s: float, silent_host: str | No
 
 
 def test_worker_host_cut_off_past_the_session_timeout_then_back(env: Env) -> None:
-    wait_for(lambda: {"w1", "w2"} <= hosts_heard(env), timeout=60, what="both hosts' workers")
-    job = env.submit(15, "cut")
-    wait_for(lambda: int(env.progress(job).get("mapped") or 0) > 0, timeout=60,
-             what="the job under way")
-    assert env.progress(job).get("state") != "done", "the job ended before the fault"
+    job = _job_under_way(env, 15, "cut")
     env.lab.cut("w1")
     try:
         # w1 cannot reach Redis either: status marks it silent; past the session timeout the
         # groups evict w1's members and w2 takes their partitions over.
-        _hold_fault(env, job, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w1")
+        _hold_fault(env, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w1")
     finally:
         env.lab.restore("w1")
     jobs.wait(env.cluster, job, timeout=240)
@@ -128,14 +134,10 @@ def test_worker_host_cut_off_past_the_session_timeout_then_back(env: Env) -> Non
 
 
 def test_broker_host_unreachable_from_one_worker_host_only(env: Env) -> None:
-    wait_for(lambda: {"w1", "w2"} <= hosts_heard(env), timeout=90, what="both hosts' workers")
-    job = env.submit(15, "blackhole")
-    wait_for(lambda: int(env.progress(job).get("mapped") or 0) > 0, timeout=60,
-             what="the job under way")
-    assert env.progress(job).get("state") != "done", "the job ended before the fault"
+    job = _job_under_way(env, 15, "blackhole")
     env.lab.blackhole("w2", "broker")  # w2 still reaches the others; not Kafka, not Redis
     try:
-        _hold_fault(env, job, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w2")
+        _hold_fault(env, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w2")
     finally:
         env.lab.unblackhole("w2", "broker")
     jobs.wait(env.cluster, job, timeout=240)

@@ -25,8 +25,7 @@ from shared.store import TERMINAL
 # streams; 32 frames still amortize the flush and commit round trips.
 BATCH = 32
 POLL_S = 0.2
-WATCH_SOURCES_S = 2.0
-OPEN_ATTEMPTS = 5  # how often to look for pipelines whose source died mid-stream
+WATCH_SOURCES_S = 2.0  # how often to look for pipelines whose source died mid-stream
 
 
 class Dispatcher:

@@ -84,7 +84,11 @@ class Mapper(PipelineTopicWorker):
                                       partition=shuffle_partition)
             self.rt.producer.flush()
 
-    def after_batch(self) -> None:
-        for pipeline_id, seqs in self.mapped.items():
-            self.rt.store.add_mapped(pipeline_id, seqs)
-        self.mapped.clear()
+    def batch_payload(self) -> dict[str, list[int]]:
+        mapped, self.mapped = dict(self.mapped), defaultdict(list)
+        return mapped
+
+    def after_durable(self, payloads: list[dict[str, list[int]]]) -> None:
+        for pipeline_id in {p for payload in payloads for p in payload}:
+            self.rt.store.add_mapped(pipeline_id, [seq for payload in payloads
+                                                   for seq in payload.get(pipeline_id, ())])

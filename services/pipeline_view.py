@@ -14,6 +14,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 from shared import retry, signing, topics
 from shared.codec import CodecError, Envelope, Kind, load_spec
 from shared.config import Settings
+from shared.errors import ConsumerFailed
 from shared.spec import PipelineSpec
 
 log = structlog.get_logger("pipeline_view")
@@ -69,6 +70,8 @@ class PipelineView:
             for msg in messages:
                 error = msg.error()
                 if error is not None:
+                    if error.fatal():
+                        raise ConsumerFailed(f"fatal pipelines consumer error: {error.str()}")
                     if error.code() != KafkaError._PARTITION_EOF:
                         log.warning("pipelines topic error", error=error.str())
                     continue

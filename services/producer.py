@@ -13,6 +13,7 @@ replays are harmless downstream."""
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
@@ -34,8 +35,20 @@ class OutputProducer:
         self._producer = Producer(settings.producer_config(
             **({} if idempotent else {"enable.idempotence": False})))
         self._errors: list[str] = []
+        # Outputs are numbered by epoch (a worker's batch, see mark()); how many of each
+        # epoch are still unacknowledged.
+        self._epoch = 0
+        self._outstanding: dict[int, int] = {}
 
-    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+    def _settle(self, epoch: int) -> None:
+        left = self._outstanding[epoch] - 1
+        if left:
+            self._outstanding[epoch] = left
+        else:
+            del self._outstanding[epoch]
+
+    def _on_delivery(self, epoch: int, err: KafkaError | None, msg: Message) -> None:
+        self._settle(epoch)
         if err is not None:
             self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
         elif _unknown_offset(msg.offset()):
@@ -45,7 +58,9 @@ class OutputProducer:
     def send(self, topic: str, value: bytes | None, envelope: Envelope | None = None, *,
              partition: int = -1, key: bytes | None = None,
              signature: bytes | None = None) -> None:
-        kwargs: dict[str, Any] = {"value": value, "on_delivery": self._on_delivery}
+        epoch = self._epoch
+        kwargs: dict[str, Any] = {"value": value,
+                                  "on_delivery": functools.partial(self._on_delivery, epoch)}
         if envelope is not None:
             kwargs["headers"] = envelope.headers()
         if signature is not None:  # a pipeline spec's (shared/signing.py)
@@ -55,10 +70,12 @@ class OutputProducer:
         if key is not None:
             kwargs["key"] = key
         while True:
+            self._outstanding[epoch] = self._outstanding.get(epoch, 0) + 1
             try:
                 self._producer.produce(topic, **kwargs)
                 return
             except BufferError:  # local queue full: let librdkafka send some, then retry
+                self._settle(epoch)  # not sent: not outstanding
                 self._producer.poll(0.1)
 
     def flush(self, timeout: float = 60.0) -> None:
@@ -91,6 +108,21 @@ class OutputProducer:
 
     def poll(self) -> None:
         self._producer.poll(0)
+
+    def mark(self) -> int:
+        """Close the current epoch (everything sent so far) and return its number."""
+        self._epoch += 1
+        return self._epoch - 1
+
+    def acked_through(self) -> int:
+        """The highest epoch N such that every output of epochs up to N is acknowledged;
+        raises DeliveryFailed if any delivery since the last check failed (nothing may
+        then be committed past it). Serves pending delivery reports first."""
+        self._producer.poll(0)
+        if self._errors:
+            errors, self._errors = self._errors, []
+            raise DeliveryFailed("; ".join(errors[:5]))
+        return min(self._outstanding, default=self._epoch) - 1
 
 
 def _unknown_offset(offset: int | None) -> bool:

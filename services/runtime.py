@@ -19,6 +19,7 @@ from services.producer import OutputProducer
 from shared import kafka, topics
 from shared.codec import CodecError, Envelope
 from shared.config import Settings
+from shared.errors import ConsumerFailed
 from shared.spec import PipelineSpec
 from shared.store import Store
 
@@ -60,13 +61,19 @@ def commit_refused(error: KafkaError) -> bool:
     return False
 
 
-def commit(consumer: Consumer, offsets: list[Any] | None = None) -> bool:
-    """Synchronous commit. Returns False when there was nothing to commit or it was refused
-    harmlessly (see above); raises on anything else."""
+def commit(consumer: Consumer, offsets: list[Any] | None = None,
+           asynchronous: bool = False) -> bool:
+    """Synchronous commit by default. Returns False when there was nothing to commit or it
+    was refused harmlessly (see above); raises on anything else. An asynchronous commit's
+    result goes to the consumer's `on_commit` callback."""
     try:
-        if offsets is None:
+        if offsets is not None and not offsets:
+            return False
+        if asynchronous:
+            consumer.commit(**({} if offsets is None else {"offsets": offsets}))
+        elif offsets is None:
             consumer.commit(asynchronous=False)
-        elif offsets:
+        else:
             consumer.commit(offsets=offsets, asynchronous=False)
         return True
     except KafkaException as exc:
@@ -75,15 +82,25 @@ def commit(consumer: Consumer, offsets: list[Any] | None = None) -> bool:
         raise
 
 
+def check_consumer_error(log: Any, error: KafkaError) -> None:
+    """Log a consumer error; raise ConsumerFailed if it is fatal (seen: a KIP-848 heartbeat
+    answered INVALID_REQUEST right after an unsubscribe, which left a mapper consuming
+    nothing for the rest of its life while it still heartbeated as healthy)."""
+    if error.fatal():
+        raise ConsumerFailed(f"fatal consumer error: {error.str()}")
+    if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
+        log.debug("topic gone", error=error.str())  # a finished pipeline's topic
+    elif error.code() != KafkaError._PARTITION_EOF:
+        log.warning("consumer error", error=error.str())
+
+
 def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:
     """The envelope of a consumed message; None (and logged) for a consumer error or a
-    message that cannot be decoded, which every role skips."""
+    message that cannot be decoded, which every role skips. A fatal consumer error raises
+    ConsumerFailed."""
     error = msg.error()
     if error is not None:
-        if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
-            rt.log.debug("topic gone", error=error.str())  # a finished pipeline's topic
-        elif error.code() != KafkaError._PARTITION_EOF:
-            rt.log.warning("consumer error", error=error.str())
+        check_consumer_error(rt.log, error)
         return None
     try:
         return Envelope.from_headers(msg.headers())

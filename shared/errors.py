@@ -35,3 +35,8 @@ class PipelineFailed(MapReduceError):
     """A submitted pipeline ended in the failed state."""
 
     exit_code = 1
+
+
+class ConsumerFailed(RuntimeError):
+    """librdkafka reported a fatal consumer error: that consumer will never fetch again, so
+    the worker starts afresh from what is committed."""

@@ -31,6 +31,10 @@ KAFKA_VERSION = "4.1.1"
 # 512 MB is plenty for one broker with a few hundred partitions and leaves the 2 cores'
 # memory to the workers; G1 keeps pauses short.
 KAFKA_HEAP = os.environ.get("MAPREDUCE_KAFKA_HEAP", "512m")
+# C1 only: with C2, the compiler threads took about 5 s of CPU during every 100 MB job,
+# warm broker or not (per-thread CPU, 3 jobs in a row), half the broker's CPU on a machine
+# whose 2 cores the workers need; with C1 the broker's CPU per job fell from 9-11 s to 4.6 s.
+KAFKA_JVM_OPTS = os.environ.get("MAPREDUCE_BROKER_JVM_OPTS", "-XX:TieredStopAtLevel=1").split()
 
 SERVER_PROPERTIES = """\
 process.roles=broker,controller
@@ -279,8 +283,9 @@ class LocalCluster:
             if result.returncode != 0:
                 raise ClusterError(f"formatting Kafka storage failed: {result.stderr[-2000:]}")
         self._spawn("kafka", [java, f"-Xmx{KAFKA_HEAP}", f"-Xms{KAFKA_HEAP}", "-XX:+UseG1GC",
-                              "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true", log4j,
-                              "-cp", classpath, "kafka.Kafka", str(props)])
+                              "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
+                              *KAFKA_JVM_OPTS, log4j, "-cp", classpath, "kafka.Kafka",
+                              str(props)])
 
     def _wait_ready(self, settings: config.Settings, timeout: float) -> None:
         def probe() -> None:

@@ -1,10 +1,12 @@
-"""Which commit errors only mean "replay from the last commit" (swallowed, logged) and which
-must surface."""
+"""Which commit and consumer errors only mean "replay from the last commit" (swallowed,
+logged) and which must surface."""
 
 import pytest
+import structlog
 from confluent_kafka import KafkaError
 
-from services.runtime import commit_refused
+from services.runtime import check_consumer_error, commit_refused
+from shared.errors import ConsumerFailed
 
 
 @pytest.mark.parametrize("code", [
@@ -22,3 +24,18 @@ def test_replay_only_errors_are_swallowed(code):
 ])
 def test_other_errors_surface(code):
     assert not commit_refused(KafkaError(code))
+
+
+def test_a_fatal_consumer_error_stops_the_consumer_for_good():
+    """A fatal error (seen: KIP-848 heartbeat INVALID_REQUEST) must restart the worker, not
+    be logged and ignored while the dead consumer fetches nothing."""
+    log = structlog.get_logger("test")
+    with pytest.raises(ConsumerFailed, match="Invalid request"):
+        check_consumer_error(log, KafkaError(KafkaError.INVALID_REQUEST, "Invalid request",
+                                             fatal=True))
+
+
+@pytest.mark.parametrize("code", [KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                  KafkaError._TRANSPORT])
+def test_other_consumer_errors_are_logged_and_skipped(code):
+    check_consumer_error(structlog.get_logger("test"), KafkaError(code))

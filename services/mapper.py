@@ -53,7 +53,7 @@ class Mapper(PipelineTopicWorker):
             frame = Split.decode(frame).read()  # CodecError fails the pipeline, loudly
             if not frame.endswith(b"\n"):
                 frame += b"\n"  # a file's last line without one
-        groups = spec.map_frame(decode_records(frame, spec.fmt), on_error)
+        groups = spec.map_data(frame, lambda data: decode_records(data, spec.fmt), on_error)
         if spec.pipeline_id in self.rt.failed:
             return  # --max-errors exceeded
         shuffle_partitions = self.rt.shuffle_partitions

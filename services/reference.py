@@ -21,9 +21,9 @@ def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
     applies here too: a record whose mapper raises, or a key whose reducer raises, is left
     out (the framework dead-letters it), so that results stay comparable.
 
-    It uses the per-record `mapper` even when the pipeline has a faster `map_batch`, so that
-    a job's check compares the two; only a pipeline without `mapper` is mapped here with
-    `map_batch`, frame by frame."""
+    It uses the per-record `mapper` even when the pipeline has a faster `map_batch` or
+    `map_chunk`, so that a job's check compares them; only a pipeline without `mapper` is
+    mapped here with those, frame by frame."""
     if spec.mapper is None:
         return _run_batches(spec, files)
     groups: dict[Any, list[Any]] = {}
@@ -44,7 +44,7 @@ def _run_batches(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
     groups: dict[Any, list[Any]] = {}
     for frame in frames(files, FRAME_BYTES, spec.fmt):
         try:
-            mapped = plain.map_frame(decode_records(frame, spec.fmt))
+            mapped = plain.map_data(frame, lambda data: decode_records(data, spec.fmt))
         except Exception:  # dead-lettered by the framework: left out here too
             continue
         for key, values in mapped.items():

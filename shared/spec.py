@@ -5,11 +5,17 @@ A pipeline is a plain Python module with
 - optional ``map_batch(records)``: the same for a whole list of records at once (Spark's
   ``mapPartitions``); when present the workers call it instead of ``mapper``, which saves
   the per-record call. A frame whose ``map_batch`` raises is mapped again record by record
-  with ``mapper`` (if defined), so that only the bad records are dead-lettered. One of the
-  two is required;
+  with ``mapper`` (if defined), so that only the bad records are dead-lettered;
+- optional ``map_chunk(data)``: the same for a frame of text input as raw bytes (whole
+  lines, UTF-8, each ending with a newline), for pipelines that can work on bytes without
+  first splitting them into str lines (word count: about twice as fast, README). Text input
+  only; preferred over the other two when present, and a frame it raises on is mapped again
+  with ``map_batch`` or ``mapper``. One of the three is required;
 - ``reducer(key, values)``: returns the reduced value for one key;
 - optional ``combiner(key, values)``: returns a partial value of the same kind as the
-  values, applied map-side to shrink the shuffle (it must not change the result);
+  values, applied map-side to shrink the shuffle (it must not change the result). As in
+  Hadoop, it may run any number of times, including none: a key with a single value is
+  passed on as it is;
 - optional ``key_selector(item)`` / ``value_selector(item)`` when mapper items are not pairs.
 """
 
@@ -61,6 +67,25 @@ class PipelineSpec:
     max_errors: int | None = None  # fail the job once more records than this failed
     guarantee: str = "exactly-once"  # one of GUARANTEES
     map_batch: Callable[[list[Any]], Iterable[Any]] | None = None
+    map_chunk: Callable[[bytes], Iterable[Any]] | None = None
+
+    def map_data(self, frame: bytes, decode: Callable[[bytes], list[Any]],
+                 on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
+        """Map a frame of input (`decode` turns it into records): with `map_chunk`, the raw
+        bytes in one call; a frame it raises on is mapped again from its records with
+        `map_batch` or `mapper` (or reported whole when there is neither)."""
+        if self.map_chunk is None:
+            return self.map_frame(decode(frame), on_error)
+        try:
+            groups = self._group(self.map_chunk(frame))
+        except Exception as exc:  # user code: find the bad records, or drop the frame
+            if self.mapper is None and self.map_batch is None:
+                if on_error is None:
+                    raise
+                on_error("mapper", "frame", decode(frame), exc)
+                return {}
+            return self.map_frame(decode(frame), on_error)
+        return self._combine(groups, on_error)
 
     def map_frame(self, records: Iterable[Any],
                   on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
@@ -90,6 +115,14 @@ class PipelineSpec:
     def _group(self, items: Iterable[Any]) -> dict[Any, list[Any]]:
         groups: dict[Any, list[Any]] = {}
         key_of, value_of = self.key_selector, self.value_selector
+        if key_of is _first and value_of is _second:  # pairs: no call per item
+            for key, value in items:
+                bucket = groups.get(key)
+                if bucket is None:
+                    groups[key] = [value]
+                else:
+                    bucket.append(value)
+            return groups
         for item in items:
             key = key_of(item)
             bucket = groups.get(key)
@@ -126,6 +159,9 @@ class PipelineSpec:
             return groups
         combined: dict[Any, list[Any]] = {}
         for key, values in groups.items():
+            if len(values) == 1:  # nothing to combine (the combiner may run zero times)
+                combined[key] = values
+                continue
             try:
                 combined[key] = [self.combiner(key, values)]
             except Exception as exc:  # user code: keep the values, report the error
@@ -200,13 +236,22 @@ def spec_from_module(
     if partitions < 1:
         raise PipelineDefinitionError(f"partitions must be at least 1, not {partitions}")
     map_batch = _callable(module, "map_batch", 1, False, where)
-    if map_batch is None and getattr(module, "mapper", None) is None:
+    map_chunk = _callable(module, "map_chunk", 1, False, where)
+    mapper_defined = getattr(module, "mapper", None) is not None
+    if map_chunk is not None and fmt != "text":
+        if map_batch is None and not mapper_defined:
+            raise PipelineDefinitionError(
+                f"{where}: `map_chunk(data)` reads text input only; define `mapper(record)` "
+                f"or `map_batch(records)` for --format {fmt}")
+        map_chunk = None  # the other forms map parsed records
+    if map_batch is None and map_chunk is None and not mapper_defined:
         raise PipelineDefinitionError(f"{where} defines no `mapper(record)` function (nor "
-                                      "`map_batch(records)`)")
+                                      "`map_batch(records)` or `map_chunk(data)`)")
     return PipelineSpec(
         pipeline_id=pipeline_id,
-        mapper=_callable(module, "mapper", 1, map_batch is None, where),
+        mapper=_callable(module, "mapper", 1, map_batch is None and map_chunk is None, where),
         map_batch=map_batch,
+        map_chunk=map_chunk,
         reducer=_callable(module, "reducer", 2, True, where),
         combiner=_callable(module, "combiner", 2, False, where),
         key_selector=_callable(module, "key_selector", 1, False, where) or _first,

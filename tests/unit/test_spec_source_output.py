@@ -5,8 +5,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from services import output, reference, source
+from shared.codec import decode_records
 from shared.errors import InputError, PipelineDefinitionError
 from shared.spec import load_module, spec_from_module
 
@@ -41,7 +44,8 @@ def test_pipeline_with_neither_mapper_nor_map_batch(tmp_path):
     path = write(tmp_path, "p.py", "def reducer(k, v):\n    return 1\n")
     with pytest.raises(PipelineDefinitionError, match=r"no `mapper\(record\)`"):
         spec_of(path)
-    with pytest.raises(PipelineDefinitionError, match=r"nor `map_batch\(records\)`"):
+    with pytest.raises(PipelineDefinitionError,
+                       match=r"nor `map_batch\(records\)` or `map_chunk\(data\)`"):
         spec_of(path)
 
 
@@ -187,8 +191,86 @@ def test_oracle_checks_map_batch_against_mapper(tmp_path):
     assert reference.run_sequential(batch_only, [text]) == {"x y": 10, "x": 10}
 
 
-def test_wordcount_map_batch_agrees_with_its_mapper():
+def test_the_combiner_may_run_zero_times_for_a_single_value(tmp_path):
+    """Hadoop's contract: a key with one value is passed on without calling the combiner
+    (whose result must be of the same kind as the values anyway)."""
+    spec = spec_of(write(tmp_path, "p.py", (
+        "def mapper(r):\n    yield r, 1\n"
+        "def combiner(k, vs):\n    return ('called', sum(vs))\n"
+        "def reducer(k, vs):\n    return vs\n")))
+    assert spec.map_frame(["a", "b", "a"]) == {"a": [("called", 2)], "b": [1]}
+
+
+CHUNK_AND_RECORD = (
+    "def mapper(r):\n"
+    "    if r == 'bad':\n        raise ValueError('poison')\n"
+    "    yield r, 1\n"
+    "def map_chunk(data):\n"
+    "    assert isinstance(data, bytes)\n"
+    "    if b'bad' in data:\n        raise ValueError('poison in chunk')\n"
+    "    return [(line.decode(), 100) for line in data.splitlines()]\n"  # 100: which path ran
+    "def reducer(k, vs):\n    return sum(vs)\n")
+
+
+def decode(data):
+    return data.decode().splitlines()
+
+
+def test_map_chunk_gets_the_frame_bytes_when_present(tmp_path):
+    spec = spec_of(write(tmp_path, "p.py", CHUNK_AND_RECORD))
+    assert spec.map_data(b"a\nb\na\n", decode) == {"a": [100, 100], "b": [100]}
+
+
+def test_a_raising_map_chunk_falls_back_to_the_records(tmp_path):
+    spec = spec_of(write(tmp_path, "p.py", CHUNK_AND_RECORD))
+    errors = []
+    groups = spec.map_data(b"a\nbad\na\n", decode, lambda *e: errors.append(e[:3]))
+    assert groups == {"a": [1, 1]}
+    assert errors == [("mapper", 1, "bad")]
+
+
+def test_a_raising_map_chunk_alone_reports_the_frame_as_records(tmp_path):
+    spec = spec_of(write(tmp_path, "p.py", (
+        "def map_chunk(data):\n    raise ValueError('no')\n"
+        "def reducer(k, vs):\n    return sum(vs)\n")))
+    errors = []
+    assert spec.map_data(b"a\nb\n", decode, lambda *e: errors.append(e[:3])) == {}
+    assert errors == [("mapper", "frame", ["a", "b"])]
+    with pytest.raises(ValueError, match="no"):
+        spec.map_data(b"a\n", decode)
+
+
+def test_map_chunk_is_for_text_input_only(tmp_path):
+    only_chunk = write(tmp_path, "c.py", (
+        "def map_chunk(data):\n    return []\n"
+        "def reducer(k, vs):\n    return sum(vs)\n"))
+    with pytest.raises(PipelineDefinitionError, match="text input only"):
+        spec_of(only_chunk, fmt="jsonl")
+    both = spec_of(write(tmp_path, "p.py", CHUNK_AND_RECORD), fmt="jsonl")
+    assert both.map_chunk is None and both.mapper is not None
+
+
+def test_oracle_maps_a_chunk_only_pipeline_with_map_chunk(tmp_path):
+    text = write(tmp_path, "in.txt", "x y\nx\n")
+    spec = spec_of(write(tmp_path, "p.py", (
+        "def map_chunk(data):\n    return [(w.decode(), 1) for w in data.split()]\n"
+        "def reducer(k, vs):\n    return sum(vs)\n")))
+    assert reference.run_sequential(spec, [text]) == {"x": 2, "y": 1}
+
+
+def test_wordcount_map_chunk_agrees_with_its_mapper_on_the_samples():
     spec = spec_of(REPO / "pipelines/wordcount.py")
-    lines = sorted((REPO / "pipelines/samples/text").iterdir())[0].read_text().splitlines()
-    per_record = replace(spec, map_batch=None)
-    assert spec.map_frame(lines) == per_record.map_frame(lines)
+    data = sorted((REPO / "pipelines/samples/text").iterdir())[0].read_bytes()
+    per_record = replace(spec, map_chunk=None)
+    assert spec.map_data(data, lambda d: decode_records(d, "text")) == \
+        per_record.map_data(data, lambda d: decode_records(d, "text"))
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=300) | st.text(max_size=200).map(str.encode))
+def test_wordcount_map_chunk_agrees_with_its_mapper_on_any_bytes(data):
+    """Any bytes, invalid UTF-8 included: the tokens are the regex's on the decoded text."""
+    spec = spec_of(REPO / "pipelines/wordcount.py")
+    records = decode_records(data + b"\n", "text")
+    expected = replace(spec, map_chunk=None).map_frame(records)
+    assert spec.map_data(data + b"\n", lambda d: decode_records(d, "text")) == expected

@@ -156,6 +156,8 @@ def frame_spans(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[tuple
 
 
 def _check(frame: bytes, fmt: str, path: Path, line_no: int) -> int:
+    if fmt == "text" and len(frame) <= MAX_RECORD_BYTES:  # no line can be too long
+        return line_no + frame.count(b"\n")
     lines = frame[:-1].split(b"\n")
     if fmt == "jsonl":
         for offset, line in enumerate(lines, 1):
@@ -215,7 +217,8 @@ def submit(job: Job, settings: Settings,
     beat = time.monotonic()
     resolved = {path: str(path.resolve()) for path in job.files}
     try:
-        spans = frame_spans(job.files, settings.frame_bytes, spec.fmt)
+        spans = frame_spans(job.files, settings.split_bytes if splits else settings.frame_bytes,
+                            spec.fmt)
         for seq, (path, offset, frame) in enumerate(spans, 1):
             if splits:
                 stat = stats[path]

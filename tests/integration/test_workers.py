@@ -47,8 +47,10 @@ def test_shufflers_over_their_memory_budget_spill_merge_and_clean_up(workers, tm
     supervisor.scale(workers, {"shuffler": 0})
     tight = workers.with_(shuffle_memory_mb=1)
     supervisor.scale(tight, {"shuffler": 2})
-    job = jobs.submit(workers, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 8),
-                      tmp_path / "out")
+    # Small input splits: more frames, so more combined groups to shuffle (with 1 MiB
+    # splits this corpus's small vocabulary combines to less than the budget).
+    job = jobs.submit(workers.with_(split_bytes=128 * 1024), jobs.WORDCOUNT,
+                      make_corpus(tmp_path / "in", 8), tmp_path / "out")
     jobs.wait(workers, job)
     jobs.assert_matches_sequential(job)
     logs = "".join((workers.home / "logs" / f"shuffler-{i}.log").read_text() for i in (0, 1))

@@ -50,7 +50,7 @@ class Dispatcher:
             changed = self.rt.view.poll()
             if changed:
                 self._pipelines_changed(changed)
-            messages = self.consumer.consume(num_messages=BATCH, timeout=POLL_S)
+            messages = kafka.consume_ready(self.consumer, BATCH, POLL_S)
             if messages:
                 self._process(messages)
                 self.rt.producer.flush()

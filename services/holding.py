@@ -17,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
+from shared import kafka
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind
 from shared.spec import PipelineSpec
@@ -99,7 +100,7 @@ class HoldingWorker:
         while not self.rt.stopping:
             if self.rt.view.poll():
                 self._drop_finished()
-            messages = self.consumer.consume(num_messages=BATCH, timeout=POLL_S)
+            messages = kafka.consume_ready(self.consumer, BATCH, POLL_S)
             if messages:
                 self._process(messages)
                 self.rt.producer.flush()

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from shared import retry, signing, topics
+from shared import kafka, retry, signing, topics
 from shared.codec import CodecError, Envelope, Kind, load_spec
 from shared.config import Settings
 from shared.errors import ConsumerFailed
@@ -64,13 +64,13 @@ class PipelineView:
 
     def _read(self, timeout: float) -> None:
         while True:
-            messages = self._consumer.consume(num_messages=200, timeout=timeout)
+            messages = kafka.consume_ready(self._consumer, 200, timeout)
             if not messages:
                 return
             for msg in messages:
                 error = msg.error()
                 if error is not None:
-                    if error.fatal():
+                    if error.fatal() or error.code() == KafkaError._FATAL:
                         raise ConsumerFailed(f"fatal pipelines consumer error: {error.str()}")
                     if error.code() != KafkaError._PARTITION_EOF:
                         log.warning("pipelines topic error", error=error.str())

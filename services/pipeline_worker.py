@@ -21,6 +21,7 @@ from services import lifecycle
 from services.commit_queue import CommitQueue, PendingBatch, next_offsets
 from services.resubscriber import build_strategy, consumer_overrides
 from services.runtime import Runtime, commit, commit_refused, consumer_lag, describe, envelope_of
+from shared import kafka
 from shared.codec import CodecError, Envelope, Kind
 from shared.spec import PipelineSpec
 
@@ -32,7 +33,7 @@ MAX_BATCH = 500
 POLL_S = 0.2  # consume() wait when idle: bounds how late a stop or a new pipeline is seen
 # After a pipeline change, keep reading announcements until none arrives for this long, so
 # that a burst costs one rebalance; bounded so that a steady stream cannot starve us.
-COALESCE_S = 0.1
+COALESCE_S = 0.05
 COALESCE_MAX_S = 1.0
 # Batches whose outputs may be in flight at once; past this, wait for their deliveries
 # (the producer's queue is bounded too, see Settings.producer_config).
@@ -89,7 +90,7 @@ class PipelineTopicWorker:
                                              f"pipelines changed: {','.join(sorted(changed))}")
                 consumer = self.strategy.consumer
             if consumer is not None:
-                messages = self._consume(consumer)
+                messages = kafka.consume_ready(consumer, self.batch_size, POLL_S)
                 if messages:
                     started = time.monotonic()
                     self._process(messages)
@@ -103,15 +104,6 @@ class PipelineTopicWorker:
             self.rt.heartbeat(processed=self.processed,
                               lag=lambda: consumer_lag(self.strategy.consumer))
         self.strategy.close()
-
-    def _consume(self, consumer: Consumer) -> list[Message]:
-        """What is already fetched, up to a batch; else wait for the first message only
-        (consume() waits for a whole batch or the timeout, which idled a worker for the
-        timeout whenever fewer messages than a batch were left)."""
-        messages = consumer.consume(num_messages=self.batch_size, timeout=0)
-        if not messages:
-            messages = consumer.consume(num_messages=1, timeout=POLL_S)
-        return messages
 
     def _adapt_batch(self, count: int, elapsed: float) -> None:
         per_message = max(elapsed / count, 1e-5)

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 
 import structlog
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import topics
@@ -15,6 +15,21 @@ from shared.config import Settings
 from shared.errors import ConnectionFailed
 
 log = structlog.get_logger("kafka")
+
+def consume_ready(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
+    """Up to `max_messages` already fetched; when there are none, wait up to `timeout` for
+    the first and take whatever came with it. consume() itself returns only when it has
+    `max_messages` or the timeout has passed, which made every worker wait out the timeout
+    whenever fewer messages than a batch were left (0.2-0.3 s per pipeline change, per
+    batch of end markers)."""
+    messages = consumer.consume(num_messages=max_messages, timeout=0)
+    if messages or timeout <= 0:
+        return messages
+    messages = consumer.consume(num_messages=1, timeout=timeout)
+    if messages and max_messages > 1:
+        messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
+    return messages
+
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
              "segment.ms": "3600000"}

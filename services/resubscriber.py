@@ -139,19 +139,19 @@ class InPlaceStrategy(_LiveConsumerStrategy):
         if topics == self.subscribed:
             return
         started = time.monotonic()
-        if self.consumer is not None:
+        if self.consumer is None:
+            self.consumer = self._make_consumer()
+        else:
             self._drain()  # everything processed is committed before partitions move
         if topics:
-            if self.consumer is None:
-                self.consumer = self._make_consumer()
             self._subscribe(self.consumer, sorted(topics))
-        elif self.consumer is not None:
-            # No pipeline left: leave the group by closing, not unsubscribe(). With KIP-848,
-            # subscribe() soon after unsubscribe() got a fatal INVALID_REQUEST from the
-            # coordinator (librdkafka 2.x, seen in 1 of 3 benchmark jobs); a new consumer
-            # joins afresh with the next pipeline.
-            self.consumer.close()
-            self.consumer = None
+        else:
+            # With KIP-848, a subscribe() soon after this sometimes gets a fatal
+            # INVALID_REQUEST from the coordinator (1 benchmark job in 3); the worker then
+            # restarts (services/runtime.py). The alternatives tried were worse: keeping the
+            # finished topics subscribed left a reducer's next assignment stuck for 5
+            # minutes, and closing the consumer made static members fail to rejoin.
+            self.consumer.unsubscribe()
         self.subscribed = topics
         log.info("resubscribed", strategy=self.name, reason=reason, topics=len(topics),
                  duration=round(time.monotonic() - started, 4))

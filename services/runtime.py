@@ -86,7 +86,7 @@ def check_consumer_error(log: Any, error: KafkaError) -> None:
     """Log a consumer error; raise ConsumerFailed if it is fatal (seen: a KIP-848 heartbeat
     answered INVALID_REQUEST right after an unsubscribe, which left a mapper consuming
     nothing for the rest of its life while it still heartbeated as healthy)."""
-    if error.fatal():
+    if error.fatal() or error.code() == KafkaError._FATAL:
         raise ConsumerFailed(f"fatal consumer error: {error.str()}")
     if error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART:
         log.debug("topic gone", error=error.str())  # a finished pipeline's topic

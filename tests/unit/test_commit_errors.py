@@ -26,13 +26,17 @@ def test_other_errors_surface(code):
     assert not commit_refused(KafkaError(code))
 
 
-def test_a_fatal_consumer_error_stops_the_consumer_for_good():
-    """A fatal error (seen: KIP-848 heartbeat INVALID_REQUEST) must restart the worker, not
-    be logged and ignored while the dead consumer fetches nothing."""
-    log = structlog.get_logger("test")
-    with pytest.raises(ConsumerFailed, match="Invalid request"):
-        check_consumer_error(log, KafkaError(KafkaError.INVALID_REQUEST, "Invalid request",
-                                             fatal=True))
+@pytest.mark.parametrize("error", [
+    KafkaError(KafkaError.INVALID_REQUEST, "Invalid request", fatal=True),
+    # how librdkafka reports it to a consumer: the event's code is _FATAL
+    KafkaError(KafkaError._FATAL, "Fatal error: Broker: The group id does not exist"),
+])
+def test_a_fatal_consumer_error_stops_the_consumer_for_good(error):
+    """A fatal error (seen: KIP-848 heartbeats answered INVALID_REQUEST and
+    GROUP_ID_NOT_FOUND) must restart the worker, not be logged and ignored while the dead
+    consumer fetches nothing."""
+    with pytest.raises(ConsumerFailed, match="fatal consumer error"):
+        check_consumer_error(structlog.get_logger("test"), error)
 
 
 @pytest.mark.parametrize("code", [KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART,

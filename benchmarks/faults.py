@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--faults", type=int, default=3, help="faults per trial")
-    parser.add_argument("--mb", type=float, default=30, help="input size per job")
+    parser.add_argument("--mb", type=float, default=80, help="input size per job")
     parser.add_argument("--horizon", type=float, default=8.0,
                         help="faults land in [0.5, horizon] s after submission")
     parser.add_argument("--kinds", default=",".join(KINDS))

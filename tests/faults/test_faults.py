@@ -37,7 +37,9 @@ def harness(infrastructure, tmp_path_factory) -> Iterator[Harness]:
         pytest.skip("fault tests restart the broker and Redis: they need the local cluster")
     supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
     work = tmp_path_factory.mktemp("faults")
-    inputs = make_corpus(Path(work) / "input", 30)
+    # Big enough that the job is still running when the last fault lands (4 s): at 30 MB,
+    # once the workers overlapped deliveries, a job could end before its faults.
+    inputs = make_corpus(Path(work) / "input", 80)
     yield Harness(settings, local, Path(work), inputs)
 
 

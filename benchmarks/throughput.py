@@ -6,14 +6,23 @@ site-packages or tests), sorted by path, concatenated and repeated until the siz
 reached, then cut at a line end and split in 8 files. The same Python version gives the
 same bytes. Built once per size under the benchmark's home.
 
-In one invocation, per size, interleaved and repeated:
+In one invocation, per size, interleaved and repeated (the order rotates every run):
 - sequential: the plain Python a user would write, in this process: line by line,
-  `re.findall("[A-Za-z0-9]+")`, `collections.Counter`;
+  `re.findall("[A-Za-z0-9]+")`, `collections.Counter`. The goal's yardstick;
+- sequential_map_chunk: the pipeline's own code without the framework, in this process:
+  `pipelines/wordcount.py`'s `map_chunk` on 1 MiB chunks, the Counters merged. What the
+  framework costs on top of the same code;
+- two_processes: the same `map_chunk`, one file per task, in a 2-process
+  `multiprocessing` pool (the stretch goal: what 2 cores can do without Kafka);
+- pyspark (when it is installed: `pip install '.[bench]'`, about 450 MB, needs Java 17):
+  a local[2] RDD word count with the same tokenizer, timed from the SparkContext's creation
+  (its start-up is part of what a user waits for) to the collected result;
 - framework: `pipelines/wordcount.py` end to end on a warm local cluster (Kafka, Redis and
-  the default worker pool started once, before any timing), from submission to `_SUCCESS`;
-  every output is compared with the sequential result, and any difference aborts the run.
-Before each framework run every worker's peak-RSS counter is reset (/proc/PID/clear_refs),
-so the peak RSS reported per role is that run's.
+  the default worker pool started once, before any timing), from submission to `_SUCCESS`.
+Every method's result is compared with the sequential one, and any difference aborts the
+run. Before each framework run every worker's peak-RSS counter is reset
+(/proc/PID/clear_refs), so the peak RSS reported per role is that run's. The CPU seconds
+each role (and the broker and Redis) used during each framework run are read from /proc.
 
 Also: the median end-to-end time of a 100 KB job (--small-runs), and with --scaling, the
 100 MB job with 1, 2 and 4 mappers and with 4, 8 and 16 partitions.
@@ -25,17 +34,23 @@ from __future__ import annotations
 
 import argparse
 import collections
+import functools
+import multiprocessing
+import os
 import re
 import statistics
 import sys
 import sysconfig
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from benchmarks.common import local_cluster, write_results
 from services import output, source, supervisor
-from shared.config import Settings
+from services.localcluster.cluster import LocalCluster, read_pid
+from shared.config import DEFAULT_SPLIT_BYTES, Settings
+from shared.spec import load_module
 
 RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
@@ -75,6 +90,112 @@ def sequential(files: list[Path]) -> tuple[float, dict[str, int]]:
     return time.perf_counter() - started, dict(counts)
 
 
+def _chunks(path: Path, size: int = DEFAULT_SPLIT_BYTES) -> Iterator[bytes]:
+    """Whole lines, about `size` bytes at a time (as the framework's input splits)."""
+    with open(path, "rb") as f:
+        rest = b""
+        while chunk := f.read(size):
+            data = rest + chunk
+            cut = data.rfind(b"\n") + 1
+            yield data[:cut]
+            rest = data[cut:]
+        if rest:
+            yield rest
+
+
+@functools.cache
+def _map_chunk() -> Callable[[bytes], list[tuple[str, int]]]:
+    return load_module(WORDCOUNT).map_chunk  # type: ignore[no-any-return]
+
+
+def _count_file(path: Path) -> collections.Counter[str]:
+    map_chunk = _map_chunk()
+    counts: collections.Counter[str] = collections.Counter()
+    for chunk in _chunks(path):
+        counts.update(dict(map_chunk(chunk)))
+    return counts
+
+
+def sequential_map_chunk(files: list[Path]) -> tuple[float, dict[str, int]]:
+    """The pipeline's own map_chunk, without the framework, in this process."""
+    started = time.perf_counter()
+    counts: collections.Counter[str] = collections.Counter()
+    for path in files:
+        counts.update(_count_file(path))
+    return time.perf_counter() - started, dict(counts)
+
+
+def two_processes(files: list[Path]) -> tuple[float, dict[str, int]]:
+    """The same map_chunk, a file per task, 2 processes (pool start-up included)."""
+    started = time.perf_counter()
+    counts: collections.Counter[str] = collections.Counter()
+    with multiprocessing.get_context("fork").Pool(2) as pool:
+        for part in pool.imap_unordered(_count_file, files):
+            counts.update(part)
+    return time.perf_counter() - started, dict(counts)
+
+
+def pyspark_available() -> bool:
+    try:
+        import pyspark  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def pyspark_local2(files: list[Path]) -> tuple[float, dict[str, int]]:
+    """PySpark local[2], RDD API, the same tokenizer; reduceByKey combines map-side."""
+    from pyspark import SparkConf, SparkContext
+
+    started = time.perf_counter()
+    conf = SparkConf().setMaster("local[2]").setAppName("wordcount-benchmark").set(
+        "spark.ui.enabled", "false").set("spark.ui.showConsoleProgress", "false").set(
+        "spark.driver.memory", "2g")
+    sc = SparkContext(conf=conf)
+    sc.setLogLevel("ERROR")
+    try:
+        token = TOKEN
+        counts = (sc.textFile(",".join(str(p) for p in files))
+                  .flatMap(lambda line: token.findall(line))
+                  .map(lambda word: (word, 1))
+                  .reduceByKey(lambda a, b: a + b)
+                  .collectAsMap())
+    finally:
+        sc.stop()
+    return time.perf_counter() - started, dict(counts)
+
+
+BASELINES: dict[str, Callable[[list[Path]], tuple[float, dict[str, int]]]] = {
+    "sequential": sequential, "sequential_map_chunk": sequential_map_chunk,
+    "two_processes": two_processes}
+
+
+def cpu_seconds(settings: Settings, cluster: LocalCluster) -> dict[int, tuple[str, float]]:
+    """pid -> (role, CPU seconds so far) for the workers, the broker and Redis."""
+    pids = {w.pid: w.role for w in supervisor.running(settings.home)}
+    for name, role in (("kafka", "broker"), ("redis", "redis")):
+        pid = read_pid(cluster.root / f"{name}.pid")
+        if pid is not None:
+            pids[pid] = role
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid, role in pids.items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[pid] = (role, (int(fields[11]) + int(fields[12])) / tick)
+    return out
+
+
+def cpu_used(before: dict[int, tuple[str, float]], after: dict[int, tuple[str, float]]
+             ) -> dict[str, float]:
+    by_role: dict[str, float] = collections.defaultdict(float)
+    for pid, (role, seconds) in after.items():
+        by_role[role] += seconds - before.get(pid, (role, 0.0))[1]
+    return {role: round(s, 2) for role, s in sorted(by_role.items())}
+
+
 def reset_peaks(settings: Settings) -> None:
     for worker in supervisor.running(settings.home):
         try:
@@ -100,10 +221,13 @@ def peak_rss_mb(settings: Settings) -> dict[str, float]:
 
 
 def framework(settings: Settings, files: list[Path], out: Path, expected: dict[str, int] | None,
-              partitions: int = 4) -> tuple[float, dict[str, float]]:
+              partitions: int = 4, cluster: LocalCluster | None = None
+              ) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Seconds, peak RSS per role, CPU seconds per role (with `cluster`, else empty)."""
     job = source.Job(WORDCOUNT, files, out, partitions=partitions)
     source.prepare(job, settings)
     reset_peaks(settings)
+    cpu_before = cpu_seconds(settings, cluster) if cluster else {}
     started = time.perf_counter()
     source.submit(job, settings)
     status = source.wait(settings, job.pipeline_id, lambda _s: None, timeout=1800,
@@ -119,7 +243,8 @@ def framework(settings: Settings, files: list[Path], out: Path, expected: dict[s
             wrong = sum(1 for k in expected.keys() & actual.keys() if expected[k] != actual[k])
             raise SystemExit(f"output of {job.pipeline_id} differs from the sequential "
                              f"result: {missing} keys missing, {wrong} values wrong")
-    return elapsed, peak_rss_mb(settings)
+    cpu = cpu_used(cpu_before, cpu_seconds(settings, cluster)) if cluster else {}
+    return elapsed, peak_rss_mb(settings), cpu
 
 
 def spills(home: Path) -> int:
@@ -141,6 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--small-runs", type=int, default=5, help="runs of the 100 KB job")
     parser.add_argument("--scaling", action="store_true",
                         help="also 100 MB with 1/2/4 mappers and 4/8/16 partitions")
+    parser.add_argument("--no-pyspark", action="store_true",
+                        help="leave PySpark out even when it is installed")
     parser.add_argument("--shuffle-memory", type=int, default=None, metavar="MB",
                         help="the shufflers' memory budget (default: the workers' default)")
     parser.add_argument("--home", type=Path, default=None,
@@ -148,13 +275,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
     args = parser.parse_args(argv)
     sizes = [float(s) for s in args.sizes.split(",")]
+    baselines = dict(BASELINES)
+    if pyspark_available() and not args.no_pyspark:
+        baselines["pyspark"] = pyspark_local2
 
-    with local_cluster("mapreduce-throughput-", args.home) as (home, settings, _cluster):
+    with local_cluster("mapreduce-throughput-", args.home) as (home, settings, cluster):
         if args.shuffle_memory:
             settings = settings.with_(shuffle_memory_mb=args.shuffle_memory)
         results: dict[str, Any] = {
             "command": "python -m benchmarks.throughput " + " ".join(argv or sys.argv[1:]),
             "machine": machine(), "shuffle_memory_mb": settings.shuffle_memory_mb,
+            "split_bytes": settings.split_bytes, "methods": ["framework", *baselines],
             "sizes": {}, "small_job_s": None, "scaling": {}}
         runs = 0
 
@@ -169,37 +300,43 @@ def main(argv: list[str] | None = None) -> int:
         for size in sizes:
             files = build_corpus(home / f"corpus-{size:g}", size)
             mb = sum(p.stat().st_size for p in files) / 1e6
-            seq_times, fw_times, rss = [], [], []
+            expected = sequential(files)[1]  # untimed: the result every method must match
+            times: dict[str, list[float]] = collections.defaultdict(list)
+            rss, cpu = [], []
             spills_before = spills(home)
-            expected = None
+            methods = ["framework", *baselines]
             for run in range(args.repeat):
-                order = ("seq", "fw") if run % 2 == 0 else ("fw", "seq")
-                for method in order:
-                    if method == "seq":
-                        elapsed, expected = sequential(files)
-                        seq_times.append(elapsed)
-                    else:
-                        if expected is None:
-                            expected = sequential(files)[1]
-                        elapsed, peaks = framework(settings, files, out_dir(), expected)
-                        fw_times.append(elapsed)
+                for method in methods[run % len(methods):] + methods[:run % len(methods)]:
+                    if method == "framework":
+                        elapsed, peaks, used = framework(settings, files, out_dir(), expected,
+                                                         cluster=cluster)
                         rss.append(peaks)
-                    print(f"{size:g} MB {method:<4} run {run}: {elapsed:.2f}s", file=sys.stderr,
-                          flush=True)
-            seq_median, fw_median = statistics.median(seq_times), statistics.median(fw_times)
+                        cpu.append(used)
+                    else:
+                        elapsed, counts = baselines[method](files)
+                        if counts != expected:
+                            raise SystemExit(f"{method} disagrees with the sequential result")
+                    times[method].append(elapsed)
+                    print(f"{size:g} MB {method:<20} run {run}: {elapsed:.2f}s",
+                          file=sys.stderr, flush=True)
+            medians = {m: statistics.median(t) for m, t in times.items()}
             results["sizes"][f"{size:g}"] = {
                 "mb": round(mb, 2),
-                "sequential_s": spread(seq_times), "framework_s": spread(fw_times),
-                "sequential_mb_s": round(mb / seq_median, 2),
-                "framework_mb_s": round(mb / fw_median, 2),
-                "ratio_framework_over_sequential_throughput": round(seq_median / fw_median, 3),
+                "seconds": {m: spread(t) for m, t in times.items()},
+                "mb_s": {m: round(mb / medians[m], 2) for m in medians},
+                # > 1: the framework is faster than that method (medians)
+                "framework_speedup_over": {m: round(medians[m] / medians["framework"], 3)
+                                           for m in medians if m != "framework"},
                 "peak_rss_mb_by_role": {role: max(p.get(role, 0.0) for p in rss)
                                         for role in sorted({r for p in rss for r in p})},
+                "cpu_s_by_role_median": {role: round(statistics.median(
+                    c.get(role, 0.0) for c in cpu), 2) for role in sorted({r for c in cpu
+                                                                           for r in c})},
                 "shuffler_spills": spills(home) - spills_before,
             }
         small_times = [framework(settings, small, out_dir(), sequential(small)[1])[0]
                        for _ in range(args.small_runs)]
-        results["small_job_s"] = spread(small_times)
+        results["small_job_s"] = spread(small_times) if small_times else None
         if args.scaling:
             results["scaling"] = scaling(settings, home, out_dir)
 
@@ -214,9 +351,14 @@ def scaling(settings: Settings, home: Path, out_dir: Any) -> dict[str, Any]:
     for mappers in (1, 2, 4):
         supervisor.scale(settings, {**supervisor.DEFAULT_COUNTS, "mapper": mappers})
         by_mappers[str(mappers)] = round(framework(settings, files, out_dir(), expected)[0], 3)
+        print(f"scaling: {mappers} mappers {by_mappers[str(mappers)]}s", file=sys.stderr)
     supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
-    by_partitions = {str(p): round(framework(settings, files, out_dir(), expected, p)[0], 3)
-                     for p in (4, 8, 16)}
+    by_partitions = {}
+    for partitions in (4, 8, 16):
+        by_partitions[str(partitions)] = round(
+            framework(settings, files, out_dir(), expected, partitions)[0], 3)
+        print(f"scaling: {partitions} partitions {by_partitions[str(partitions)]}s",
+              file=sys.stderr)
     return {"mb": 100, "seconds_by_mappers": by_mappers,
             "seconds_by_partitions": by_partitions}
 
@@ -237,29 +379,33 @@ def plot(results: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     sizes = list(results["sizes"])
-    seq = [results["sizes"][s]["sequential_mb_s"] for s in sizes]
-    fw = [results["sizes"][s]["framework_mb_s"] for s in sizes]
-    x = range(len(sizes))
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.bar([i - 0.2 for i in x], seq, 0.4, label="sequential Python")
-    ax.bar([i + 0.2 for i in x], fw, 0.4, label="framework, end to end")
-    ax.set_xticks(list(x), [f"{s} MB" for s in sizes])
+    methods = results["methods"]
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    for i, method in enumerate(methods):
+        values = [results["sizes"][s]["mb_s"].get(method, 0.0) for s in sizes]
+        ax.bar([x - 0.4 + width * (i + 0.5) for x in range(len(sizes))], values, width,
+               label=method.replace("_", " "))
+    ax.set_xticks(list(range(len(sizes))), [f"{s} MB" for s in sizes])
     ax.set_ylabel("MB/s (median)")
     ax.set_title("Word count throughput, same machine, same run")
-    ax.legend()
+    ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
 def print_table(results: dict[str, Any]) -> None:
-    print(f"\n{'size':>8}  {'sequential s':>13}  {'framework s':>12}  {'seq MB/s':>9}  "
-          f"{'fw MB/s':>8}  {'ratio':>6}  peak RSS MB by role")
+    methods = results["methods"]
+    print(f"\n{'size':>7}  " + "  ".join(f"{m:>20}" for m in methods))
     for size, r in results["sizes"].items():
-        rss = ", ".join(f"{role} {mb:g}" for role, mb in r["peak_rss_mb_by_role"].items())
-        print(f"{size + ' MB':>8}  {r['sequential_s']['median']:>13.2f}  "
-              f"{r['framework_s']['median']:>12.2f}  {r['sequential_mb_s']:>9.2f}  "
-              f"{r['framework_mb_s']:>8.2f}  "
-              f"{r['ratio_framework_over_sequential_throughput']:>6.2f}  {rss}")
+        print(f"{size + ' MB':>7}  " + "  ".join(
+            f"{r['seconds'][m]['median']:>9.2f}s {r['mb_s'][m]:>6.1f}MB/s" for m in methods))
+        print(f"{'':>7}  framework speed-up over: " + ", ".join(
+            f"{m} {x:.2f}" for m, x in r["framework_speedup_over"].items()))
+        print(f"{'':>7}  peak RSS MB: " + ", ".join(
+            f"{role} {mb:g}" for role, mb in r["peak_rss_mb_by_role"].items()))
+        print(f"{'':>7}  CPU s per framework run: " + ", ".join(
+            f"{role} {s:g}" for role, s in r["cpu_s_by_role_median"].items()))
     small = results["small_job_s"]
     if small:
         print(f"\n100 KB job end to end: median {small['median']:.2f}s "

@@ -46,6 +46,7 @@ def test_env_round_trip_carries_the_strategy():
 @pytest.mark.parametrize(("env", "message"), [
     ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "abc"}, "MAPREDUCE_SHUFFLE_MEMORY_MB"),
     ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "0"}, "positive whole number"),
+    ({"MAPREDUCE_SPLIT_BYTES": "1M"}, "MAPREDUCE_SPLIT_BYTES"),
     ({"MAPREDUCE_RESUBSCRIBE": "bogus"}, "MAPREDUCE_RESUBSCRIBE"),
     ({"MAPREDUCE_STATIC_MEMBERSHIP": "1", "MAPREDUCE_RESUBSCRIBE": "reconnect"},
      "static membership cannot be combined")])
@@ -58,6 +59,14 @@ def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, me
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match=message):
         resolve("k:9092", "redis://r:6379/0")
+
+
+def test_split_size_comes_from_the_environment(monkeypatch):
+    from shared.config import DEFAULT_SPLIT_BYTES, resolve
+
+    assert resolve("k:9092", "redis://r:6379/0").split_bytes == DEFAULT_SPLIT_BYTES
+    monkeypatch.setenv("MAPREDUCE_SPLIT_BYTES", "65536")
+    assert resolve("k:9092", "redis://r:6379/0").split_bytes == 65536
 
 
 def test_redis_urls_are_redacted_for_logs():

@@ -11,6 +11,7 @@ from typing import Any
 import click
 from confluent_kafka import KafkaException
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -375,10 +376,12 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except MapReduceError as exc:
-        console.print(f"[red]error:[/red] {exc}", highlight=False)
+        # soft_wrap: an error is one line a test or a script can grep, whatever the width
+        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         sys.exit(exc.exit_code)
     except KafkaException as exc:
-        console.print(f"[red]Kafka error:[/red] {exc.args[0].str()}", highlight=False)
+        console.print(f"[red]Kafka error:[/red] {escape(exc.args[0].str())}",
+                      highlight=False, soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         console.print("interrupted")

@@ -72,7 +72,8 @@ class TrialResult:
     skipped: list[dict[str, Any]] = field(default_factory=list)  # job ended before them
     state: str = ""
     expected_state: str = "done"
-    duration_s: float = 0.0
+    duration_s: float = 0.0  # the whole trial, restoring the pool included
+    job_s: float = 0.0  # from submission to the end: the clock the faults' `at` runs on
     keys: int = 0
     missing: int = 0
     duplicated: int = 0
@@ -128,6 +129,7 @@ class Harness:
         job = source.Job(WORDCOUNT, self.inputs, out, partitions=4)
         source.prepare(job, self.settings)
         source.submit(job, self.settings)
+        submitted = time.monotonic()
         done = threading.Event()
         injector = threading.Thread(target=self._inject, args=(faults, result, done),
                                     daemon=True)
@@ -141,6 +143,7 @@ class Harness:
             result.state = "failed"
             result.error = "; ".join(e for e in (result.error, str(exc)) if e)
         finally:
+            result.job_s = round(time.monotonic() - submitted, 2)
             done.set()
             injector.join()
         if result.state == "done":

@@ -17,7 +17,7 @@ MAPREDUCE = [sys.executable, "-m", "services.cli"]
 
 
 def cli(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, **settings.env()}
+    env = {**os.environ, **settings.env(), "COLUMNS": "80"}  # the width CI's pipes get
     return subprocess.run([*MAPREDUCE, *args], capture_output=True, text=True, env=env,
                           timeout=timeout, cwd=REPO)
 
@@ -25,8 +25,10 @@ def cli(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProce
 def assert_clean_error(result, *fragments: str) -> None:
     assert result.returncode == 2, (result.returncode, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr, result.stderr
+    # one line, however long, so that a script can grep it
+    error_line = next((line for line in result.stderr.splitlines() if "error:" in line.lower()), "")
     for fragment in fragments:
-        assert fragment in result.stderr, result.stderr
+        assert fragment in error_line, result.stderr
 
 
 def test_run_verify_prints_summary_and_top_words(pool, tmp_path):
@@ -82,7 +84,10 @@ def test_existing_output_is_refused_before_anything_is_sent(pool, tmp_path):
 
 
 def test_bad_jsonl_fails_the_job_and_finalizes_nothing(pool, tmp_path):
-    data = tmp_path / "docs.jsonl"
+    # a long path makes the message longer than any terminal: it must still be one line
+    folder = tmp_path / ("deeply-nested-input-folder-" * 4)
+    folder.mkdir()
+    data = folder / "docs.jsonl"
     data.write_text('{"doc": "a", "text": "x"}\n{"doc": "b", "text": \n')
     result = cli(pool, "run", "pipelines/inverted_index.py", "--format", "jsonl",
                  "-i", str(data), "-o", str(tmp_path / "out"))

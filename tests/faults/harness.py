@@ -102,6 +102,18 @@ class Harness:
                                 output_dir="-", source_partitions=4, where="wordcount.py")
         self.expected = reference.run_sequential(spec, source.input_files(inputs))
 
+    def baseline(self, runs: int = 2) -> float:
+        """Seconds from submission to the end of the fastest of `runs` fault-free jobs (the
+        first may be cold). Faults are planned against it: fixed seconds stop landing as
+        the job gets faster. Raises if a fault-free job is not exact."""
+        durations = []
+        for seed in range(1, runs + 1):
+            result = self.run(seed=-seed, faults=[])
+            if not result.ok:
+                raise AssertionError(f"a fault-free run is not exact: {result}")
+            durations.append(result.job_s)
+        return min(durations)
+
     # ---- one trial -------------------------------------------------------------------
 
     def run(self, seed: int, faults: list[Fault], timeout: float = 300) -> TrialResult:

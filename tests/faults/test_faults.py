@@ -53,13 +53,7 @@ def harness(infrastructure, tmp_path_factory) -> Iterator[Harness]:
 
 @pytest.fixture(scope="module")
 def baseline_s(harness: Harness) -> float:
-    """The fastest of two fault-free runs (the first may be cold); each must be exact."""
-    durations = []
-    for seed in (1, 2):
-        result = harness.run(seed=seed, faults=[])
-        assert result.ok, result
-        durations.append(result.job_s)
-    return min(durations)
+    return harness.baseline()
 
 
 def scaled(faults: list[Fault], baseline_s: float) -> list[Fault]:

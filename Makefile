@@ -67,7 +67,7 @@ test-unit: install
 
 lint: install
 	$(BIN)/ruff check shared services pipelines tests benchmarks
-	$(BIN)/mypy shared services/source.py services/reference.py services/commit_queue.py
+	$(BIN)/mypy shared services pipelines benchmarks
 
 down:
 	$(BIN)/mapreduce down

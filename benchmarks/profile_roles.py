@@ -60,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             recorder.send_signal(signal.SIGINT)  # py-spy writes its output on SIGINT
         for name, recorder in recorders.items():
             if recorder.wait(timeout=60) not in (0, -signal.SIGINT, 1):
-                print(f"py-spy for {name}: {recorder.stderr.read().decode()[-300:]}")
+                said = recorder.stderr.read() if recorder.stderr else b""
+                print(f"py-spy for {name}: {said.decode()[-300:]}")
     summarize(args.out, args.top)
     return 0
 
@@ -89,11 +90,11 @@ def summarize(directory: Path, top: int) -> None:
     for path in sorted(directory.glob("*.txt")):
         role = path.stem.rsplit("-", 1)[0]
         for line in path.read_text().splitlines():
-            stack, _, count = line.rpartition(" ")
-            if not stack or not count.isdigit():
+            stack, _, samples = line.rpartition(" ")
+            if not stack or not samples.isdigit():
                 continue
             innermost = stack.split(";")[-1]
-            by_role[role][innermost] += int(count)
+            by_role[role][innermost] += int(samples)
     for role, counts in sorted(by_role.items()):
         total = sum(counts.values())
         waiting = sum(c for f, c in counts.items()

@@ -308,7 +308,7 @@ def status(obj: Context, as_json: bool) -> None:
                                "`mapreduce up`, or pass --bootstrap-servers/--redis-url")
     store = Store(settings.redis_url)
     store.check_reachable()
-    pipelines = []
+    pipelines: list[dict[str, Any]] = []
     for pid in store.pipeline_ids():
         info = store.pipeline(pid)
         if info:

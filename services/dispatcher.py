@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, Message, TopicPartition
 
 from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
 from shared import kafka, topics
@@ -40,7 +40,7 @@ class Dispatcher:
         self.streams_complete: set[str] = set()
         self._watched = 0.0
 
-    def _assigned(self, _c: Consumer, parts: list[object]) -> None:
+    def _assigned(self, _c: Consumer, parts: list[TopicPartition]) -> None:
         self.rt.assignment = describe(parts)
         self.rt.log.info("partitions assigned", partitions=self.rt.assignment)
 
@@ -136,7 +136,7 @@ class Dispatcher:
                 self.forwarded += 1
             elif envelope.kind is Kind.STREAM_ENDED:
                 self.rt.producer.flush()  # mark only what is durable
-                if self.rt.store.mark_ended(pipeline_id, Stage.SOURCE, msg.partition(),
+                if self.rt.store.mark_ended(pipeline_id, Stage.SOURCE, kafka.partition_of(msg),
                                             spec.source_partitions):
                     self.rt.log.info("source stream ended", pipeline=pipeline_id)
                     for partition in range(spec.partitions):

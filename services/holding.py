@@ -16,7 +16,14 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
+from services.runtime import (
+    Runtime,
+    check_consumer_error,
+    commit,
+    consumer_lag,
+    describe,
+    envelope_of,
+)
 from shared import kafka
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind
@@ -126,12 +133,15 @@ class HoldingWorker:
 
     def _process(self, messages: list[Message]) -> None:
         for msg in messages:
-            partition = msg.partition()
+            error = msg.error()
+            if error is not None:  # before the partition: a client-wide error has none
+                check_consumer_error(self.rt.log, error)
+                continue
+            _, partition, offset = kafka.position_of(msg)
             holdings = self.held.get(partition)
             if holdings is None:
                 continue  # revoked while the batch was in hand
-            if msg.error() is None:
-                self.next_offset[partition] = msg.offset() + 1
+            self.next_offset[partition] = offset + 1
             envelope = envelope_of(self.rt, msg)
             if envelope is None:
                 continue
@@ -153,7 +163,7 @@ class HoldingWorker:
                 if self.rt.store.has_ended(envelope.pipeline, self.stage, barrier_partition):
                     self.emitted[partition].add(key)  # replay of data already emitted
                     continue
-                holding = holdings[key] = self.new_holding(msg.offset())
+                holding = holdings[key] = self.new_holding(offset)
             if envelope.kind is Kind.RECORDS:
                 self.absorb(spec, holding, envelope, msg)
             elif envelope.kind is Kind.STREAM_ENDED:

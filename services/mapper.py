@@ -13,7 +13,7 @@ from confluent_kafka import Message
 from services import deadletter
 from services.pipeline_worker import PipelineTopicWorker
 from services.runtime import Runtime
-from shared import topics
+from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import (
     Envelope,
@@ -48,7 +48,7 @@ class Mapper(PipelineTopicWorker):
                               {"topic": msg.topic(), "partition": msg.partition(),
                                "offset": msg.offset(), "frame": envelope.seq, "at": at})
 
-        frame = msg.value()
+        frame = kafka.value_of(msg)
         if envelope.kind is Kind.SPLIT:
             frame = Split.decode(frame).read()  # CodecError fails the pipeline, loudly
             if not frame.endswith(b"\n"):
@@ -69,7 +69,7 @@ class Mapper(PipelineTopicWorker):
                     Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq, chunk=chunk),
                     partition=partition)
         self.mapped[spec.pipeline_id].append(envelope.seq)
-        self.frames_seen[(spec.pipeline_id, msg.partition())].add(envelope.seq)
+        self.frames_seen[(spec.pipeline_id, kafka.partition_of(msg))].add(envelope.seq)
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()  # mark only what is durable

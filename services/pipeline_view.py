@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
@@ -34,8 +35,9 @@ class Entry:
 class PipelineView:
     def __init__(self, settings: Settings) -> None:
         self._policy = settings.spec_policy()
+        no_eof: dict[str, Any] = {"enable.partition.eof": False}
         self._consumer = Consumer(settings.consumer_config(
-            f"pipeline-view-{uuid.uuid4().hex}", **{"enable.partition.eof": False}))
+            f"pipeline-view-{uuid.uuid4().hex}", **no_eof))
         self._tp = TopicPartition(topics.PIPELINES, 0, OFFSET_BEGINNING)
         self._consumer.assign([self._tp])
         self.entries: dict[str, Entry] = {}

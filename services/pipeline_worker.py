@@ -96,8 +96,8 @@ class PipelineTopicWorker:
                     self._process(messages)
                     self.pending.add(PendingBatch(
                         self.rt.producer.mark(),
-                        next_offsets((m.topic(), m.partition(), m.offset())
-                                     for m in messages if m.error() is None),
+                        next_offsets(kafka.position_of(m) for m in messages
+                                     if m.error() is None),
                         self.batch_payload()))
                     self._adapt_batch(len(messages), time.monotonic() - started)
                 self._commit_durable(consumer, wait=len(self.pending) > MAX_PENDING_BATCHES)
@@ -203,7 +203,7 @@ class PipelineTopicWorker:
             elif envelope.kind is Kind.STREAM_ENDED:
                 self._log_progress(counts)  # before the end can move on and finish the job
                 counts = {}
-                self.on_end(spec, envelope, msg.partition())
+                self.on_end(spec, envelope, kafka.partition_of(msg))
             # Kind.READY: the marker the dispatcher opens each new partition with; nothing to do
         self._log_progress(counts)
 

@@ -8,7 +8,7 @@ from confluent_kafka import Message
 
 from services import deadletter
 from services.pipeline_worker import PipelineTopicWorker
-from shared import topics
+from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, key_bytes, split_by_size
 from shared.spec import PipelineSpec
@@ -25,10 +25,10 @@ class Reducer(PipelineTopicWorker):
         return part % self.rt.output_partitions
 
     def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
-        part = msg.partition()
+        part = kafka.partition_of(msg)
         reduce = spec.reducer
         results = []
-        for key, values in decode_items(msg.value()):
+        for key, values in decode_items(kafka.value_of(msg)):
             try:
                 results.append([key, reduce(key, values)])
             except Exception as exc:  # user code: dead-letter the key, go on

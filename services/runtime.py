@@ -8,7 +8,7 @@ import signal
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
@@ -69,12 +69,10 @@ def commit(consumer: Consumer, offsets: list[Any] | None = None,
     try:
         if offsets is not None and not offsets:
             return False
-        if asynchronous:
-            consumer.commit(**({} if offsets is None else {"offsets": offsets}))
-        elif offsets is None:
-            consumer.commit(asynchronous=False)
+        if offsets is None:
+            consumer.commit(asynchronous=asynchronous)  # type: ignore[call-overload]
         else:
-            consumer.commit(offsets=offsets, asynchronous=False)
+            consumer.commit(offsets=offsets, asynchronous=asynchronous)  # type: ignore[call-overload]
         return True
     except KafkaException as exc:
         if exc.args[0].code() == KafkaError._NO_OFFSET or commit_refused(exc.args[0]):
@@ -103,7 +101,8 @@ def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:
         check_consumer_error(rt.log, error)
         return None
     try:
-        return Envelope.from_headers(msg.headers())
+        # a consumer's headers are (str, bytes) pairs; the client's type also covers a producer's
+        return Envelope.from_headers(cast(list[tuple[str, bytes | None]], msg.headers()))
     except CodecError as exc:
         rt.log.error("undecodable message skipped", topic=msg.topic(),
                      partition=msg.partition(), offset=msg.offset(), error=str(exc))

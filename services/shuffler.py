@@ -15,7 +15,7 @@ from confluent_kafka import Message
 from services.holding import Holding, HoldingWorker
 from services.runtime import Runtime
 from services.spill import Groups, fresh_spill_dir
-from shared import topics
+from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
 from shared.spec import PipelineSpec
@@ -56,7 +56,8 @@ class Shuffler(HoldingWorker):
                msg: Message) -> None:
         if not accepts(holding.seen, (envelope.seq, envelope.chunk), spec.guarantee):
             return
-        holding.data.add(decode_items(msg.value()), len(msg.value()))
+        frame = kafka.value_of(msg)
+        holding.data.add(decode_items(frame), len(frame))
         self._keep_to_budget()
 
     def _keep_to_budget(self) -> None:

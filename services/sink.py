@@ -13,7 +13,7 @@ from confluent_kafka import Message
 
 from services import lifecycle, output
 from services.holding import Holding, HoldingWorker
-from shared import topics
+from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, decode_items
 from shared.spec import PipelineSpec
@@ -33,7 +33,7 @@ class Sink(HoldingWorker):
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
                msg: Message) -> None:
-        holding.data.update(decode_items(msg.value()))
+        holding.data.update(decode_items(kafka.value_of(msg)))
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:

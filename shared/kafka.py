@@ -11,10 +11,12 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import topics
+from shared.codec import CodecError
 from shared.config import Settings
 from shared.errors import ConnectionFailed
 
 log = structlog.get_logger("kafka")
+
 
 def consume_ready(consumer: Consumer, max_messages: int, timeout: float) -> list[Message]:
     """Up to `max_messages` already fetched; when there are none, wait up to `timeout` for
@@ -29,6 +31,29 @@ def consume_ready(consumer: Consumer, max_messages: int, timeout: float) -> list
     if messages and max_messages > 1:
         messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
     return messages
+
+
+def value_of(msg: Message) -> bytes:
+    """A consumed record's value. Every frame the framework writes has one; a record without
+    one (a tombstone someone else wrote) is a CodecError, which fails its pipeline."""
+    value = msg.value()
+    if value is None:
+        raise CodecError(f"a message without a value at "
+                         f"{msg.topic()}[{msg.partition()}]@{msg.offset()}")
+    return value
+
+
+def position_of(msg: Message) -> tuple[str, int, int]:
+    """A consumed record's topic, partition and offset: the client leaves them unset only
+    on error events, which every caller has handled before."""
+    topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+    if topic is None or partition is None or offset is None:
+        raise ValueError(f"an event without a position: {msg.error()}")
+    return topic, partition, offset
+
+
+def partition_of(msg: Message) -> int:
+    return position_of(msg)[1]
 
 
 COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",

@@ -1,0 +1,44 @@
+"""A fatal consumer error restarts the worker whatever its role. Each role is built on the
+real broker and Redis and handed the client's own error event: a client-wide error has no
+partition, and the shuffler, reducer and sink once skipped it as "not an assigned
+partition", going on with a consumer that would never fetch again."""
+
+from __future__ import annotations
+
+import pytest
+from confluent_kafka import KafkaError, Message
+
+from services.runtime import Runtime
+from services.worker import ROLES, build
+from shared.errors import ConsumerFailed
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_fatal_consumer_error_fails_the_worker(cluster, role):
+    rt = Runtime(role, cluster, worker_id=f"{role}-fatal-error-test")
+    worker = build(role, rt)
+    fatal = Message(error=KafkaError(KafkaError._FATAL, "fenced", fatal=True))
+    assert fatal.partition() is None
+    try:
+        with pytest.raises(ConsumerFailed, match="fenced"):
+            worker._process([fatal])  # type: ignore[attr-defined]
+    finally:
+        consumer = getattr(worker, "consumer", None)
+        if consumer is not None:
+            consumer.close()
+        rt.close()
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_a_transient_consumer_error_is_logged_and_passed(cluster, role):
+    rt = Runtime(role, cluster, worker_id=f"{role}-transient-error-test")
+    worker = build(role, rt)
+    try:
+        worker._process([Message(error=KafkaError(KafkaError._TRANSPORT, "broker down"))])  # type: ignore[attr-defined]
+    finally:
+        consumer = getattr(worker, "consumer", None)
+        if consumer is not None:
+            consumer.close()
+        rt.close()

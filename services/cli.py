@@ -106,12 +106,14 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
     """MapReduce on Apache Kafka (data) and Redis (coordination).
 
     A pipeline is a Python module with mapper(record) yielding (key, value) pairs,
-    reducer(key, values) returning the reduced value, and optionally combiner(key, values).
+    reducer(key, values) returning the reduced value, and optionally combiner(key, values);
+    a map_batch(records) or map_chunk(data) beside the mapper makes it faster
+    (README, "Writing a pipeline").
 
     \b
     Quick start:
       mapreduce up                       # local Kafka + Redis + workers
-      mapreduce run pipelines/wordcount.py --input samples/ --output out/wc --verify
+      mapreduce run pipelines/wordcount.py --input pipelines/samples/text --output out/wc --verify
       mapreduce status
       mapreduce down
     """

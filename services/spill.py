@@ -13,7 +13,7 @@ import heapq
 import itertools
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -22,14 +22,21 @@ import orjson
 from shared.codec import hashable
 
 EXPANSION = 4
+# Runs merged at once (Hadoop's io.sort.factor): past it, runs are first merged into bigger
+# runs, so a small budget on a big input never needs more open files than this.
+MERGE_FAN_IN = 64
 
 
 class Groups:
-    def __init__(self, spill_dir: Path) -> None:
+    def __init__(self, spill_dir: Path, fan_in: int = MERGE_FAN_IN) -> None:
+        if fan_in < 2:
+            raise ValueError("a merge needs a fan-in of at least 2")
         self.memory: dict[Any, list[Any]] = {}
         self.held_bytes = 0  # estimated memory of self.memory
         self.runs: list[Path] = []
+        self.fan_in = fan_in
         self._spill_dir = spill_dir
+        self._written = 0  # runs ever written: names stay unique after runs are merged
 
     def add(self, items: list[tuple[Any, list[Any]]], wire_bytes: int) -> None:
         memory = self.memory
@@ -44,24 +51,48 @@ class Groups:
     def spill(self) -> Path:
         """Write the groups in memory as one run sorted by the key's JSON bytes, and free
         them."""
-        self._spill_dir.mkdir(parents=True, exist_ok=True)
-        path = self._spill_dir / f"run-{id(self):x}-{len(self.runs):05d}"
         entries = sorted(((orjson.dumps(key), values) for key, values in self.memory.items()),
                          key=_first)
+        path = self._write_run(entries)
+        self.memory = {}
+        self.held_bytes = 0
+        return path
+
+    def _write_run(self, entries: Iterable[tuple[bytes, list[Any]]]) -> Path:
+        self._spill_dir.mkdir(parents=True, exist_ok=True)
+        path = self._spill_dir / f"run-{id(self):x}-{self._written:05d}"
+        self._written += 1
         with open(path, "wb") as f:
             # key JSON, tab, values JSON: JSON escapes tabs and newlines inside strings
             f.writelines(b"%s\t%s\n" % (key_json, orjson.dumps(values))
                          for key_json, values in entries)
         self.runs.append(path)
-        self.memory = {}
-        self.held_bytes = 0
         return path
+
+    def _merge_down(self) -> None:
+        """Merge the oldest runs into one until at most fan_in - 1 are left, so that the
+        final merge reads them and the groups in memory with fan_in streams."""
+        while len(self.runs) > self.fan_in - 1:
+            # merging k runs removes k - 1: no more than needed (the oldest, unmerged first)
+            k = min(self.fan_in, len(self.runs) - (self.fan_in - 1) + 1)
+            batch, self.runs = self.runs[:k], self.runs[k:]
+            files = [open(path, "rb") for path in batch]  # noqa: SIM115 (closed below)
+            try:
+                merged = heapq.merge(*(_read_run(f) for f in files), key=_first)
+                self._write_run((key_json, [v for entry in group for v in entry[2]])
+                                for key_json, group in itertools.groupby(merged, key=_first))
+            finally:
+                for f in files:
+                    f.close()
+            for path in batch:
+                path.unlink()
 
     def merged(self) -> Iterator[tuple[Any, list[Any]]]:
         """Every key once, with all its values, in key-JSON order when there are runs."""
         if not self.runs:
             yield from self.memory.items()
             return
+        self._merge_down()
         in_memory = sorted(((orjson.dumps(k), k, v) for k, v in self.memory.items()),
                            key=_first)
         files = [open(path, "rb") for path in self.runs]  # noqa: SIM115 (closed below)

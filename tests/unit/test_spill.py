@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,14 +27,20 @@ def reference(batches):
 
 
 @settings(max_examples=150, deadline=None)
-@given(steps=st.lists(st.tuples(BATCH, st.booleans()), max_size=8))
-def test_merged_runs_hold_every_value_of_every_key_once(tmp_path_factory, steps):
-    groups = Groups(tmp_path_factory.mktemp("spill"))
+@given(steps=st.lists(st.tuples(BATCH, st.booleans()), max_size=8),
+       fan_in=st.integers(2, 5))
+def test_merged_runs_hold_every_value_of_every_key_once(tmp_path_factory, steps, fan_in):
+    spill_dir = tmp_path_factory.mktemp("spill")
+    groups = Groups(spill_dir, fan_in=fan_in)
     for batch, spill_after in steps:
         groups.add([(k, list(v)) for k, v in batch], wire_bytes=100)
         if spill_after:
             groups.spill()
-    merged = list(groups.merged())
+    stream = groups.merged()
+    first = next(stream, None)
+    # merging in passes: the final merge opens fewer runs than the fan-in
+    assert len(list(spill_dir.iterdir())) == len(groups.runs) <= fan_in - 1
+    merged = ([first] if first is not None else []) + list(stream)
     keys = [key for key, _ in merged]
     assert len(keys) == len(set(keys))  # each key once, even when it is in several runs
     got = {key: sorted(values) for key, values in merged}
@@ -51,6 +58,26 @@ def test_spill_frees_memory_and_discard_removes_the_runs(tmp_path):
     assert sorted(groups.merged()) == [("a", [1, 3]), ("b", [2])]
     groups.discard()
     assert not run.exists() and groups.runs == []
+
+
+def test_many_runs_are_merged_in_passes_and_leave_one_file_per_pass(tmp_path):
+    spill_dir = tmp_path / "spill"
+    groups = Groups(spill_dir, fan_in=3)
+    for i in range(7):
+        groups.add([("shared", [i]), (f"only-{i}", [i])], wire_bytes=10)
+        groups.spill()
+    assert len(groups.runs) == 7
+    merged = dict(groups.merged())
+    assert sorted(merged["shared"]) == list(range(7))
+    assert all(merged[f"only-{i}"] == [i] for i in range(7))
+    assert len(groups.runs) == len(list(spill_dir.iterdir())) == 2
+    groups.discard()
+    assert list(spill_dir.iterdir()) == []
+
+
+def test_a_fan_in_below_two_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="fan-in"):
+        Groups(tmp_path, fan_in=1)
 
 
 def test_fresh_spill_dir_removes_own_and_dead_workers_runs_only(tmp_path):

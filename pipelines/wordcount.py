@@ -1,6 +1,6 @@
 """Word count: tokens are runs of [A-Za-z0-9], case-sensitive (as in the original project).
 
-    mapreduce run pipelines/wordcount.py --input samples/ --output out/wc
+    mapreduce run pipelines/wordcount.py --input pipelines/samples/text --output out/wc
 """
 
 import re

@@ -3,15 +3,21 @@ checking them against the sequential oracle."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from services import output, reference, source
 from shared.config import Settings
+from shared.store import Store
+from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 WORDCOUNT = REPO / "pipelines" / "wordcount.py"
 INVERTED_INDEX = REPO / "pipelines" / "inverted_index.py"
+PAUSE_LIMIT_S = 25  # under the source's liveness TTL (30 s, beaten every 2 s): not dead
 
 
 def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
@@ -26,6 +32,50 @@ def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
 
 def wait(settings: Settings, job: source.Job, timeout: float = 180) -> dict[str, Any]:
     return source.wait(settings, job.pipeline_id, lambda status: None, timeout=timeout)
+
+
+@contextmanager
+def paused_mid_stream(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
+                      **options: Any) -> Iterator[source.Job]:
+    """Submit a job whose source stops halfway through its input until the block ends. The
+    job cannot finish mapping before then, so what the block does (announce another
+    pipeline, kill a worker) happens mid-job however fast the framework is. (With a plain
+    big input, a faster framework once finished the first job before the second was even
+    announced, and the "mid-run" tests tested nothing.)"""
+    job = source.Job(pipeline, inputs, out, **options)
+    source.prepare(job, settings)
+    halfway, resume = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
+
+    def progress(sent: int, total: int) -> None:
+        if sent * 2 >= total and not halfway.is_set():
+            halfway.set()
+            resume.wait(timeout=PAUSE_LIMIT_S)
+
+    def stream() -> None:
+        try:
+            source.submit(job, settings, progress)
+        except BaseException as exc:  # handed to the test below
+            failures.append(exc)
+            halfway.set()
+
+    thread = threading.Thread(target=stream, daemon=True)
+    thread.start()
+    assert halfway.wait(60), "the source never got halfway through its input"
+    if failures:
+        raise failures[0]
+    store = Store(settings.redis_url)
+    wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] > 0, 90,
+             "the paused job's first mapped frame")
+    try:
+        yield job
+        assert thread.is_alive() and store.pipeline(job.pipeline_id)["state"] == "running", (
+            "the paused job went on before it was resumed")
+    finally:
+        resume.set()
+        thread.join(60)
+    if failures:
+        raise failures[0]
 
 
 def assert_matches_sequential(job: source.Job) -> reference.Comparison:

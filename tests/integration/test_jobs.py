@@ -68,15 +68,11 @@ def test_two_pipelines_submitted_together(pool, tmp_path):
 
 
 def test_pipeline_announced_while_another_is_mid_run(pool, tmp_path):
-    store = Store(pool.redis_url)
-    long_job = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "big", 12),
-                           tmp_path / "big-out")
-    wait_for(lambda: store.ended_counts(long_job.pipeline_id)["mapped"] > 0, 60,
-             "the first pipeline to be mid-map")
-    assert store.pipeline(long_job.pipeline_id)["state"] == "running"
-    late = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "small", 0.3),
-                       tmp_path / "small-out")
-    jobs.wait(pool, late)
+    with jobs.paused_mid_stream(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "big", 12),
+                                tmp_path / "big-out") as long_job:
+        late = jobs.submit(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "small", 0.3),
+                           tmp_path / "small-out")
+        jobs.wait(pool, late)  # taken up, run and finished beside the unfinished one
     jobs.wait(pool, long_job)
     jobs.assert_matches_sequential(long_job)
     jobs.assert_matches_sequential(late)

@@ -8,7 +8,6 @@ import signal
 import pytest
 
 from services import supervisor
-from shared.store import Store
 from tests.conftest import make_corpus, wait_for
 from tests.integration import jobs
 
@@ -16,14 +15,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_mapper_added_and_one_stopped_mid_run(workers, tmp_path):
-    store = Store(workers.redis_url)
-    job = jobs.submit(workers, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 12),
-                      tmp_path / "out", partitions=4)
-    wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] > 0, 60, "mapping to start")
-    extra = supervisor.start(workers, "mapper", 50)
-    mappers = [w for w in supervisor.running(workers.home) if w.role == "mapper"]
-    victim = next(w for w in mappers if w.pid != extra.pid)
-    supervisor.stop(workers.home, victim)  # SIGTERM: finish the batch, leave the group
+    with jobs.paused_mid_stream(workers, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 12),
+                                tmp_path / "out", partitions=4) as job:
+        extra = supervisor.start(workers, "mapper", 50)
+        mappers = [w for w in supervisor.running(workers.home) if w.role == "mapper"]
+        victim = next(w for w in mappers if w.pid != extra.pid)
+        supervisor.stop(workers.home, victim)  # SIGTERM: finish the batch, leave the group
     jobs.wait(workers, job)
     jobs.assert_matches_sequential(job)
     assert not any(w.pid == victim.pid for w in supervisor.running(workers.home))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -45,6 +46,17 @@ class Env:
         # Through Kafka: a worker host must not need the submitter's files.
         return jobs.submit(self.cluster, jobs.WORDCOUNT, inputs, self.workdir / f"out-{name}",
                            input_mode="kafka")
+
+    @contextmanager
+    def under_way(self, megabytes: float, name: str) -> Iterator[source.Job]:
+        """A job with both hosts working, its source paused halfway: a fault inside the
+        block hits it mid-job however fast it would otherwise have finished."""
+        wait_for(lambda: {"w1", "w2"} <= hosts_heard(self), timeout=90,
+                 what="both hosts' workers")
+        with jobs.paused_mid_stream(self.cluster, jobs.WORDCOUNT,
+                                    make_corpus(self.workdir / f"in-{name}", megabytes),
+                                    self.workdir / f"out-{name}", input_mode="kafka") as job:
+            yield job
 
     def progress(self, job: source.Job) -> dict:
         return {**self.store.pipeline(job.pipeline_id),
@@ -97,16 +109,6 @@ def test_a_job_runs_across_hosts_and_status_shows_every_host(env: Env) -> None:
         assert roles == set(supervisor.DEFAULT_COUNTS), (host, rows)
 
 
-def _job_under_way(env: Env, megabytes: float, name: str) -> source.Job:
-    """A job submitted with both hosts working, mid-map: a fault from now on hits it."""
-    wait_for(lambda: {"w1", "w2"} <= hosts_heard(env), timeout=90, what="both hosts' workers")
-    job = env.submit(megabytes, name)
-    wait_for(lambda: int(env.progress(job).get("mapped") or 0) > 0, timeout=60,
-             what="the job under way")
-    assert env.progress(job).get("state") != "done", "the job ended before the fault"
-    return job
-
-
 def _hold_fault(env: Env, fault_s: float, silent_host: str | None) -> None:
     """Keep a fault on for fault_s seconds (its length is the experiment, not a wait for
     something), checking on the way what the operator would see."""
@@ -120,26 +122,26 @@ def _hold_fault(env: Env, fault_s: float, silent_host: str | None) -> None:
 
 
 def test_worker_host_cut_off_past_the_session_timeout_then_back(env: Env) -> None:
-    job = _job_under_way(env, 15, "cut")
-    env.lab.cut("w1")
-    try:
-        # w1 cannot reach Redis either: status marks it silent; past the session timeout the
-        # groups evict w1's members and w2 takes their partitions over.
-        _hold_fault(env, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w1")
-    finally:
-        env.lab.restore("w1")
+    with env.under_way(15, "cut") as job:
+        env.lab.cut("w1")
+        try:
+            # w1 cannot reach Redis either: status marks it silent; past the session
+            # timeout the groups evict w1's members and w2 takes their partitions over.
+            _hold_fault(env, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w1")
+        finally:
+            env.lab.restore("w1")
     jobs.wait(env.cluster, job, timeout=240)
     jobs.assert_matches_sequential(job)
     wait_for(lambda: "w1" in hosts_heard(env), timeout=90, what="w1's workers back")
 
 
 def test_broker_host_unreachable_from_one_worker_host_only(env: Env) -> None:
-    job = _job_under_way(env, 15, "blackhole")
-    env.lab.blackhole("w2", "broker")  # w2 still reaches the others; not Kafka, not Redis
-    try:
-        _hold_fault(env, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w2")
-    finally:
-        env.lab.unblackhole("w2", "broker")
+    with env.under_way(15, "blackhole") as job:
+        env.lab.blackhole("w2", "broker")  # w2 still reaches the others; not Kafka, not Redis
+        try:
+            _hold_fault(env, env.cluster.session_timeout_ms / 1000 + 4, silent_host="w2")
+        finally:
+            env.lab.unblackhole("w2", "broker")
     jobs.wait(env.cluster, job, timeout=240)
     jobs.assert_matches_sequential(job)
     wait_for(lambda: "w2" in hosts_heard(env), timeout=90, what="w2's workers back")
@@ -154,13 +156,11 @@ def test_slow_jittery_and_resetting_link_through_toxiproxy(env: Env) -> None:
         proxy.add_toxic("kafka", f"latency-{stream}", "latency", stream, latency=60, jitter=40)
     proxy.add_toxic("kafka", "bandwidth", "bandwidth", "downstream", rate=4096)  # KB/s
     try:
-        job = env.submit(10, "toxic")
-        wait_for(lambda: int(env.progress(job).get("mapped") or 0) > 0, timeout=90,
-                 what="the job under way")
-        # every connection through the proxy reset, for a moment, mid-job
-        proxy.add_toxic("kafka", "reset", "reset_peer", "downstream", timeout=0)
-        time.sleep(1.5)  # the length of the reset storm
-        proxy.remove_toxic("kafka", "reset")
+        with env.under_way(10, "toxic") as job:
+            # every connection through the proxy reset, for a moment, mid-job
+            proxy.add_toxic("kafka", "reset", "reset_peer", "downstream", timeout=0)
+            time.sleep(1.5)  # the length of the reset storm
+            proxy.remove_toxic("kafka", "reset")
         jobs.wait(env.cluster, job, timeout=300)
         jobs.assert_matches_sequential(job)
     finally:

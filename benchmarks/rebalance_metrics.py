@@ -96,6 +96,12 @@ def processed(batch_list: list[Batch], pipeline: str, role: str = "mapper") -> i
     return sum(b.counts.get(pipeline, 0) for b in batch_list if b.role == role)
 
 
+def map_ended(events: list[dict[str, Any]], pipeline: str) -> float | None:
+    """When the pipeline's map stage ended (every map partition's end marker seen)."""
+    return next((e["ts"] for e in events if e.get("event") == "map stage ended"
+                 and e.get("pipeline") == pipeline), None)
+
+
 def phases(events: list[dict[str, Any]], pipeline: str, announced_at: float,
            first: float | None) -> dict[str, float | None]:
     """Where a pickup's time goes, as the time each step ended, relative to the

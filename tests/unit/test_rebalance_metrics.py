@@ -1,6 +1,6 @@
 import pytest
 
-from benchmarks.rebalance_metrics import Batch, first_batch, phases, processed, stalls
+from benchmarks.rebalance_metrics import Batch, first_batch, map_ended, phases, processed, stalls
 
 
 def b(ts, worker, **counts):
@@ -47,3 +47,11 @@ def test_phases_are_relative_to_the_announcement():
     assert phases(events, "p", 10.0, 12.0) == {
         "topics_created": 1.0, "ready": 1.2, "assigned": 1.5, "first_batch": 2.0}
     assert phases(events, "q", 10.0, None)["assigned"] is None
+
+
+def test_map_ended_is_the_pipelines_own_stage_end():
+    events = [{"event": "map stage ended", "pipeline": "other", "ts": 5.0},
+              {"event": "batch", "pipeline": "p0", "ts": 6.0},
+              {"event": "map stage ended", "pipeline": "p0", "ts": 7.5}]
+    assert map_ended(events, "p0") == 7.5
+    assert map_ended(events, "p1") is None

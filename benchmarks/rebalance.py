@@ -1,5 +1,5 @@
 """What per-pipeline topics cost in rebalances, per resubscription strategy:
-`python -m benchmarks.rebalance` (defaults finish in about 10 minutes on 2 cores).
+`python -m benchmarks.rebalance` (defaults finish in about 15 minutes on 2 cores).
 
 For each strategy: a fresh pool (W mappers, W reducers), a warm-up job, one run of the
 long pipeline P0 alone (the baseline), then R repetitions of P0 with K small pipelines
@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between them")
     parser.add_argument("--partitions", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=5, help="R repetitions per strategy")
-    parser.add_argument("--p0-mb", type=float, default=300.0,
+    parser.add_argument("--p0-mb", type=float, default=600.0,
                         help="P0's input: it must still be mapping at the last announcement")
     parser.add_argument("--small-mb", type=float, default=0.2)
     parser.add_argument("--out", type=Path, default=RESULTS / "rebalance.json")

@@ -122,7 +122,13 @@ def ensure_kafka_jars() -> Path:
 
 
 def _cluster_id() -> str:
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    """A KRaft cluster id (base64url of 16 random bytes). One starting with "-" reads as an
+    option to kafka-storage: it failed one cluster start in 64. Kafka's own Uuid.randomUuid
+    draws again in that case, and so does this."""
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 def redis_server() -> str:

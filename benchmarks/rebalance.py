@@ -1,5 +1,5 @@
 """What per-pipeline topics cost in rebalances, per resubscription strategy:
-`python -m benchmarks.rebalance` (defaults finish in about 15 minutes on 2 cores).
+`python -m benchmarks.rebalance` (defaults finish in about 8 minutes on 2 cores).
 
 For each strategy: a fresh pool (W mappers, W reducers), a warm-up job, one run of the
 long pipeline P0 alone (the baseline), then R repetitions of P0 with K small pipelines

@@ -45,6 +45,12 @@ TRANSIENT_COMMIT_ERRORS = {
 }
 
 
+# The topic is gone: its pipeline finished and the dispatcher deleted it while a batch of
+# its last records was still to be committed (seen in benchmarks/rebalance.py: the worker
+# restarted, stalling the other pipelines by seconds). Nothing of it is left to replay.
+GONE_TOPIC_COMMIT_ERRORS = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError.UNKNOWN_TOPIC_ID}
+
+
 def commit_refused(error: KafkaError) -> bool:
     """Log and swallow a commit error that only means "replay from the last commit"; False
     for anything else (a bug or a misconfiguration, which must surface)."""
@@ -52,6 +58,10 @@ def commit_refused(error: KafkaError) -> bool:
     if code in REBALANCE_COMMIT_ERRORS:
         structlog.get_logger("commit").info("commit refused by a rebalance; the next owner "
                                             "replays from the last commit", error=error.str())
+        return True
+    if code in GONE_TOPIC_COMMIT_ERRORS:
+        structlog.get_logger("commit").info("commit refused: the topic is gone with its "
+                                            "finished pipeline", error=error.str())
         return True
     if code in TRANSIENT_COMMIT_ERRORS:
         structlog.get_logger("commit").warning("commit deferred: group coordinator "

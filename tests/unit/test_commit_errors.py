@@ -13,6 +13,7 @@ from shared.errors import ConsumerFailed
     KafkaError.REBALANCE_IN_PROGRESS, KafkaError._ASSIGNMENT_LOST,
     KafkaError.STALE_MEMBER_EPOCH,  # KIP-848: the member's epoch moved on
     KafkaError._WAIT_COORD, KafkaError.NOT_COORDINATOR,  # coordinator moving or cut off
+    KafkaError.UNKNOWN_TOPIC_OR_PART,  # a finished pipeline's topic, deleted
 ])
 def test_replay_only_errors_are_swallowed(code):
     assert commit_refused(KafkaError(code))

@@ -43,15 +43,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kinds", default=",".join(KINDS))
     parser.add_argument("--resubscribe", choices=config.STRATEGIES,
                         default=config.DEFAULT_STRATEGY, help="the workers' strategy")
-    parser.add_argument("--static-membership", action="store_true")
     parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
     args = parser.parse_args(argv)
     kinds = tuple(args.kinds.split(","))
-    config.check_strategy(args.resubscribe, args.static_membership)
 
     with local_cluster("mapreduce-faults-") as (home, settings, cluster):
-        settings = settings.with_(resubscribe=args.resubscribe,
-                                  static_membership=args.static_membership)
+        settings = settings.with_(resubscribe=args.resubscribe)
         results = []
         started = time.time()
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
@@ -75,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "input_mb": args.mb, "resubscribe": args.resubscribe,
         "fault_free_job_s": baseline_s, "horizon_s": horizon,
-        "static_membership": args.static_membership, "trials": len(results),
+        "trials": len(results),
         "mismatched_trials": sum(not r.ok for r in results),
         "faults_injected": dict(injected), "faults_skipped_job_already_done":
             sum(len(r.skipped) for r in results),

@@ -27,19 +27,12 @@ from typing import Any
 from benchmarks import rebalance_metrics as metrics
 from benchmarks.common import local_cluster, write_results
 from services import source, supervisor
-from shared.config import Settings
+from shared.config import STRATEGIES, Settings
 from shared.store import Store
 from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
-VARIANTS = {  # name -> (strategy, static membership)
-    "reconnect": ("reconnect", False),
-    "in-place": ("in-place", False),
-    "consumer-protocol": ("consumer-protocol", False),
-    "regex": ("regex", False),
-    "consumer-protocol+static": ("consumer-protocol", True),
-}
 
 
 def submit(settings: Settings, inputs: list[Path], out: Path, partitions: int) -> source.Job:
@@ -176,7 +169,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--strategies", default=",".join(VARIANTS))
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--workers", type=int, default=2, help="W mappers and W reducers")
     parser.add_argument("--announce", type=int, default=3, help="K pipelines announced")
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between them")
@@ -194,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         results: dict[str, Any] = {"params": vars(args) | {"out": str(args.out)},
                                    "machine": f"{os.cpu_count()} cores", "strategies": {}}
         for name in args.strategies.split(","):
-            strategy, static = VARIANTS[name]
-            settings = base.with_(resubscribe=strategy, static_membership=static)
+            if name not in STRATEGIES:
+                parser.error(f"unknown strategy {name!r}: choose from {', '.join(STRATEGIES)}")
+            settings = base.with_(resubscribe=name)
             start_pool(settings, args.workers)
             work = home / name
             work.mkdir()

@@ -127,15 +127,12 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 @click.option("--resubscribe", type=click.Choice(config.STRATEGIES), default=None,
               help="how mappers and reducers follow new pipelines (for workers this command "
                    f"starts) [env MAPREDUCE_RESUBSCRIBE, default {config.DEFAULT_STRATEGY}]")
-@click.option("--static-membership/--no-static-membership", default=None,
-              help="give mappers and reducers a group.instance.id "
-                   "[env MAPREDUCE_STATIC_MEMBERSHIP=1]")
 @click.option("--shuffle-memory", type=click.IntRange(1), default=None, metavar="MB",
               help="memory a shuffler holds before spilling sorted runs to disk "
                    f"[env {config.ENV_SHUFFLE_MEMORY}, default {config.DEFAULT_SHUFFLE_MEMORY_MB}]")
 @click.pass_obj
-def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
-       shuffle_memory: int | None, **counts: int | None) -> None:
+def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None,
+       **counts: int | None) -> None:
     """Start the local cluster (unless one is configured) and bring the worker pool to the
     requested counts, restarting workers that died. Idempotent."""
     wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
@@ -143,18 +140,8 @@ def up(obj: Context, resubscribe: str | None, static_membership: bool | None,
     overrides: dict[str, object] = {}
     if resubscribe is not None:
         overrides["resubscribe"] = resubscribe
-    if static_membership is not None:
-        overrides["static_membership"] = static_membership
     if shuffle_memory is not None:
         overrides["shuffle_memory_mb"] = shuffle_memory
-    base = obj.settings()
-    try:
-        config.check_strategy(
-            str(overrides.get("resubscribe") or (base.resubscribe if base else
-                                                 config.DEFAULT_STRATEGY)),
-            bool(overrides.get("static_membership", base.static_membership if base else False)))
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
     settings = obj.ensure(wanted, **overrides)
     workers = supervisor.running(settings.home)
     console.print(f"cluster: Kafka {settings.bootstrap_servers}, "

@@ -10,8 +10,6 @@ move (a resubscription, a revocation, a stop) everything is flushed and committe
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from typing import Any
 
@@ -123,12 +121,8 @@ class PipelineTopicWorker:
 
     def _make_consumer(self) -> Consumer:
         settings = self.rt.settings
-        instance = None
-        if settings.static_membership:
-            index = os.environ.get("MAPREDUCE_WORKER_INDEX") or str(os.getpid())
-            instance = f"{self.role}-{socket.gethostname()}-{index}"
         return Consumer(settings.consumer_config(
-            f"{self.role}s", instance_id=instance, on_commit=_on_commit,
+            f"{self.role}s", on_commit=_on_commit,
             **consumer_overrides(settings.resubscribe)))  # type: ignore[arg-type]
 
     def _subscribe(self, consumer: Consumer, topic_list: list[str]) -> None:

@@ -54,7 +54,7 @@ def start(settings: Settings, role: str, index: int,
     directory.mkdir(parents=True, exist_ok=True)
     (settings.home / "logs").mkdir(exist_ok=True)
     logfile = settings.home / "logs" / f"{role}-{index}.log"
-    env = {**os.environ, **settings.env(), "MAPREDUCE_WORKER_INDEX": str(index)}
+    env = {**os.environ, **settings.env()}
     with open(logfile, "ab") as out:
         proc = subprocess.Popen([*launcher, sys.executable, "-m", "services.worker", role],
                                 env=env,

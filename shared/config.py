@@ -83,9 +83,6 @@ class Settings:
     kafka_extra: dict[str, str] = field(default_factory=dict)
     local: bool = False  # the addresses belong to a cluster `mapreduce up` started
     resubscribe: str = DEFAULT_STRATEGY
-    # Static membership (group.instance.id): a restarted or reconnecting worker gets its
-    # partitions back without a rebalance, but a dead one keeps them for a session timeout.
-    static_membership: bool = False
     # What a shuffler holds in memory before it spills sorted runs to disk (services/spill.py).
     shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
     # The trust boundary (shared/signing.py): the key that signs and verifies pipeline specs
@@ -100,7 +97,6 @@ class Settings:
         """Environment that makes a child process (a worker) use these settings."""
         env = {ENV_BOOTSTRAP: self.bootstrap_servers, ENV_REDIS: self.redis_url,
                ENV_HOME: str(self.home), ENV_RESUBSCRIBE: self.resubscribe,
-               ENV_STATIC: "1" if self.static_membership else "0",
                ENV_SHUFFLE_MEMORY: str(self.shuffle_memory_mb),
                signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
         if self.signing_key_file is not None:
@@ -134,8 +130,7 @@ class Settings:
         return {**self._merge(defaults, forced), **overrides}
 
     def consumer_config(self, group: str, *, protocol: str = "classic",
-                        assignor: str = "roundrobin", instance_id: str | None = None,
-                        **overrides: Any) -> dict[str, Any]:
+                        assignor: str = "roundrobin", **overrides: Any) -> dict[str, Any]:
         """protocol "consumer" is KIP-848: the broker assigns partitions and owns the
         session, so the classic session, heartbeat and assignor settings are config errors
         there and are left out."""
@@ -156,8 +151,6 @@ class Settings:
             })
         else:
             defaults["group.protocol"] = protocol
-        if instance_id:
-            defaults["group.instance.id"] = instance_id
         forced = {
             "group.id": group,
             "enable.auto.commit": False,  # commit only what is durable downstream
@@ -170,16 +163,17 @@ class Settings:
         return self._merge({"socket.timeout.ms": 10_000}, {})
 
 
-def check_strategy(resubscribe: str, static_membership: bool) -> None:
-    """Static membership only with the KIP-848 protocol: with the classic protocol a static
-    member that rejoins with a new subscription gets its old assignment back and no
-    rebalance happens, so new pipelines are never assigned (measured: the job hangs)."""
-    if static_membership and resubscribe != "consumer-protocol":
-        raise ConfigError(
-            f"static membership cannot be combined with --resubscribe {resubscribe}: with "
-            "the classic group protocol a static member that rejoins with new topics keeps "
-            "its old assignment, so new pipelines would never be picked up; use "
-            "--resubscribe consumer-protocol")
+# Static membership (group.instance.id) was an option until session 5. With the classic
+# protocol a static member that rejoins with new topics keeps its old assignment, so new
+# pipelines were never picked up (the job hung). With KIP-848 (librdkafka 2.16, Kafka 4.1)
+# static members restarted on GROUP_ID_NOT_FOUND for about 8 s when they joined, and in
+# one CI run two partitions of a running pipeline stayed unassigned for 3 minutes after a
+# rebalance. It bought nothing measurable (benchmarks/rebalance.py), so it is refused.
+STATIC_MEMBERSHIP_REFUSED = (
+    f"{ENV_STATIC}=1: static membership is not offered: with the classic protocol new "
+    "pipelines are never assigned to static members, and with KIP-848 static members were "
+    "seen to leave a running pipeline's partitions unassigned for minutes (README, "
+    "\"Resubscription strategies, measured\"); unset it")
 
 
 def _cluster_file(home: Path) -> Path:
@@ -225,7 +219,6 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
         raise ConfigError(f"{ENV_RESUBSCRIBE}={resubscribe!r}: choose one of "
                          f"{', '.join(STRATEGIES)}")
     strategy: dict[str, Any] = {"resubscribe": resubscribe,
-                                "static_membership": os.environ.get(ENV_STATIC, "0") == "1",
                                 "shuffle_memory_mb": _positive_int(ENV_SHUFFLE_MEMORY,
                                                                    DEFAULT_SHUFFLE_MEMORY_MB),
                                 "split_bytes": _positive_int(ENV_SPLIT_BYTES,
@@ -235,7 +228,8 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
                                 "signing_key_file": (Path(os.environ[signing.ENV_KEY_FILE])
                                                      if os.environ.get(signing.ENV_KEY_FILE)
                                                      else None)}
-    check_strategy(resubscribe, strategy["static_membership"])
+    if os.environ.get(ENV_STATIC, "0") not in ("", "0"):
+        raise ConfigError(STATIC_MEMBERSHIP_REFUSED)
     if bootstrap and redis_url:
         return Settings(bootstrap, redis_url, home=home, kafka_extra=extra, **strategy)
     local = read_local_cluster(home)

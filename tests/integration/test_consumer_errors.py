@@ -6,6 +6,7 @@ partition", going on with a consumer that would never fetch again."""
 from __future__ import annotations
 
 import pytest
+import structlog
 from confluent_kafka import KafkaError, Message
 
 from services.runtime import Runtime
@@ -13,6 +14,14 @@ from services.worker import ROLES, build
 from shared.errors import ConsumerFailed
 
 pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(autouse=True)
+def _own_log_context():
+    """A Runtime binds its role and worker id to structlog's context: in a worker process
+    for life, here only for the test (else later tests' lines carry them)."""
+    yield
+    structlog.contextvars.clear_contextvars()
 
 
 @pytest.mark.parametrize("role", ROLES)

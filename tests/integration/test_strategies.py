@@ -11,25 +11,15 @@ from collections.abc import Iterator
 import pytest
 
 from services import supervisor
-from shared.config import Settings
+from shared.config import STRATEGIES, Settings
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration
 
-VARIANTS = {
-    "reconnect": ("reconnect", False),
-    "in-place": ("in-place", False),
-    "consumer-protocol": ("consumer-protocol", False),
-    "regex": ("regex", False),
-    "consumer-protocol+static": ("consumer-protocol", True),
-}
-
-
-@pytest.fixture(params=list(VARIANTS))
+@pytest.fixture(params=STRATEGIES)
 def strategy_pool(request, pool: Settings) -> Iterator[Settings]:
-    strategy, static = VARIANTS[request.param]
-    settings = pool.with_(resubscribe=strategy, static_membership=static)
+    settings = pool.with_(resubscribe=request.param)
     for worker in supervisor.running(pool.home):
         if worker.role in ("mapper", "reducer"):
             supervisor.stop(pool.home, worker)

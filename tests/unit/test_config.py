@@ -1,7 +1,7 @@
 import pytest
 
 from services.resubscriber import consumer_overrides
-from shared.config import STRATEGIES, Settings, check_strategy
+from shared.config import STRATEGIES, Settings
 
 
 def settings(**kw):
@@ -26,21 +26,14 @@ def test_kip848_config_leaves_out_classic_only_settings():
 
 @pytest.mark.parametrize("strategy", STRATEGIES)
 def test_every_strategy_has_a_consumer_config(strategy):
-    cfg = settings().consumer_config("g", instance_id="m-1", **consumer_overrides(strategy))
-    assert cfg["group.instance.id"] == "m-1" and cfg["security.protocol"] == "SSL"
-
-
-def test_static_membership_only_with_the_consumer_protocol():
-    check_strategy("consumer-protocol", True)
-    for strategy in ("reconnect", "in-place", "regex"):
-        check_strategy(strategy, False)
-        with pytest.raises(ValueError, match="keeps its old assignment"):
-            check_strategy(strategy, True)
+    cfg = settings().consumer_config("g", **consumer_overrides(strategy))
+    assert cfg["group.id"] == "g" and cfg["security.protocol"] == "SSL"
+    assert "group.instance.id" not in cfg  # static membership is not offered
 
 
 def test_env_round_trip_carries_the_strategy():
     env = settings(resubscribe="regex").env()
-    assert env["MAPREDUCE_RESUBSCRIBE"] == "regex" and env["MAPREDUCE_STATIC_MEMBERSHIP"] == "0"
+    assert env["MAPREDUCE_RESUBSCRIBE"] == "regex"
 
 
 @pytest.mark.parametrize(("env", "message"), [
@@ -48,8 +41,8 @@ def test_env_round_trip_carries_the_strategy():
     ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "0"}, "positive whole number"),
     ({"MAPREDUCE_SPLIT_BYTES": "1M"}, "MAPREDUCE_SPLIT_BYTES"),
     ({"MAPREDUCE_RESUBSCRIBE": "bogus"}, "MAPREDUCE_RESUBSCRIBE"),
-    ({"MAPREDUCE_STATIC_MEMBERSHIP": "1", "MAPREDUCE_RESUBSCRIBE": "reconnect"},
-     "static membership cannot be combined")])
+    ({"MAPREDUCE_STATIC_MEMBERSHIP": "1", "MAPREDUCE_RESUBSCRIBE": "consumer-protocol"},
+     "static membership is not offered")])
 def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, message):
     """The CLI prints a ConfigError as one line and exits 2, never a traceback."""
     from shared.config import resolve

@@ -14,6 +14,7 @@ import itertools
 import os
 import shutil
 from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -76,14 +77,9 @@ class Groups:
             # merging k runs removes k - 1: no more than needed (the oldest, unmerged first)
             k = min(self.fan_in, len(self.runs) - (self.fan_in - 1) + 1)
             batch, self.runs = self.runs[:k], self.runs[k:]
-            files = [open(path, "rb") for path in batch]  # noqa: SIM115 (closed below)
-            try:
-                merged = heapq.merge(*(_read_run(f) for f in files), key=_first)
-                self._write_run((key_json, [v for entry in group for v in entry[2]])
-                                for key_json, group in itertools.groupby(merged, key=_first))
-            finally:
-                for f in files:
-                    f.close()
+            with _opened(batch) as streams:
+                self._write_run((key_json, values)
+                                for key_json, _, values in _merge_streams(streams))
             for path in batch:
                 path.unlink()
 
@@ -95,16 +91,9 @@ class Groups:
         self._merge_down()
         in_memory = sorted(((orjson.dumps(k), k, v) for k, v in self.memory.items()),
                            key=_first)
-        files = [open(path, "rb") for path in self.runs]  # noqa: SIM115 (closed below)
-        try:
-            streams = [_read_run(f) for f in files] + [iter(in_memory)]
-            merged = heapq.merge(*streams, key=_first)
-            for _, group in itertools.groupby(merged, key=_first):
-                entries = list(group)  # one key: its entries from each run and memory
-                yield entries[0][1], [v for entry in entries for v in entry[2]]
-        finally:
-            for f in files:
-                f.close()
+        with _opened(self.runs) as streams:
+            for _, key, values in _merge_streams([*streams, iter(in_memory)]):
+                yield key, values
 
     def discard(self) -> None:
         for path in self.runs:
@@ -119,7 +108,25 @@ def _first(entry: tuple[Any, ...]) -> Any:
     return entry[0]
 
 
-def _read_run(f: BinaryIO) -> Iterator[tuple[bytes, Any, list[Any]]]:
+Entry = tuple[bytes, Any, list[Any]]  # key JSON, key, values
+
+
+@contextmanager
+def _opened(paths: list[Path]) -> Iterator[list[Iterator[Entry]]]:
+    """The runs' entries as streams, their files closed at the end."""
+    with ExitStack() as stack:
+        yield [_read_run(stack.enter_context(open(path, "rb"))) for path in paths]
+
+
+def _merge_streams(streams: list[Iterator[Entry]]) -> Iterator[Entry]:
+    """Sorted streams merged: every key once, with its values from each stream."""
+    merged = heapq.merge(*streams, key=_first)
+    for key_json, group in itertools.groupby(merged, key=_first):
+        entries = list(group)
+        yield key_json, entries[0][1], [v for entry in entries for v in entry[2]]
+
+
+def _read_run(f: BinaryIO) -> Iterator[Entry]:
     for line in f:
         key_json, values_json = line.rstrip(b"\n").split(b"\t", 1)
         yield key_json, hashable(orjson.loads(key_json)), orjson.loads(values_json)

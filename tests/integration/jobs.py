@@ -65,9 +65,9 @@ def paused_mid_stream(settings: Settings, pipeline: Path, inputs: list[Path], ou
     if failures:
         raise failures[0]
     store = Store(settings.redis_url)
-    wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] > 0, 90,
-             "the paused job's first mapped frame")
-    try:
+    try:  # the source is released whatever happens in here
+        wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] > 0, 90,
+                 "the paused job's first mapped frame")
         yield job
         assert thread.is_alive() and store.pipeline(job.pipeline_id)["state"] == "running", (
             "the paused job went on before it was resumed")

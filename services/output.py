@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +43,25 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]]) -> Path:
+def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]]) -> int:
+    """Write a part file durably (temporary name, fsync, rename); returns its line count."""
     staging.mkdir(parents=True, exist_ok=True)
     final = staging / part_name(part)
     temporary = staging / f".{part_name(part)}.{os.getpid()}.tmp"
+    lines = 0
     with open(temporary, "wb") as f:
-        f.writelines(orjson.dumps([k, v]) + b"\n" for k, v in items)
+        for k, v in items:
+            f.write(orjson.dumps([k, v]) + b"\n")
+            lines += 1
         f.flush()
         os.fsync(f.fileno())
     os.replace(temporary, final)
     _fsync_dir(staging)
-    return final
+    return lines
 
 
-def finalize(staging: Path, output_dir: str | Path) -> None:
+def finalize(staging: Path, output_dir: str | Path,
+             after_rename: Callable[[], None] = lambda: None) -> None:
     """Idempotent: a replay after a crash half-way through finishes the job."""
     output = Path(output_dir)
     if (output / SUCCESS).exists():  # finished already: a zombie's late staging is garbage
@@ -69,6 +74,7 @@ def finalize(staging: Path, output_dir: str | Path) -> None:
             output.rmdir()  # an empty directory the user made in advance
         os.rename(staging, output)
         _fsync_dir(output.parent)
+    after_rename()
     success = output / SUCCESS
     with open(success, "wb") as f:
         os.fsync(f.fileno())

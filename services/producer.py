@@ -9,22 +9,41 @@ duplicate. Those messages are reported delivered, at offset -1, and are not in t
 (reproduced with Kafka 4.1.1 and librdkafka 2.16 on about one fresh topic in four, see
 tests/integration/test_producer.py). A real acknowledgement carries an offset, so an
 offset of -1 counts as a failed delivery: the worker then replays from its last commit, and
-replays are harmless downstream."""
+replays are harmless downstream.
+
+A failed delivery is sticky: once one is seen, every later flush() and acked_through()
+raises too, until the worker restarts. (A caller that retried a failed flush would
+otherwise see it succeed and commit input past the lost output.) A delivery the broker
+refuses for good (a message too large for it, a record it rejects) names its pipeline in
+DeliveryFailed.pipelines: a restart would only replay it and fail the same way, so the
+worker fails that pipeline instead of crash-looping on it."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any
 
-from confluent_kafka import KafkaError, Message, Producer
+from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from shared import signing
-from shared.codec import Envelope
+from shared.codec import CodecError, Envelope, fragments
 from shared.config import Settings
+
+# Errors the broker gives for a record it will never accept, however often it is retried.
+PERMANENT_DELIVERY_ERRORS = {
+    KafkaError.MSG_SIZE_TOO_LARGE, KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_RECORD, KafkaError.INVALID_MSG, KafkaError.INVALID_MSG_SIZE,
+}
 
 
 class DeliveryFailed(RuntimeError):
-    """The broker refused a produced message: nothing may be committed past its input."""
+    """The broker refused a produced message: nothing may be committed past its input.
+    `pipelines`: those whose records were refused for good (see the module's docstring)."""
+
+    def __init__(self, message: str, pipelines: frozenset[str] = frozenset()) -> None:
+        super().__init__(message)
+        self.pipelines = pipelines
 
 
 class OutputProducer:
@@ -34,7 +53,10 @@ class OutputProducer:
     def __init__(self, settings: Settings, idempotent: bool = True) -> None:
         self._producer = Producer(settings.producer_config(
             **({} if idempotent else {"enable.idempotence": False})))
+        self.fragment_bytes = settings.frame_bytes
         self._errors: list[str] = []
+        self._failed: DeliveryFailed | None = None  # sticky: see the module's docstring
+        self._refused: set[str] = set()  # pipelines with a record refused for good
         # Outputs are numbered by epoch (a worker's batch, see mark()); how many of each
         # epoch are still unacknowledged.
         self._epoch = 0
@@ -51,6 +73,10 @@ class OutputProducer:
         self._settle(epoch)
         if err is not None:
             self._errors.append(f"{msg.topic()}[{msg.partition()}]: {err.str()}")
+            if err.code() in PERMANENT_DELIVERY_ERRORS:
+                pipeline = dict(msg.headers() or []).get("mr-p")
+                if isinstance(pipeline, bytes):
+                    self._refused.add(pipeline.decode())
         elif _unknown_offset(msg.offset()):
             self._errors.append(f"{msg.topic()}[{msg.partition()}]: acknowledged without an "
                                 "offset (implicitly acked), so possibly never written")
@@ -77,14 +103,37 @@ class OutputProducer:
             except BufferError:  # local queue full: let librdkafka send some, then retry
                 self._settle(epoch)  # not sent: not outstanding
                 self._producer.poll(0.1)
+            except KafkaException as exc:
+                self._settle(epoch)
+                if exc.args[0].code() == KafkaError.MSG_SIZE_TOO_LARGE:
+                    raise CodecError(f"a message of {len(value or b'')} bytes is larger than "
+                                     "this producer's message.max.bytes") from exc
+                raise
+
+    def send_data(self, topic: str, data: bytes, envelope: Envelope, *,
+                  partition: int) -> int:
+        """Send a frame of data, as fragments when it is larger than a fragment (a Kafka
+        message is a transport limit, not a data limit); returns the messages sent."""
+        pieces = fragments(data, self.fragment_bytes)
+        for piece, fragment in pieces:
+            self.send(topic, piece, envelope if fragment is None
+                      else dataclasses.replace(envelope, fragment=fragment),
+                      partition=partition)
+        return len(pieces)
+
+    def _raise_failed(self) -> None:
+        if self._errors:
+            errors, self._errors = self._errors, []
+            self._failed = DeliveryFailed("; ".join(errors[:5]), frozenset(self._refused))
+        if self._failed is not None:
+            raise self._failed
 
     def flush(self, timeout: float = 60.0) -> None:
         remaining = self._producer.flush(timeout)
         if remaining:
-            raise DeliveryFailed(f"{remaining} messages not delivered within {timeout}s")
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise DeliveryFailed("; ".join(errors[:5]))
+            self._failed = self._failed or DeliveryFailed(
+                f"{remaining} messages not delivered within {timeout}s")
+        self._raise_failed()
 
     def open_partitions(self, topic_names: list[str], partitions: int, marker: Envelope,
                         attempts: int = 5) -> int:
@@ -98,13 +147,15 @@ class OutputProducer:
             for topic in topic_names:
                 for partition in range(partitions):
                     self.send(topic, b"", marker, partition=partition)
-            try:
-                self.flush()
+            self._producer.flush(60.0)
+            if not self._errors:
                 return attempt
-            except DeliveryFailed:
-                if attempt == attempts:
-                    raise
-                attempt += 1
+            # Nothing else was in flight: these failures are the markers' own, and a
+            # marker that did not land is simply sent again.
+            if attempt == attempts:
+                self._raise_failed()
+            self._errors.clear()
+            attempt += 1
 
     def poll(self) -> None:
         self._producer.poll(0)
@@ -119,9 +170,7 @@ class OutputProducer:
         raises DeliveryFailed if any delivery since the last check failed (nothing may
         then be committed past it). Serves pending delivery reports first."""
         self._producer.poll(0)
-        if self._errors:
-            errors, self._errors = self._errors, []
-            raise DeliveryFailed("; ".join(errors[:5]))
+        self._raise_failed()
         return min(self._outstanding, default=self._epoch) - 1
 
 

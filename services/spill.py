@@ -13,7 +13,7 @@ import heapq
 import itertools
 import os
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -29,9 +29,15 @@ MERGE_FAN_IN = 64
 
 
 class Groups:
-    def __init__(self, spill_dir: Path, fan_in: int = MERGE_FAN_IN) -> None:
+    """`order`: the order of runs and merges, a function of the key; by default the key's
+    JSON bytes (cheapest: runs store them). The sink orders part files by codec.key_order."""
+
+    def __init__(self, spill_dir: Path, fan_in: int = MERGE_FAN_IN,
+                 order: Callable[[Any], Any] | None = None) -> None:
         if fan_in < 2:
             raise ValueError("a merge needs a fan-in of at least 2")
+        self._entry_order: Callable[[Entry], Any] = (
+            _first if order is None else (lambda entry: order(entry[1])))
         self.memory: dict[Any, list[Any]] = {}
         self.held_bytes = 0  # estimated memory of self.memory
         self.runs: list[Path] = []
@@ -52,9 +58,9 @@ class Groups:
     def spill(self) -> Path:
         """Write the groups in memory as one run sorted by the key's JSON bytes, and free
         them."""
-        entries = sorted(((orjson.dumps(key), values) for key, values in self.memory.items()),
-                         key=_first)
-        path = self._write_run(entries)
+        path = self._write_run((key_json, values)
+                               for key_json, _, values in self._sorted_memory())
+
         self.memory = {}
         self.held_bytes = 0
         return path
@@ -78,8 +84,8 @@ class Groups:
             k = min(self.fan_in, len(self.runs) - (self.fan_in - 1) + 1)
             batch, self.runs = self.runs[:k], self.runs[k:]
             with _opened(batch) as streams:
-                self._write_run((key_json, values)
-                                for key_json, _, values in _merge_streams(streams))
+                self._write_run((key_json, values) for key_json, _, values
+                                in _merge_streams(streams, self._entry_order))
             for path in batch:
                 path.unlink()
 
@@ -88,12 +94,20 @@ class Groups:
         if not self.runs:
             yield from self.memory.items()
             return
+        yield from self.ordered()
+
+    def ordered(self) -> Iterator[tuple[Any, list[Any]]]:
+        """Every key once, with all its values, in this holding's order."""
         self._merge_down()
-        in_memory = sorted(((orjson.dumps(k), k, v) for k, v in self.memory.items()),
-                           key=_first)
+        in_memory = self._sorted_memory()
         with _opened(self.runs) as streams:
-            for _, key, values in _merge_streams([*streams, iter(in_memory)]):
+            for _, key, values in _merge_streams([*streams, iter(in_memory)],
+                                                 self._entry_order):
                 yield key, values
+
+    def _sorted_memory(self) -> list[Entry]:
+        return sorted(((orjson.dumps(k), k, v) for k, v in self.memory.items()),
+                      key=self._entry_order)
 
     def discard(self) -> None:
         for path in self.runs:
@@ -118,12 +132,14 @@ def _opened(paths: list[Path]) -> Iterator[list[Iterator[Entry]]]:
         yield [_read_run(stack.enter_context(open(path, "rb"))) for path in paths]
 
 
-def _merge_streams(streams: list[Iterator[Entry]]) -> Iterator[Entry]:
-    """Sorted streams merged: every key once, with its values from each stream."""
-    merged = heapq.merge(*streams, key=_first)
-    for key_json, group in itertools.groupby(merged, key=_first):
+def _merge_streams(streams: list[Iterator[Entry]],
+                   order: Callable[[Entry], Any] = _first) -> Iterator[Entry]:
+    """Streams sorted by `order`, merged: every key once, with its values from each
+    stream (distinct keys never compare equal in either order)."""
+    merged = heapq.merge(*streams, key=order)
+    for _, group in itertools.groupby(merged, key=order):
         entries = list(group)
-        yield key_json, entries[0][1], [v for entry in entries for v in entry[2]]
+        yield entries[0][0], entries[0][1], [v for entry in entries for v in entry[2]]
 
 
 def _read_run(f: BinaryIO) -> Iterator[Entry]:

@@ -13,12 +13,21 @@ Contract
   module that calls cloudpickle.
 - Partitions are chosen from a stable CRC-32 of the key (never Python's salted hash()), so
   one key always lands in one partition, in every process and every run.
+- Keys and values must be JSON values: finite numbers (orjson would write NaN as null),
+  strings that are valid Unicode, lists, dicts with string keys. An item that is not is
+  reported by `encode_checked`, never half-written.
+- A message larger than the limit it is sent with (a hot key's values, one large result)
+  travels as fragments: pieces of its bytes with a group id, an index and a count in the
+  `mr-f` header, reassembled by the reader (shared/reassembly.py). A Kafka message's size
+  is a transport limit, not a data limit.
 """
 
 from __future__ import annotations
 
 import enum
+import math
 import os
+import uuid
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -38,21 +47,45 @@ class Kind(enum.Enum):
 
 
 @dataclass(frozen=True, slots=True)
+class Fragment:
+    """One piece of a message too large to send whole."""
+
+    group: str  # new for every attempt to send the message: a replay is another group
+    index: int
+    count: int
+
+    def header(self) -> bytes:
+        return f"{self.group}:{self.index}:{self.count}".encode()
+
+    @classmethod
+    def parse(cls, raw: bytes) -> Fragment:
+        group, index, count = raw.decode().split(":")
+        fragment = cls(group, int(index), int(count))
+        if not 0 <= fragment.index < fragment.count:
+            raise ValueError(f"fragment {fragment.index} of {fragment.count}")
+        return fragment
+
+
+@dataclass(frozen=True, slots=True)
 class Envelope:
     kind: Kind
     pipeline: str
     seq: int = -1  # source frame number: the identity that lets the shuffler drop replays
     chunk: int = 0  # a mapper may split one frame's output for one partition in chunks
     part: int = -1  # reduce partition of an OUTPUT frame: the part file it belongs to
+    fragment: Fragment | None = None  # set on each piece of an oversized message
 
     def headers(self) -> list[tuple[str, bytes]]:
-        return [
+        headers = [
             ("mr-k", self.kind.value.encode()),
             ("mr-p", self.pipeline.encode()),
             ("mr-s", str(self.seq).encode()),
             ("mr-c", str(self.chunk).encode()),
             ("mr-r", str(self.part).encode()),
         ]
+        if self.fragment is not None:
+            headers.append(("mr-f", self.fragment.header()))
+        return headers
 
     @classmethod
     def from_headers(cls, headers: Sequence[tuple[str, bytes | None]] | None) -> Envelope:
@@ -66,6 +99,7 @@ class Envelope:
                 seq=int(h.get("mr-s") or b"-1"),
                 chunk=int(h.get("mr-c") or b"0"),
                 part=int(h.get("mr-r") or b"-1"),
+                fragment=Fragment.parse(h["mr-f"]) if h.get("mr-f") else None,  # type: ignore[arg-type]
             )
         except (KeyError, ValueError, AttributeError) as exc:
             raise CodecError(f"malformed envelope headers {sorted(h)}: {exc}") from exc
@@ -160,7 +194,10 @@ def decode_items(data: bytes) -> list[tuple[Any, Any]]:
 
 def key_bytes(key: Any) -> bytes:
     if isinstance(key, str):
-        return key.encode()
+        try:
+            return key.encode()
+        except UnicodeEncodeError as exc:  # a lone surrogate (say, from surrogateescape)
+            raise CodecError(f"key {key!r} is not valid Unicode: {exc.reason}") from exc
     try:
         return orjson.dumps(key)
     except TypeError as exc:  # e.g. integers beyond 64 bits, sets, objects
@@ -171,15 +208,90 @@ def partition_for(key: Any, partitions: int) -> int:
     return zlib.crc32(key_bytes(key)) % partitions
 
 
-def split_by_size(items: list[Any], limit: int) -> Iterable[bytes]:
-    """Encode items as one or more arrays, each at most `limit` bytes where possible."""
-    data = encode_items(items)
+def split_by_size(items: list[Any], limit: int, data: bytes | None = None) -> Iterable[bytes]:
+    """Encode items as one or more arrays, each at most `limit` bytes unless it holds a
+    single item (which then travels as fragments). Deterministic: the same items in the
+    same order give the same arrays."""
+    if data is None:
+        data = encode_items(items)
     if len(data) <= limit or len(items) <= 1:
         yield data
         return
     mid = len(items) // 2
     yield from split_by_size(items[:mid], limit)
     yield from split_by_size(items[mid:], limit)
+
+
+def key_order(key: Any) -> tuple[int, Any]:
+    """A total, deterministic order on keys of any JSON type: strings as strings, numbers
+    as numbers, anything else by its JSON text (part files and chunking use it)."""
+    if isinstance(key, str):
+        return (0, key)
+    if isinstance(key, int | float):
+        return (1, key)
+    return (2, orjson.dumps(key))
+
+
+def sort_items(items: list[Any]) -> list[Any]:
+    """[key, value] items in key order: the same whatever order a mapper yielded them."""
+    try:
+        return sorted(items, key=lambda item: item[0])
+    except TypeError:  # keys of mixed types
+        return sorted(items, key=lambda item: key_order(item[0]))
+
+
+def problem_of(value: Any) -> str | None:
+    """Why a key or value is not a JSON value this format can carry, or None."""
+    try:
+        data = orjson.dumps(value)
+    except TypeError as exc:
+        return f"not a JSON value: {exc}"
+    if b"null" in data and _non_finite(value):
+        return "not a JSON value: NaN or infinity (JSON has no such number)"
+    return None
+
+
+def _non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    return False
+
+
+def encode_checked(items: list[Any]) -> tuple[bytes, list[Any], list[tuple[Any, str]]]:
+    """Encode [key, value] items, leaving out those whose key or value is not a JSON value:
+    (the encoded good items, the good items, [(bad item, reason)]). The common case costs
+    one encoding and a scan for `null` (orjson writes NaN and infinity as null)."""
+    try:
+        data = orjson.dumps(items)
+    except TypeError:
+        pass
+    else:
+        if b"null" not in data or not _non_finite(items):
+            return data, items, []
+    good, bad = [], []
+    for item in items:
+        reason = problem_of(item)
+        if reason is None:
+            good.append(item)
+        else:
+            bad.append((item, reason))
+    return orjson.dumps(good), good, bad
+
+
+def fragments(data: bytes, limit: int) -> list[tuple[bytes, Fragment | None]]:
+    """A message's bytes as one piece when they fit in `limit`, else as fragments under one
+    new group id (see the module's docstring)."""
+    if len(data) <= limit:
+        return [(data, None)]
+    view = memoryview(data)
+    count = -(-len(data) // limit)
+    group = uuid.uuid4().hex[:16]
+    return [(bytes(view[i * limit:(i + 1) * limit]), Fragment(group, i, count))
+            for i in range(count)]
 
 
 # ---- the pipeline spec ---------------------------------------------------------------

@@ -1,4 +1,10 @@
-"""Ending a pipeline, from whichever process sees the end: the first terminal state wins."""
+"""Ending a pipeline, from whichever process sees the end: the first terminal state wins.
+
+Ending is three durable steps: the terminal state (which also puts the pipeline on the
+`finishing` list, unless it is kept), the tombstone of its spec (workers drop it, the
+dispatchers delete its topics), then dropping its coordination keys (which takes it off
+the list). A crash between them leaves the pipeline on the list, and the dispatchers
+finish the cleanup (`cleanup`, idempotent) once it has waited there a while."""
 
 from __future__ import annotations
 
@@ -6,22 +12,35 @@ import structlog
 
 from services.producer import OutputProducer
 from shared import topics
-from shared.store import Store
+from shared.crashpoints import crash_point
+from shared.store import TERMINAL, Store
 
 log = structlog.get_logger("lifecycle")
 
 
 def finish(store: Store, producer: OutputProducer, pipeline_id: str, state: str,
-           reason: str = "", *, keep: bool = False) -> str:
-    """Record the terminal state, then (unless kept) tombstone the spec so that workers drop
-    the pipeline and the dispatcher deletes its topics, and drop its coordination keys."""
-    held = store.finish_pipeline(pipeline_id, state, reason)
+           reason: str = "", *, force: bool = False) -> str:
+    """Record the terminal state, then (unless the pipeline is kept) clean up. Returns the
+    state that holds: an earlier terminal state, or `finalizing` when a failure came after
+    the sink claimed a complete output (`force`: the sink failing it itself)."""
+    held = store.finish_pipeline(pipeline_id, state, reason, force=force)
+    if held not in TERMINAL:
+        log.info("failure refused: the output is complete and being finalized",
+                 pipeline=pipeline_id, reason=reason)
+        return held
     log.info("pipeline finished", pipeline=pipeline_id, state=held, reason=reason or None)
-    if not keep:
-        producer.send(topics.PIPELINES, None, key=pipeline_id.encode())
-        producer.flush()
-        store.forget_pipeline(pipeline_id)
+    crash_point("lifecycle.after_terminal", pipeline_id)
+    if store.pipeline(pipeline_id).get("keep") != "1":
+        cleanup(store, producer, pipeline_id)
     return held
+
+
+def cleanup(store: Store, producer: OutputProducer, pipeline_id: str) -> None:
+    """Tombstone the spec, then drop the coordination keys. Idempotent."""
+    producer.send(topics.PIPELINES, None, key=pipeline_id.encode())
+    producer.flush()
+    crash_point("lifecycle.after_tombstone", pipeline_id)
+    store.forget_pipeline(pipeline_id)
 
 
 def user_error_reason(role: str, exc: BaseException, where: str) -> str:

@@ -8,14 +8,17 @@ makes marking idempotent. The rule every stage follows:
     send the end-of-stream markers downstream (again, if someone already did: duplicates
     are harmless downstream, because that stage's barrier is a set too); then commit.
 
-A crash anywhere in that sequence replays the marker, and replaying it is harmless.
+A crash anywhere in that sequence replays the marker, and replaying it is harmless. A
+crash between the mark and the hand-off is repaired by the replay too: a stage that finds
+its barrier complete when a marker is replayed sends the hand-off again, even if the mark
+was not its own (services/holding.py), and a stage that stops making progress while its
+inputs are complete gets its hand-off re-sent by the dispatchers (shared/liveness.py).
 """
 
 from __future__ import annotations
 
 import enum
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 
 class Stage(enum.Enum):
@@ -26,21 +29,10 @@ class Stage(enum.Enum):
     SINK = "sink"  # reduce partitions whose part file the sinks wrote
 
 
+# The order data flows through them.
+FLOW = (Stage.SOURCE, Stage.MAP, Stage.SHUFFLE, Stage.REDUCE, Stage.SINK)
+
+
 def is_complete(ended: Iterable[int], total: int) -> bool:
     """Complete when every partition 0..total-1 has ended (extra or repeated marks harmless)."""
     return set(range(total)) <= set(ended)
-
-
-@dataclass
-class BarrierState:
-    """The pure model of one barrier: what the Redis set holds, for tests and reasoning."""
-
-    total: int
-    ended: set[int] = field(default_factory=set)
-
-    def mark(self, partition: int) -> bool:
-        """Mark a partition ended; return whether the barrier is complete afterwards."""
-        if not 0 <= partition < self.total:
-            raise ValueError(f"partition {partition} outside 0..{self.total - 1}")
-        self.ended.add(partition)
-        return is_complete(self.ended, self.total)

@@ -4,10 +4,23 @@ heartbeats. Redis holds coordination only, never data.
 Keys (all under ``mr:``):
   mr:pipelines                  set of pipeline ids, for `status`
   mr:active                     set of pipeline ids not yet done or failed
+  mr:finishing                  sorted set (by end time) of pipelines done or failed whose
+                                cleanup (tombstone, keys) is not finished: see lifecycle
+  mr:staging                    pipelines whose sink created a staging directory
   mr:pipeline:<id>              hash: state, reason, output, partitions, frames, times
   mr:ended:<id>:<stage>         set of partitions that ended at that stage (the barrier)
   mr:mapped:<id>                set of source frame numbers mapped (progress, idempotent)
+  mr:errors:<id>                set of identities of records or keys that failed
   mr:worker:<worker-id>         hash: role, host, pid, partitions, last_seen (expires)
+
+States: submitted -> running -> [finalizing ->] done, or failed from any but finalizing.
+`finalizing` is the sink's claim that the output is complete and being renamed into place:
+from then on the job can only end done (or failed by the sink itself, if the output cannot
+be written), so a job is never reported failed with a finished output.
+
+Every write about a pipeline (a barrier mark, progress, an error) is made only while the
+pipeline is active: a late mark from a zombie worker cannot recreate the keys of a
+pipeline that was already forgotten.
 """
 
 from __future__ import annotations
@@ -21,19 +34,52 @@ from typing import Any, TypeVar
 import redis
 
 from shared import retry
-from shared.barrier import Stage
+from shared.barrier import Stage, is_complete
 from shared.config import redacted
 from shared.errors import ConnectionFailed
 
 TERMINAL = ("done", "failed")
+FINALIZING = "finalizing"
 
-# Finish a pipeline once: the first terminal state wins, later ones are ignored.
+# Finish a pipeline once: the first terminal state wins, later ones are ignored. A failure
+# does not override the sink's finalizing claim unless forced (by the sink itself). Unless
+# the pipeline is kept, it joins mr:finishing until its cleanup is done.
 _FINISH = """
-redis.call('SREM', KEYS[2], ARGV[4])
 local s = redis.call('HGET', KEYS[1], 'state')
 if s == 'done' or s == 'failed' then return s end
+if s == 'finalizing' and ARGV[1] == 'failed' and ARGV[5] ~= '1' then return s end
+redis.call('SREM', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'finished', ARGV[3])
+if redis.call('HGET', KEYS[1], 'keep') ~= '1' then
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
+end
 return ARGV[1]
+"""
+
+# The sink's claim before it renames the staging directory (see the module's docstring).
+_CLAIM_FINALIZING = """
+local s = redis.call('HGET', KEYS[1], 'state')
+if s == 'done' or s == 'failed' or not s then return s or 'gone' end
+redis.call('HSET', KEYS[1], 'state', 'finalizing')
+return 'finalizing'
+"""
+
+# A write about an active pipeline: SADD members to a set of it and return the set's
+# members (ARGV[2] == 'members') or its size, or nothing (nil) when the pipeline is no
+# longer active.
+_ADD_IF_ACTIVE = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('SADD', KEYS[2], unpack(ARGV, 3))
+if ARGV[2] == 'members' then return redis.call('SMEMBERS', KEYS[2]) end
+return redis.call('SCARD', KEYS[2])
+"""
+
+# Fields written only while the pipeline is active (progress figures, the running state).
+_SET_IF_ACTIVE = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[2] ~= '' and redis.call('HGET', KEYS[2], 'state') ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], unpack(ARGV, 3))
+return 1
 """
 
 # Register a pipeline in one step: the status hash, and the sets `status` and the
@@ -92,6 +138,9 @@ class Store:
                                           health_check_interval=30)
         self._finish = self.redis.register_script(_FINISH)
         self._create = self.redis.register_script(_CREATE)
+        self._claim = self.redis.register_script(_CLAIM_FINALIZING)
+        self._add_if_active = self.redis.register_script(_ADD_IF_ACTIVE)
+        self._set_if_active = self.redis.register_script(_SET_IF_ACTIVE)
 
     def check_reachable(self) -> None:
         try:
@@ -114,19 +163,41 @@ class Store:
                                  args=[token, pipeline_id, *flat]))
 
     @_retried
-    def update_pipeline(self, pipeline_id: str, **fields: Any) -> None:
-        self.redis.hset(_pipeline_key(pipeline_id), mapping=_fields(fields))
+    def update_pipeline(self, pipeline_id: str, *, if_state: str = "", **fields: Any) -> bool:
+        """Set fields of an active pipeline (and only if its state is `if_state`, when
+        given); False when it is no longer active (or in another state)."""
+        flat = [x for kv in _fields(fields).items() for x in kv]
+        return bool(self._set_if_active(keys=["mr:active", _pipeline_key(pipeline_id)],
+                                        args=[pipeline_id, if_state, *flat]))
 
     @_retried
-    def finish_pipeline(self, pipeline_id: str, state: str, reason: str = "") -> str:
-        """Move to a terminal state once; return the terminal state that holds."""
+    def finish_pipeline(self, pipeline_id: str, state: str, reason: str = "",
+                        force: bool = False) -> str:
+        """Move to a terminal state once; return the state that holds (a refused failure
+        returns `finalizing`: the sink is putting a complete output in place)."""
         assert state in TERMINAL
-        return str(self._finish(keys=[_pipeline_key(pipeline_id), "mr:active"],
-                                args=[state, reason, time.time(), pipeline_id]))
+        return str(self._finish(keys=[_pipeline_key(pipeline_id), "mr:active", "mr:finishing"],
+                                args=[state, reason, time.time(), pipeline_id,
+                                      "1" if force else "0"]))
+
+    @_retried
+    def claim_finalizing(self, pipeline_id: str) -> str:
+        """The sink's claim before it puts the output in place: `finalizing` when granted
+        (or already held), else the terminal state (or `gone`) that holds."""
+        return str(self._claim(keys=[_pipeline_key(pipeline_id)]))
 
     @_retried
     def pipeline(self, pipeline_id: str) -> dict[str, str]:
         return self.redis.hgetall(_pipeline_key(pipeline_id))  # type: ignore[return-value]
+
+    @_retried
+    def states(self, pipeline_ids: Iterable[str]) -> dict[str, str]:
+        """The state of each pipeline ("" once its status is gone), in one round trip."""
+        ids = list(pipeline_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for pipeline_id in ids:
+            pipe.hget(_pipeline_key(pipeline_id), "state")
+        return {pid: state or "" for pid, state in zip(ids, pipe.execute(), strict=True)}
 
     @_retried
     def active_pipeline_ids(self) -> list[str]:
@@ -135,28 +206,58 @@ class Store:
 
     @_retried
     def pipeline_ids(self) -> list[str]:
-        return sorted(self.redis.smembers("mr:pipelines"))  # type: ignore[arg-type]
+        """Every pipeline whose status is still kept; ids whose status expired are pruned."""
+        ids: list[str] = sorted(self.redis.smembers("mr:pipelines"))  # type: ignore[arg-type]
+        pipe = self.redis.pipeline(transaction=False)
+        for pipeline_id in ids:
+            pipe.exists(_pipeline_key(pipeline_id))
+        gone = [pid for pid, exists in zip(ids, pipe.execute(), strict=True) if not exists]
+        if gone:
+            self.redis.srem("mr:pipelines", *gone)
+        return [pid for pid in ids if pid not in set(gone)]
+
+    @_retried
+    def finishing(self, older_than_s: float) -> list[str]:
+        """Pipelines that ended at least `older_than_s` ago and whose cleanup is not done:
+        whoever ended them died before finishing it."""
+        return sorted(self.redis.zrangebyscore(  # type: ignore[arg-type]
+            "mr:finishing", "-inf", time.time() - older_than_s))
 
     @_retried
     def forget_pipeline(self, pipeline_id: str, keep_status_s: int = 7 * 24 * 3600) -> None:
-        """Drop a finished pipeline's coordination keys; its status hash expires later."""
-        self.redis.hset(_pipeline_key(pipeline_id), "errors", self.error_count(pipeline_id))
-        self.redis.delete(*[_ended_key(pipeline_id, s) for s in Stage],
-                          f"mr:mapped:{pipeline_id}", f"mr:errors:{pipeline_id}",
-                          f"mr:source:{pipeline_id}")
-        self.redis.expire(_pipeline_key(pipeline_id), keep_status_s)
+        """Drop a finished pipeline's coordination keys, keeping its final figures in its
+        status hash, which expires later."""
+        counts = self.ended_counts(pipeline_id)
+        status = self.pipeline(pipeline_id)
+        pipe = self.redis.pipeline(transaction=True)
+        if status:
+            final: dict[str, FieldValue] = {f"final.{name}": count
+                                            for name, count in counts.items()}
+            final["errors"] = max(counts["errors"], int(status.get("errors") or 0))
+            pipe.hset(_pipeline_key(pipeline_id), mapping=final)  # type: ignore[arg-type]
+            pipe.expire(_pipeline_key(pipeline_id), keep_status_s)
+        pipe.delete(*[_ended_key(pipeline_id, s) for s in Stage],
+                    f"mr:mapped:{pipeline_id}", f"mr:errors:{pipeline_id}",
+                    f"mr:source:{pipeline_id}")
+        pipe.zrem("mr:finishing", pipeline_id)
+        pipe.execute()
 
     # ---- barriers -------------------------------------------------------------------
 
     @_retried
     def mark_ended(self, pipeline_id: str, stage: Stage, partition: int, total: int) -> bool:
-        """Add a partition to the stage's ended set; return whether all `total` have ended."""
-        key = _ended_key(pipeline_id, stage)
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(key, partition)
-        pipe.smembers(key)
-        _, members = pipe.execute()
-        return set(range(total)) <= {int(m) for m in members}
+        """Add a partition to the stage's ended set; return whether all `total` have ended.
+        A pipeline that is no longer active is never complete (and nothing is written)."""
+        members = self._add_if_active(keys=["mr:active", _ended_key(pipeline_id, stage)],
+                                      args=[pipeline_id, "members", partition])
+        return members is not None and is_complete(map(int, members), total)
+
+    @_retried
+    def stage_complete(self, pipeline_id: str, stage: Stage, total: int) -> bool:
+        """Whether every partition of a stage has ended (for a replayed end marker: the
+        hand-off after a complete stage is sent again by whoever finds it complete)."""
+        members = self.redis.smembers(_ended_key(pipeline_id, stage))
+        return is_complete(map(int, members), total)  # type: ignore[arg-type]
 
     @_retried
     def has_ended(self, pipeline_id: str, stage: Stage, partition: int) -> bool:
@@ -177,18 +278,18 @@ class Store:
     def add_mapped(self, pipeline_id: str, seqs: Iterable[int]) -> None:
         seqs = list(seqs)
         if seqs:
-            self.redis.sadd(f"mr:mapped:{pipeline_id}", *seqs)
+            self._add_if_active(keys=["mr:active", f"mr:mapped:{pipeline_id}"],
+                                args=[pipeline_id, "count", *seqs])
 
     # ---- errors and the source's liveness --------------------------------------------
 
     @_retried
     def add_error(self, pipeline_id: str, identity: str) -> int:
-        """Count a failed record or key once, however often it is replayed."""
-        key = f"mr:errors:{pipeline_id}"
-        pipe = self.redis.pipeline(transaction=True)
-        pipe.sadd(key, identity)
-        pipe.scard(key)
-        return int(pipe.execute()[1])
+        """Count a failed record or key once, however often it is replayed (0 once the
+        pipeline is no longer active)."""
+        count = self._add_if_active(keys=["mr:active", f"mr:errors:{pipeline_id}"],
+                                    args=[pipeline_id, "count", identity])
+        return int(count or 0)
 
     @_retried
     def error_count(self, pipeline_id: str) -> int:
@@ -205,6 +306,20 @@ class Store:
     @_retried
     def clear_source(self, pipeline_id: str) -> None:
         self.redis.delete(f"mr:source:{pipeline_id}")
+
+    # ---- staging directories ---------------------------------------------------------
+
+    @_retried
+    def add_staging(self, pipeline_id: str) -> None:
+        self.redis.sadd("mr:staging", pipeline_id)
+
+    @_retried
+    def staging_ids(self) -> list[str]:
+        return sorted(self.redis.smembers("mr:staging"))  # type: ignore[arg-type]
+
+    @_retried
+    def remove_staging(self, pipeline_id: str) -> None:
+        self.redis.srem("mr:staging", pipeline_id)
 
     # ---- workers --------------------------------------------------------------------
 

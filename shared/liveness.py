@@ -1,0 +1,96 @@
+"""No wait without an end: which stage a running pipeline waits on, and when to repair it.
+
+A pipeline moves through the barriers of shared/barrier.py in FLOW order. It waits on the
+first stage whose barrier is not complete. When that stage's input is complete (the stage
+before it has ended everywhere) and nothing has moved for STALL_S, the hand-off into it may
+have been lost (a worker died between its mark and its send, and no replay came), so the
+dispatchers send it again: the end markers of the stage before, to every partition of the
+waiting stage's topic. Duplicates are harmless, because every barrier is a set. A slow
+stage loses nothing by an extra end marker either: it arrives after all the data sent
+before the stage before it completed.
+
+Pure: the dispatcher feeds observations and acts on the answers (services/dispatcher.py).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.barrier import FLOW, Stage
+
+# A stage whose input is complete and that shows no progress for this long gets its
+# hand-off re-sent. Longer than a worker's failover (the session timeout, 10 s, plus a
+# restart), so that the usual repair, a replay by the partition's next owner, comes first;
+# short enough that a lost hand-off costs a user seconds, not forever.
+STALL_S = 20.0
+
+FINALIZE = "finalize"  # every barrier complete; the sink has not finished the job yet
+
+
+def waiting_on(ended: dict[Stage, int], totals: dict[Stage, int]) -> Stage | str | None:
+    """The first stage not complete; FINALIZE when all are; None when a total is unknown."""
+    for stage in FLOW:
+        total = totals.get(stage)
+        if not total:
+            return None
+        if ended.get(stage, 0) < total:
+            return stage
+    return FINALIZE
+
+
+def describe(ended: dict[Stage, int], totals: dict[Stage, int], mapped: int = 0,
+             frames: int | None = None) -> str:
+    """For people (`mapreduce status`): what the pipeline waits on, with the counts."""
+    stage = waiting_on(ended, totals)
+    if stage is None:
+        return "starting"
+    if stage == FINALIZE:
+        return "the sink to finalize the output"
+    assert isinstance(stage, Stage)
+    counts = f"{ended.get(stage, 0)}/{totals[stage]} partitions ended"
+    if stage is Stage.SOURCE:
+        return f"the source's stream ({counts})"
+    if stage is Stage.MAP:
+        of = f"/{frames}" if frames is not None else ""
+        return f"map ({counts}, {mapped}{of} frames mapped)"
+    return f"{stage.value} ({counts})"
+
+
+def handoff_into(stage: Stage | str) -> Stage | None:
+    """The stage whose end-of-stream hand-off feeds `stage` (SINK's own, for FINALIZE:
+    a replayed end marker makes the sink finalize); None for the source's stream, which
+    only the source can end."""
+    if stage == FINALIZE:
+        return Stage.SINK
+    index = FLOW.index(stage)  # type: ignore[arg-type]
+    return FLOW[index - 1] if index > 0 else None
+
+
+@dataclass
+class _Seen:
+    progress: tuple[object, ...]
+    since: float
+
+
+class StallWatch:
+    """Per pipeline, since when its progress has not changed."""
+
+    def __init__(self, stall_s: float = STALL_S) -> None:
+        self.stall_s = stall_s
+        self._seen: dict[str, _Seen] = {}
+
+    def stalled(self, pipeline_id: str, progress: tuple[object, ...], now: float) -> bool:
+        """Record an observation; True when the progress has not changed for stall_s (the
+        clock then restarts, so a repair is repeated at most every stall_s)."""
+        seen = self._seen.get(pipeline_id)
+        if seen is None or seen.progress != progress:
+            self._seen[pipeline_id] = _Seen(progress, now)
+            return False
+        if now - seen.since < self.stall_s:
+            return False
+        seen.since = now
+        return True
+
+    def forget(self, live: set[str]) -> None:
+        for pipeline_id in [p for p in self._seen if p not in live]:
+            del self._seen[pipeline_id]

@@ -1,11 +1,13 @@
 """Randomized fault injection, many trials: `python -m benchmarks.faults --trials 50 --seed 1`.
 
 Starts its own local Kafka and Redis on free ports in a temporary home, a default worker
-pool, and runs word count on a corpus of --mb megabytes once per trial while a seeded plan
-of faults (SIGKILL and SIGSTOP of random workers of random roles, broker and Redis
-kill -9 and restart, a source killed mid-stream) is injected. Faults land within a horizon
-that, unless given, is a share of a fault-free job measured first (the JSON records it).
-Trial i uses seed S+i: re-run one with --seed S+i --trials 1 --horizon H. Writes
+pool, and runs one job per trial, of a pipeline shape drawn from the seed (word count on a
+corpus of --mb megabytes; a set-based mapper without a combiner and a pipeline with dict and
+list values, each on its share of it: tests/faults/harness.py), while a seeded plan of
+faults (SIGKILL and SIGSTOP of random workers of random roles, broker and Redis kill -9
+and restart, a source killed mid-stream) is injected. Faults land within a horizon that,
+unless given, is a share of a fault-free job of that shape measured first (the JSON
+records it). Trial i uses seed S+i: re-run one with --seed S+i --trials 1. Writes
 benchmarks/results/faults.json and prints a table.
 """
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import sys
 import time
@@ -23,8 +26,7 @@ from pathlib import Path
 from benchmarks.common import local_cluster
 from services import supervisor
 from shared import config
-from tests.conftest import make_corpus
-from tests.faults.harness import KINDS, Harness, plan
+from tests.faults.harness import KINDS, SHAPES, Harness, plan, shapes_for
 
 RESULTS = Path(__file__).parent / "results"
 HORIZON_SHARE = 0.8  # of a fault-free job: later faults would often find the job done
@@ -41,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="faults land in [0.5, horizon] s after submission (default: "
                              f"{HORIZON_SHARE} of a fault-free job measured first)")
     parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--shapes", default=",".join(SHAPES),
+                        help="pipeline shapes to draw from (tests/faults/harness.py)")
     parser.add_argument("--resubscribe", choices=config.STRATEGIES,
                         default=config.DEFAULT_STRATEGY, help="the workers' strategy")
     parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
@@ -52,16 +56,19 @@ def main(argv: list[str] | None = None) -> int:
         results = []
         started = time.time()
         supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
-        inputs = make_corpus(home / "input", args.mb)
-        harness = Harness(settings, cluster, home, inputs,
+        shapes = shapes_for(home / "input", args.mb, tuple(args.shapes.split(",")))
+        harness = Harness(settings, cluster, home, shapes,
                           log=lambda line: print(line, file=sys.stderr, flush=True))
-        baseline_s = harness.baseline()
-        horizon = args.horizon or max(1.0, round(HORIZON_SHARE * baseline_s, 2))
-        print(f"fault-free job: {baseline_s} s; faults land in [0.5, {horizon}] s",
+        baselines = {name: harness.baseline(shape) for name, shape in shapes.items()}
+        horizons = {name: args.horizon or max(1.0, round(HORIZON_SHARE * b, 2))
+                    for name, b in baselines.items()}
+        print(f"fault-free jobs (s): {baselines}; faults land in [0.5, horizon] s: {horizons}",
               file=sys.stderr, flush=True)
         for i in range(args.trials):
             seed = args.seed + i
-            results.append(harness.run(seed, plan(seed, args.faults, horizon, kinds)))
+            shape = shapes[random.Random(f"shape-{seed}").choice(sorted(shapes))]
+            results.append(harness.run(seed, plan(seed, args.faults, horizons[shape.name],
+                                                  kinds), shape=shape))
     restarts = sum(log.read_text().count('"restarting worker"')
                    for log in (home / "logs").glob("*.log"))
 
@@ -71,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m benchmarks.faults " + " ".join(argv or sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
         "input_mb": args.mb, "resubscribe": args.resubscribe,
-        "fault_free_job_s": baseline_s, "horizon_s": horizon,
+        "fault_free_job_s": baselines, "horizon_s": horizons,
+        "trials_per_shape": dict(Counter(r.shape for r in results)),
+        "mismatched_per_shape": dict(Counter(r.shape for r in results if not r.ok)),
+        "stuck_trials": sum("did not finish within" in r.error for r in results),
         "trials": len(results),
         "mismatched_trials": sum(not r.ok for r in results),
         "faults_injected": dict(injected), "faults_skipped_job_already_done":
@@ -97,6 +107,8 @@ def print_table(summary: dict) -> None:
     rows = [
         ("trials", summary["trials"]),
         ("mismatched trials", summary["mismatched_trials"]),
+        ("stuck trials (timed out)", summary["stuck_trials"]),
+        *((f"trials: {k}", v) for k, v in sorted(summary["trials_per_shape"].items())),
         *((f"faults injected: {k}", v) for k, v in sorted(summary["faults_injected"].items())),
         ("faults not injected (job already done)", summary["faults_skipped_job_already_done"]),
         ("in-place worker restarts", summary["in_place_worker_restarts"]),

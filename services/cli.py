@@ -19,7 +19,8 @@ from services import output as job_output
 from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster
 from services.worker_status import worker_rows
-from shared import config, kafka, signing
+from shared import config, kafka, liveness, signing
+from shared.barrier import Stage
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.logging import configure
 from shared.spec import GUARANTEES
@@ -301,9 +302,7 @@ def status(obj: Context, as_json: bool) -> None:
     for pid in store.pipeline_ids():
         info = store.pipeline(pid)
         if info:
-            counts = store.ended_counts(pid)
-            counts["errors_live"] = counts.pop("errors")
-            pipelines.append({"id": pid, **info, **counts})
+            pipelines.append({"id": pid, **info, **pipeline_progress(store, pid, info)})
     workers = worker_rows(store.workers(), store.now())
     if as_json:
         import json
@@ -311,13 +310,13 @@ def status(obj: Context, as_json: bool) -> None:
         return
     table = Table(title="pipelines")
     for column in ("id", "state", "frames mapped", "map/shuffle/reduce/sink ended", "errors",
-                   "output", "reason"):
+                   "output", "waiting on / reason"):
         table.add_column(column)
     for p in pipelines:
         table.add_row(p["id"], p.get("state", "?"), f"{p['mapped']}/{p.get('frames', '?')}",
                       f"{p['map']}/{p['shuffle']}/{p['reduce']}/{p['sink']}",
-                      str(max(int(p.get("errors") or 0), int(p["errors_live"]))),
-                      p.get("output", ""), p.get("reason", ""))
+                      str(p["errors"]), p.get("output", ""),
+                      p.get("reason") or p.get("waiting_on", ""))
     out = Console()
     out.print(table)
     wtable = Table(title=f"workers (silent: no heartbeat for {SILENT_AFTER_S} s)")
@@ -329,6 +328,28 @@ def status(obj: Context, as_json: bool) -> None:
                        f"{w['last_seen_s']:.1f}s ago",
                        "[red]SILENT[/red]" if w["silent"] else "ok")
     out.print(wtable)
+
+
+def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> dict[str, Any]:
+    """Barrier counts, frames mapped and errors: live while the pipeline runs, the final
+    figures (kept in its status) once it has ended; and, while it runs, what it waits on."""
+    if info.get("state") in ("done", "failed") and "final.map" in info:
+        counts: dict[str, Any] = {name: int(info.get(f"final.{name}") or 0)
+                                  for name in ("source", "map", "shuffle", "reduce", "sink",
+                                               "mapped")}
+        counts["errors"] = int(info.get("errors") or 0)
+        return counts
+    counts = dict(store.ended_counts(pipeline_id))
+    counts["errors"] = max(counts["errors"], int(info.get("errors") or 0))
+    if info.get("state") not in ("done", "failed"):
+        partitions = int(info.get("partitions") or 0)
+        totals = {Stage.SOURCE: int(info.get("source_partitions") or 0), Stage.MAP: partitions,
+                  Stage.SHUFFLE: int(info.get("shuffle_partitions") or 0),
+                  Stage.REDUCE: partitions, Stage.SINK: partitions}
+        ended = {stage: int(counts[stage.value]) for stage in totals}
+        frames = int(info["frames"]) if "frames" in info else None
+        counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames)
+    return counts
 
 
 def _partitions_text(partitions: list[str], shown: int = 6) -> str:

@@ -12,7 +12,7 @@ import orjson
 
 from services.runtime import Runtime
 from shared import topics
-from shared.codec import Envelope, Kind
+from shared.codec import CodecError, Envelope, Kind, key_bytes
 from shared.spec import PipelineSpec
 
 MAX_DATA_CHARS = 2000  # how much of the offending record a dead letter carries
@@ -34,3 +34,11 @@ def record(rt: Runtime, spec: PipelineSpec, role: str, identity: str, data: Any,
     if spec.max_errors is not None and count > spec.max_errors:
         rt.fail(spec.pipeline_id, f"{count} records failed, more than --max-errors "
                                   f"{spec.max_errors}; last: {role} raised {letter['error']}")
+
+
+def key_text(key: Any) -> str:
+    """A key as text for a dead letter's identity, whatever it is (even unencodable)."""
+    try:
+        return key_bytes(key).decode("utf-8", "replace")
+    except CodecError:
+        return repr(key)

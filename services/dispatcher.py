@@ -1,12 +1,18 @@
-"""Dispatcher: makes announced pipelines ready and forwards their records.
+"""Dispatcher: makes announced pipelines ready, forwards their records, and keeps every
+running pipeline moving.
 
 On an announcement it creates MAP---<id> and REDUCE---<id> (idempotent; several
 dispatchers may race), waits until every partition has a leader, writes a first marker to
-every partition (OutputProducer.open_partitions), then re-publishes the spec as READY:
-mappers and reducers subscribe only to READY pipelines. It forwards each source frame to
-MAP---<id> and, once every SOURCE partition has ended for a pipeline (a barrier set), sends
-one end marker to every MAP---<id> partition. On a tombstone it deletes the pipeline's
-topics."""
+every partition (OutputProducer.open_partitions), records the pipeline running, then
+re-publishes the spec as READY: mappers and reducers subscribe only to READY pipelines. It
+forwards each source frame to MAP---<id> and, once every SOURCE partition has ended for a
+pipeline (a barrier set), sends one end marker to every MAP---<id> partition. On a
+tombstone it deletes the pipeline's topics.
+
+Every WATCH_S it also looks after the pipelines no single worker can: one whose source died
+mid-stream is failed; one that stopped moving while its inputs are complete gets the lost
+hand-off sent again (shared/liveness.py); one that ended but whose cleanup was cut short
+is cleaned up (services/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -14,10 +20,13 @@ import time
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
+from services import lifecycle
 from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
-from shared import kafka, topics
-from shared.barrier import Stage
+from shared import kafka, liveness, topics
+from shared.barrier import FLOW, Stage
 from shared.codec import Envelope, Kind
+from shared.crashpoints import crash_point
+from shared.spec import PipelineSpec
 from shared.store import TERMINAL
 
 # Frames per loop (a frame is up to 256 KB): the view of PIPELINES is read between loops,
@@ -25,7 +34,10 @@ from shared.store import TERMINAL
 # streams; 32 frames still amortize the flush and commit round trips.
 BATCH = 32
 POLL_S = 0.2
-WATCH_SOURCES_S = 2.0  # how often to look for pipelines whose source died mid-stream
+WATCH_S = 2.0  # how often to look after running and ending pipelines (see the docstring)
+# A pipeline that ended this long ago and is still on the finishing list lost its cleanup:
+# longer than a cleanup takes, so that a live finisher is not raced for nothing.
+CLEANUP_REPAIR_S = 10.0
 
 
 class Dispatcher:
@@ -38,6 +50,7 @@ class Dispatcher:
         self.consumer.subscribe([topics.SOURCE], on_assign=self._assigned)
         self.forwarded = 0
         self.streams_complete: set[str] = set()
+        self.stalls = liveness.StallWatch()
         self._watched = 0.0
 
     def _assigned(self, _c: Consumer, parts: list[TopicPartition]) -> None:
@@ -52,30 +65,87 @@ class Dispatcher:
                 self._pipelines_changed(changed)
             messages = kafka.consume_ready(self.consumer, BATCH, POLL_S)
             if messages:
-                self._process(messages)
+                pipelines = self._process(messages)
+                crash_point("dispatcher.batch_forwarded", *pipelines)
                 self.rt.producer.flush()
+                crash_point("dispatcher.batch_durable", *pipelines)
                 commit(self.consumer)
-            self._watch_sources()
+            self._watch()
             self.rt.heartbeat(forwarded=self.forwarded, lag=lambda: consumer_lag(self.consumer))
         self.consumer.close()
 
-    def _watch_sources(self) -> None:
-        """A pipeline whose source stopped heart-beating before ending its stream can never
-        complete: fail it (it is never finalized with partial input)."""
+    # ---- looking after pipelines -----------------------------------------------------
+
+    def _watch(self) -> None:
         now = time.monotonic()
-        if now - self._watched < WATCH_SOURCES_S:
+        if now - self._watched < WATCH_S:
             return
         self._watched = now
+        active = self.rt.store.active_pipeline_ids()
+        for pipeline_id in active:
+            if pipeline_id not in self.rt.failed:
+                self._watch_pipeline(pipeline_id, now)
+        self.stalls.forget(set(active))
+        self.streams_complete &= set(active)
+        for pipeline_id in self.rt.store.finishing(older_than_s=CLEANUP_REPAIR_S):
+            self.rt.log.warning("pipeline ended but its cleanup was cut short: finishing it",
+                                pipeline=pipeline_id)
+            lifecycle.cleanup(self.rt.store, self.rt.producer, pipeline_id)
+
+    def _watch_pipeline(self, pipeline_id: str, now: float) -> None:
         # From Redis, not from PIPELINES: a source can die before it announces anything.
-        for pipeline_id in self.rt.store.active_pipeline_ids():
-            if pipeline_id in self.streams_complete or pipeline_id in self.rt.failed:
-                continue
-            status = self.rt.store.pipeline(pipeline_id)
-            if "frames" in status or status.get("state") in TERMINAL:
+        status = self.rt.store.pipeline(pipeline_id)
+        if status.get("state") in TERMINAL:
+            return
+        if pipeline_id not in self.streams_complete:
+            if "frames" in status:
                 self.streams_complete.add(pipeline_id)
             elif not self.rt.store.source_alive(pipeline_id):
                 self.rt.fail(pipeline_id, "source stopped mid-stream: its heartbeat expired "
                                           "before it ended the stream; the input is incomplete")
+                return
+        spec = self.rt.view.spec(pipeline_id) if pipeline_id in self.rt.view.entries else None
+        if spec is None or pipeline_id not in self.made_ready:
+            return
+        counts = self.rt.store.ended_counts(pipeline_id)
+        ended = {stage: counts[stage.value] for stage in FLOW}
+        progress = (*ended.values(), counts["mapped"], status.get("state"))
+        if not self.stalls.stalled(pipeline_id, progress, now):
+            return
+        # every stage before the one it waits on is complete: its hand-off may have been lost
+        waiting = liveness.waiting_on(ended, self._totals(spec))
+        source = liveness.handoff_into(waiting) if waiting is not None else None
+        if source is not None:
+            self.rt.log.warning("pipeline stalled with its inputs complete: hand-off sent "
+                                "again", pipeline=pipeline_id, stage=str(waiting),
+                                stalled_s=self.stalls.stall_s)
+            self._resend_handoff(spec, source)
+
+    def _totals(self, spec: PipelineSpec) -> dict[Stage, int]:
+        return {Stage.SOURCE: spec.source_partitions, Stage.MAP: spec.partitions,
+                Stage.SHUFFLE: self.rt.shuffle_partitions, Stage.REDUCE: spec.partitions,
+                Stage.SINK: spec.partitions}
+
+    def _resend_handoff(self, spec: PipelineSpec, stage: Stage) -> None:
+        """The end markers `stage` sends downstream once it is complete."""
+        pid, end = spec.pipeline_id, Envelope(Kind.STREAM_ENDED, spec.pipeline_id)
+        if stage is Stage.SOURCE:
+            for partition in range(spec.partitions):
+                self.rt.producer.send(topics.map_topic(pid), b"", end, partition=partition)
+        elif stage is Stage.MAP:
+            for partition in range(self.rt.shuffle_partitions):
+                self.rt.producer.send(topics.SHUFFLE, b"", end, partition=partition)
+        elif stage is Stage.SHUFFLE:
+            for partition in range(spec.partitions):
+                self.rt.producer.send(topics.reduce_topic(pid), b"", end, partition=partition)
+        else:  # REDUCE (into the sink) and SINK (the sink finalizes on a replayed end)
+            for part in range(spec.partitions):
+                self.rt.producer.send(topics.OUTPUT, b"",
+                                      Envelope(Kind.STREAM_ENDED, pid, part=part),
+                                      partition=part % self.rt.output_partitions)
+        self.rt.producer.flush()
+
+    # ---- announcements and records ---------------------------------------------------
 
     def _pipelines_changed(self, changed: set[str]) -> None:
         gone = [pid for pid in changed if pid not in self.rt.view.entries]
@@ -85,25 +155,29 @@ class Dispatcher:
             self.made_ready.discard(pid)
         for pid in changed - set(gone):
             self._ensure_ready(pid)
+        self.rt.forget_finished()
 
     def _ensure_ready(self, pipeline_id: str) -> None:
         entry = self.rt.view.entries.get(pipeline_id)
         if entry is None or pipeline_id in self.made_ready or self.rt.spec(pipeline_id) is None:
             return
+        assert entry.spec is not None
         if not entry.ready:
             started = time.monotonic()
             self.rt.log.info("pipeline announced", pipeline=pipeline_id)
             kafka.ensure_topics(self.rt.admin,
-                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions))  # type: ignore[union-attr]
+                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions))
+            crash_point("dispatcher.after_topics_created", pipeline_id)
             created = time.monotonic()
-            self._open_partitions(pipeline_id, entry.spec.partitions)  # type: ignore[union-attr]
+            self._open_partitions(pipeline_id, entry.spec.partitions)
+            self.rt.store.update_pipeline(pipeline_id, if_state="submitted", state="running")
+            crash_point("dispatcher.before_ready", pipeline_id)
             self.rt.producer.send(topics.PIPELINES, entry.raw,
                                   Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode(),
                                   signature=entry.signature)
             self.rt.producer.flush()
-            self.rt.store.update_pipeline(pipeline_id, state="running")
             self.rt.log.info("pipeline ready", pipeline=pipeline_id,
-                             partitions=entry.spec.partitions,  # type: ignore[union-attr]
+                             partitions=entry.spec.partitions,
                              create_s=round(created - started, 3),
                              open_s=round(time.monotonic() - created, 3))
         self.made_ready.add(pipeline_id)
@@ -116,7 +190,9 @@ class Dispatcher:
             self.rt.log.warning("opening new partitions took retries", pipeline=pipeline_id,
                                 attempts=attempts)
 
-    def _process(self, messages: list[Message]) -> None:
+    def _process(self, messages: list[Message]) -> set[str]:
+        """Forward a batch; returns the pipelines it had records of."""
+        pipelines: set[str] = set()
         for msg in messages:
             envelope = envelope_of(self.rt, msg)
             if envelope is None:
@@ -129,6 +205,7 @@ class Dispatcher:
                                     offset=msg.offset(), kind=envelope.kind.value)
                 continue
             self._ensure_ready(pipeline_id)
+            pipelines.add(pipeline_id)
             map_topic = topics.map_topic(pipeline_id)
             if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
                 self.rt.producer.send(map_topic, msg.value(), envelope,
@@ -136,11 +213,16 @@ class Dispatcher:
                 self.forwarded += 1
             elif envelope.kind is Kind.STREAM_ENDED:
                 self.rt.producer.flush()  # mark only what is durable
-                if self.rt.store.mark_ended(pipeline_id, Stage.SOURCE, kafka.partition_of(msg),
-                                            spec.source_partitions):
+                complete = self.rt.store.mark_ended(pipeline_id, Stage.SOURCE,
+                                                    kafka.partition_of(msg),
+                                                    spec.source_partitions)
+                if complete:
+                    crash_point("dispatcher.after_source_mark", pipeline_id)
                     self.rt.log.info("source stream ended", pipeline=pipeline_id)
                     for partition in range(spec.partitions):
                         self.rt.producer.send(map_topic, b"",
                                               Envelope(Kind.STREAM_ENDED, pipeline_id),
                                               partition=partition)
                     self.rt.producer.flush()
+                    crash_point("dispatcher.after_map_handoff", pipeline_id)
+        return pipelines

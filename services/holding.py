@@ -1,16 +1,23 @@
-"""The shape shufflers and sinks share: they hold a pipeline's data in memory until its
-end-of-stream marker, on a topic shared by all pipelines.
+"""The shape shufflers and sinks share: they hold a pipeline's data until its end-of-stream
+marker, on a topic shared by all pipelines.
 
 A shared topic has one committed offset per partition for all pipelines, so a holder may
 not commit past the first record of any pipeline it still holds (the low watermark), or a
 crash would lose that data. On replay from the watermark it skips what it already emitted:
-the stage's barrier set in Redis says which (pipeline, partition) pairs those are.
+the stage's barrier set in Redis says which (pipeline, partition) pairs those are. When
+the replay reaches such a pair's end marker, the role's hand-off is checked again
+(`replayed_end`): a holder that died between its mark and its hand-off left the next stage
+waiting, and whoever finds the stage complete sends it.
 
 A revoked partition is treated exactly like a crashed one: its held data is dropped and
-the next owner rebuilds it from the committed low watermark."""
+the next owner rebuilds it from the committed low watermark. Held data stays within the
+role's memory budget: past it, the largest holding spills to disk (services/spill.py).
+Held data of a pipeline that ended (done, failed, or forgotten) is dropped within SWEEP_S,
+tombstone or not, so that it never pins the low watermark."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -23,35 +30,43 @@ from services.runtime import (
     consumer_lag,
     describe,
     envelope_of,
+    is_infrastructure,
+    processing_failure,
 )
 from shared import kafka
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind
+from shared.reassembly import Reassembler
 from shared.spec import PipelineSpec
+from shared.store import TERMINAL
 
 BATCH = 500
 POLL_S = 0.2
+SWEEP_S = 5.0  # how often held pipelines are checked for having ended elsewhere
 
 
 class Holding:
     """One held unit: a pipeline's data from one partition, since `first_offset`."""
 
-    def __init__(self, first_offset: int, data: Any = None) -> None:
+    def __init__(self, first_offset: int, data: Any) -> None:
         self.first_offset = first_offset
-        self.data: Any = {} if data is None else data
+        self.data: Any = data  # spill.Groups: in memory up to the budget, then on disk
         self.seen: set[tuple[int, int]] = set()
+        self.pieces = Reassembler()  # fragments of oversized messages not complete yet
 
 
 class HoldingWorker:
     role = ""
     topic = ""
     stage: Stage
+    budget_bytes = 0
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.held: dict[int, dict[Hashable, Holding]] = {}
         self.emitted: dict[int, set[Hashable]] = {}
         self.next_offset: dict[int, int] = {}
+        self._swept = time.monotonic()
         self.consumer = Consumer(rt.settings.consumer_config(f"{self.role}s"))
         self.consumer.subscribe([self.topic], on_assign=self._assigned,
                                 on_revoke=self._revoked, on_lost=self._revoked)
@@ -64,21 +79,21 @@ class HoldingWorker:
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         raise NotImplementedError
 
+    def new_holding(self, first_offset: int) -> Holding:
+        raise NotImplementedError
+
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
-               msg: Message) -> None:
+               value: bytes) -> None:
         raise NotImplementedError
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
-        """Write the held data downstream, durably, then mark the barrier."""
+        """Write the held data downstream, durably, mark the barrier, hand off."""
         raise NotImplementedError
 
-    def new_holding(self, first_offset: int) -> Holding:
-        return Holding(first_offset)
-
-    def release(self, holding: Holding) -> None:
-        """A holding is dropped (emitted, revoked, finished elsewhere): free what it owns
-        beyond memory."""
+    def replayed_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
+        """An end marker of data already emitted: hand off again if the stage is complete."""
+        raise NotImplementedError
 
     # ---- rebalance: revoke == crash -------------------------------------------------
 
@@ -93,7 +108,7 @@ class HoldingWorker:
         for tp in parts:
             dropped = self.held.pop(tp.partition, {})
             for holding in dropped.values():
-                self.release(holding)
+                holding.data.discard()
             self.emitted.pop(tp.partition, None)
             self.next_offset.pop(tp.partition, None)
             if dropped:
@@ -106,7 +121,9 @@ class HoldingWorker:
     def run(self) -> None:
         while not self.rt.stopping:
             if self.rt.view.poll():
-                self._drop_finished()
+                self._drop_ended(set(self.rt.view.entries), "pipeline finished")
+                self.rt.forget_finished()
+            self._sweep()
             messages = kafka.consume_ready(self.consumer, BATCH, POLL_S)
             if messages:
                 self._process(messages)
@@ -119,17 +136,47 @@ class HoldingWorker:
         self.consumer.close()
         for holdings in self.held.values():
             for holding in holdings.values():
-                self.release(holding)
+                holding.data.discard()
 
-    def _drop_finished(self) -> None:
-        live = set(self.rt.view.entries)
+    def _sweep(self) -> None:
+        """Drop the holdings of pipelines that ended, even if no tombstone came (a kept
+        pipeline is never tombstoned)."""
+        now = time.monotonic()
+        if now - self._swept < SWEEP_S:
+            return
+        self._swept = now
+        held = {self._pipeline_of(k) for holdings in self.held.values() for k in holdings}
+        if held:
+            states = self.rt.store.states(held)
+            self._drop_ended({p for p, s in states.items() if s and s not in TERMINAL},
+                             "pipeline ended elsewhere")
+
+    def _drop_ended(self, live: set[str], why: str) -> None:
         for holdings in self.held.values():
             for key in [k for k in holdings if self._pipeline_of(k) not in live]:
-                self.release(holdings.pop(key))
+                holdings.pop(key).data.discard()
+                self.rt.log.info("held data dropped", pipeline=self._pipeline_of(key),
+                                 reason=why)
+        for emitted in self.emitted.values():
+            emitted -= {k for k in emitted if self._pipeline_of(k) not in live
+                        and self._pipeline_of(k) not in self.rt.view.entries}
 
     @staticmethod
     def _pipeline_of(key: Hashable) -> str:
         return key[0] if isinstance(key, tuple) else key  # type: ignore[return-value]
+
+    def _keep_to_budget(self) -> None:
+        """Spill the largest holdings until what is held in memory fits the budget."""
+        holdings = [(h, key) for held in self.held.values() for key, h in held.items()]
+        size = sum(h.data.held_bytes + h.pieces.held_bytes for h, _ in holdings)
+        while size > self.budget_bytes and holdings:
+            largest, key = max(holdings, key=lambda hk: hk[0].data.held_bytes)
+            if largest.data.held_bytes == 0:
+                break
+            size -= largest.data.held_bytes
+            path = largest.data.spill()
+            self.rt.log.info("spilled to disk", pipeline=self._pipeline_of(key), run=path.name,
+                             runs=len(largest.data.runs), budget_mb=self.budget_bytes >> 20)
 
     def _process(self, messages: list[Message]) -> None:
         for msg in messages:
@@ -146,30 +193,57 @@ class HoldingWorker:
             if envelope is None:
                 continue
             key = self.hold_key(envelope)
-            if key in self.emitted[partition]:
-                continue
             holding = holdings.get(key)
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:
                 if holding is not None:
-                    self.release(holdings.pop(key))
+                    holdings.pop(key).data.discard()
                 if holding is not None or envelope.kind is Kind.RECORDS:
                     self.rt.log.warning("record of an unknown or finished pipeline skipped",
                                         pipeline=envelope.pipeline, partition=partition,
                                         offset=msg.offset())
                 continue
-            if holding is None:
-                barrier_partition = self.barrier_partition(envelope, partition)
-                if self.rt.store.has_ended(envelope.pipeline, self.stage, barrier_partition):
-                    self.emitted[partition].add(key)  # replay of data already emitted
-                    continue
-                holding = holdings[key] = self.new_holding(offset)
-            if envelope.kind is Kind.RECORDS:
-                self.absorb(spec, holding, envelope, msg)
-            elif envelope.kind is Kind.STREAM_ENDED:
-                self.emit(spec, holding, envelope, partition)
-                self.release(holdings.pop(key))
+            try:
+                self._handle(spec, holdings, key, holding, envelope, msg, partition, offset)
+            except Exception as exc:
+                if is_infrastructure(exc):
+                    raise
+                self.rt.log.exception("pipeline's message could not be processed",
+                                      pipeline=spec.pipeline_id)
+                if key in holdings:
+                    holdings.pop(key).data.discard()
                 self.emitted[partition].add(key)
+                self.rt.fail(spec.pipeline_id, processing_failure(self.role, exc, msg))
+
+    def _handle(self, spec: PipelineSpec, holdings: dict[Hashable, Holding], key: Hashable,
+                holding: Holding | None, envelope: Envelope, msg: Message, partition: int,
+                offset: int) -> None:
+        if key in self.emitted[partition]:
+            if envelope.kind is Kind.STREAM_ENDED:
+                self.replayed_end(spec, envelope, partition)
+            return
+        if holding is None:
+            barrier_partition = self.barrier_partition(envelope, partition)
+            if self.rt.store.has_ended(envelope.pipeline, self.stage, barrier_partition):
+                self.emitted[partition].add(key)  # replay of data already emitted
+                if envelope.kind is Kind.STREAM_ENDED:
+                    self.replayed_end(spec, envelope, partition)
+                return
+            holding = holdings[key] = self.new_holding(offset)
+        if envelope.kind is Kind.RECORDS:
+            value = kafka.value_of(msg)
+            if envelope.fragment is not None:
+                whole = holding.pieces.add(envelope.fragment, value, (self.topic, partition),
+                                           offset, key)
+                if whole is None:
+                    return
+                value = whole
+            self.absorb(spec, holding, envelope, value)
+            self._keep_to_budget()
+        elif envelope.kind is Kind.STREAM_ENDED:
+            self.emit(spec, holding, envelope, partition)
+            holdings.pop(key).data.discard()
+            self.emitted[partition].add(key)
 
     def _commit_low_watermarks(self) -> None:
         offsets = []

@@ -2,11 +2,15 @@
 
 Each input frame's output is combined (when the pipeline has a combiner) and tagged with
 the frame's source number and a chunk number: a replayed frame produces the same tags, and
-the shuffler drops what it has already seen."""
+the shuffler drops what it has already seen. That is only right if a replay cuts the same
+chunks, whatever order the mapper yielded its pairs in (a mapper that iterates a set yields
+them in the process's hash order): so a partition's groups that need several chunks are
+sorted by key first (`shuffle_frames`)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from confluent_kafka import Message
 
@@ -16,20 +20,81 @@ from services.runtime import Runtime
 from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import (
+    CodecError,
     Envelope,
     Kind,
     Split,
     decode_records,
-    key_bytes,
+    encode_checked,
+    encode_items,
     partition_for,
+    problem_of,
+    sort_items,
     split_by_size,
 )
+from shared.crashpoints import crash_point
 from shared.spec import PipelineSpec
+
+Unencodable = tuple[Any, Any, str]  # key, values, why they cannot be sent
+
+
+def shuffle_frames(groups: dict[Any, list[Any]], partitions: int,
+                   limit: int) -> tuple[list[tuple[int, int, bytes]], list[Unencodable]]:
+    """A frame's groups as (shuffle partition, chunk, data) messages of at most `limit`
+    bytes (a single group larger than that is one message, sent as fragments), and the
+    groups that cannot be sent (a key or value that is not a JSON value). Pure and
+    deterministic in the groups' contents: the order they were built in does not matter."""
+    buckets: list[list[list[Any]]] = [[] for _ in range(partitions)]
+    bad: list[Unencodable] = []
+    for key, values in groups.items():
+        try:
+            buckets[partition_for(key, partitions)].append([key, values])
+        except CodecError as exc:
+            bad.append((key, values, str(exc)))
+    frames: list[tuple[int, int, bytes]] = []
+    for partition, items in enumerate(buckets):
+        if not items:
+            continue
+        data, good, refused = encode_checked(items)
+        if refused:
+            good.extend(_salvage(refused, bad))
+            if not good:
+                continue
+            data = encode_items(good)
+        if len(data) > limit and len(good) > 1:
+            good = sort_items(good)  # chunk boundaries that a replay cuts the same way
+            chunks = list(split_by_size(good, limit))
+        else:
+            chunks = [data]
+        frames.extend((partition, chunk, piece) for chunk, piece in enumerate(chunks))
+    return frames, bad
+
+
+def _salvage(refused: list[tuple[Any, str]], bad: list[Unencodable]) -> list[list[Any]]:
+    """Of groups that could not be encoded, the values that can, under their key; the rest
+    (a bad key with all its values, or each bad value) is added to `bad`."""
+    kept = []
+    for (key, values), reason in refused:
+        if problem_of(key) is not None:
+            bad.append((key, values, reason))
+            continue
+        good_values = []
+        for value in values:
+            why = problem_of(value)
+            if why is None:
+                good_values.append(value)
+            else:
+                bad.append((key, [value], why))
+        if good_values:
+            kept.append([key, good_values])
+    return kept
 
 
 class Mapper(PipelineTopicWorker):
     role = "mapper"
     prefix = topics.MAP_PREFIX
+    point_batch_produced = "mapper.batch_produced"
+    point_batch_durable = "mapper.batch_durable"
 
     def __init__(self, rt: Runtime) -> None:
         super().__init__(rt)
@@ -41,14 +106,17 @@ class Mapper(PipelineTopicWorker):
     def topic_for(self, pipeline_id: str) -> str:
         return topics.map_topic(pipeline_id)
 
-    def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
-        def on_error(role: str, where: object, data: object, exc: BaseException) -> None:
-            at = where if role == "mapper" else key_bytes(where).decode("utf-8", "replace")
-            deadletter.record(self.rt, spec, role, f"{role}:{envelope.seq}:{at}", data, exc,
-                              {"topic": msg.topic(), "partition": msg.partition(),
-                               "offset": msg.offset(), "frame": envelope.seq, "at": at})
+    def on_records(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
+                   msg: Message) -> None:
+        where = {"topic": msg.topic(), "partition": msg.partition(), "offset": msg.offset(),
+                 "frame": envelope.seq}
 
-        frame = kafka.value_of(msg)
+        def on_error(role: str, at: object, data: object, exc: BaseException) -> None:
+            at = at if role == "mapper" else deadletter.key_text(at)
+            deadletter.record(self.rt, spec, role, f"{role}:{envelope.seq}:{at}", data, exc,
+                              {**where, "at": at})
+
+        frame = value
         if envelope.kind is Kind.SPLIT:
             frame = Split.decode(frame).read()  # CodecError fails the pipeline, loudly
             if not frame.endswith(b"\n"):
@@ -56,18 +124,17 @@ class Mapper(PipelineTopicWorker):
         groups = spec.map_data(frame, lambda data: decode_records(data, spec.fmt), on_error)
         if spec.pipeline_id in self.rt.failed:
             return  # --max-errors exceeded
-        shuffle_partitions = self.rt.shuffle_partitions
-        buckets: list[list[list[object]]] = [[] for _ in range(shuffle_partitions)]
-        for key, values in groups.items():
-            buckets[partition_for(key, shuffle_partitions)].append([key, values])
-        for partition, items in enumerate(buckets):
-            if not items:
-                continue
-            for chunk, data in enumerate(split_by_size(items, self.rt.settings.frame_bytes)):
-                self.rt.producer.send(
-                    topics.SHUFFLE, data,
-                    Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq, chunk=chunk),
-                    partition=partition)
+        frames, bad = shuffle_frames(groups, self.rt.shuffle_partitions,
+                                     self.rt.settings.frame_bytes)
+        for key, values, reason in bad:
+            at = deadletter.key_text(key)
+            deadletter.record(self.rt, spec, "mapper", f"encode:{envelope.seq}:{at}",
+                              (key, values), ValueError(reason), {**where, "at": at})
+        for partition, chunk, data in frames:
+            self.rt.producer.send_data(
+                topics.SHUFFLE, data,
+                Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq, chunk=chunk),
+                partition=partition)
         self.mapped[spec.pipeline_id].append(envelope.seq)
         self.frames_seen[(spec.pipeline_id, kafka.partition_of(msg))].add(envelope.seq)
 
@@ -76,13 +143,17 @@ class Mapper(PipelineTopicWorker):
         seen = self.frames_seen.pop((spec.pipeline_id, partition), set())
         self.rt.log.info("map partition ended", pipeline=spec.pipeline_id, partition=partition,
                          frames_mapped_here=len(seen), first=min(seen, default=None))
-        if self.rt.store.mark_ended(spec.pipeline_id, Stage.MAP, partition, spec.partitions):
+        complete = self.rt.store.mark_ended(spec.pipeline_id, Stage.MAP, partition,
+                                            spec.partitions)
+        if complete:
+            crash_point("mapper.after_map_mark", spec.pipeline_id)
             self.rt.log.info("map stage ended", pipeline=spec.pipeline_id)
             for shuffle_partition in range(self.rt.shuffle_partitions):
                 self.rt.producer.send(topics.SHUFFLE, b"",
                                       Envelope(Kind.STREAM_ENDED, spec.pipeline_id),
                                       partition=shuffle_partition)
             self.rt.producer.flush()
+            crash_point("mapper.after_shuffle_handoff", spec.pipeline_id)
 
     def batch_payload(self) -> dict[str, list[int]]:
         mapped, self.mapped = dict(self.mapped), defaultdict(list)
@@ -92,3 +163,10 @@ class Mapper(PipelineTopicWorker):
         for pipeline_id in {p for payload in payloads for p in payload}:
             self.rt.store.add_mapped(pipeline_id, [seq for payload in payloads
                                                    for seq in payload.get(pipeline_id, ())])
+
+    def _forget_finished(self) -> None:
+        super()._forget_finished()
+        live = set(self.rt.view.entries)
+        for where in [w for w in self.frames_seen if w[0] not in live]:
+            del self.frames_seen[where]
+

@@ -21,6 +21,9 @@ from shared.spec import PipelineSpec
 log = structlog.get_logger("pipeline_view")
 
 AWAIT_ANNOUNCEMENT_S = 0.5
+# Finished ids remembered (so that a late record of one costs no read to the end of the
+# topic): the newest this many, so that a long-lived worker does not grow with every job.
+REMEMBER_FINISHED = 10_000
 
 
 @dataclass
@@ -41,11 +44,23 @@ class PipelineView:
         self._tp = TopicPartition(topics.PIPELINES, 0, OFFSET_BEGINNING)
         self._consumer.assign([self._tp])
         self.entries: dict[str, Entry] = {}
-        self.finished: set[str] = set()  # tombstoned since this view started
+        self._finished: dict[str, None] = {}  # tombstoned ids, oldest first
         self._changed: set[str] = set()  # applied, not yet returned by poll()
 
     def close(self) -> None:
         self._consumer.close()
+
+    @property
+    def finished(self) -> set[str]:
+        """Ids tombstoned (or never announced) that this view has met, the newest
+        REMEMBER_FINISHED of them."""
+        return set(self._finished)
+
+    def _finish(self, pipeline_id: str) -> None:
+        self._finished.pop(pipeline_id, None)
+        self._finished[pipeline_id] = None
+        while len(self._finished) > REMEMBER_FINISHED:
+            del self._finished[next(iter(self._finished))]
 
     def poll(self, timeout: float = 0.0) -> set[str]:
         """Apply what has arrived; return the ids whose state changed since the last poll,
@@ -100,7 +115,7 @@ class PipelineView:
     def _apply(self, pipeline_id: str, msg: object) -> bool:
         value = msg.value()  # type: ignore[attr-defined]
         if value is None:
-            self.finished.add(pipeline_id)
+            self._finish(pipeline_id)
             return self.entries.pop(pipeline_id, None) is not None
         try:
             envelope = Envelope.from_headers(msg.headers())  # type: ignore[attr-defined]
@@ -129,7 +144,7 @@ class PipelineView:
                 error = str(exc)
                 log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
         self.entries[pipeline_id] = Entry(value, ready, spec, error, signature)
-        self.finished.discard(pipeline_id)
+        self._finished.pop(pipeline_id, None)
         return True
 
     def spec(self, pipeline_id: str) -> PipelineSpec | None:
@@ -139,7 +154,7 @@ class PipelineView:
         watermark query can queue behind this consumer's long-poll fetch on the broker
         connection: measured 0.3-0.5 s, paid by every new pipeline when it came first)."""
         entry = self.entries.get(pipeline_id)
-        if entry is None and pipeline_id not in self.finished:
+        if entry is None and pipeline_id not in self._finished:
             deadline = time.monotonic() + AWAIT_ANNOUNCEMENT_S
             while entry is None and time.monotonic() < deadline:
                 self._read(timeout=0.01)
@@ -148,7 +163,7 @@ class PipelineView:
                 self._read_to_end()
                 entry = self.entries.get(pipeline_id)
             if entry is None:
-                self.finished.add(pipeline_id)  # never coming back: ids are not reused
+                self._finish(pipeline_id)  # never coming back: ids are not reused
         return entry.spec if entry is not None else None
 
     def ready_ids(self) -> set[str]:

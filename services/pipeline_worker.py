@@ -15,12 +15,22 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from services import lifecycle
 from services.commit_queue import CommitQueue, PendingBatch, next_offsets
 from services.resubscriber import build_strategy, consumer_overrides
-from services.runtime import Runtime, commit, commit_refused, consumer_lag, describe, envelope_of
+from services.runtime import (
+    Runtime,
+    commit,
+    commit_refused,
+    consumer_lag,
+    describe,
+    envelope_of,
+    is_infrastructure,
+    processing_failure,
+)
 from shared import kafka
-from shared.codec import CodecError, Envelope, Kind
+from shared.codec import Envelope, Kind
+from shared.crashpoints import crash_point
+from shared.reassembly import Reassembler, clamp
 from shared.spec import PipelineSpec
 
 # A batch is sized to take about this long. Longer amortizes the flush and commit round
@@ -41,6 +51,9 @@ MAX_PENDING_BATCHES = 4
 class PipelineTopicWorker:
     role = ""
     prefix = ""  # MAP--- or REDUCE---: the regex strategy subscribes to ^<prefix>.*
+    # crash points (shared/crashpoints.py): a batch's outputs sent / durable, not committed
+    point_batch_produced = ""
+    point_batch_durable = ""
 
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
@@ -49,6 +62,7 @@ class PipelineTopicWorker:
         self.assigned: set[str] = set()
         self.awaiting_first: set[str] = set()  # assigned partitions not yet read from
         self.pending = CommitQueue()  # processed batches whose outputs are in flight
+        self.pieces = Reassembler()  # fragments of oversized messages not complete yet
         self.strategy = build_strategy(rt.settings.resubscribe, self.prefix,
                                        self._make_consumer, self._drain, self._subscribe)
 
@@ -57,7 +71,9 @@ class PipelineTopicWorker:
     def topic_for(self, pipeline_id: str) -> str:
         raise NotImplementedError
 
-    def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
+    def on_records(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
+                   msg: Message) -> None:
+        """A frame of data (reassembled when it came in fragments; `msg` is its last)."""
         raise NotImplementedError
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
@@ -84,6 +100,7 @@ class PipelineTopicWorker:
             changed = self.rt.view.poll(timeout=0.0 if consumer else POLL_S)
             if changed:
                 changed |= self._settle()
+                self._forget_finished()
                 self.strategy.topics_changed(self.wanted(),
                                              f"pipelines changed: {','.join(sorted(changed))}")
                 consumer = self.strategy.consumer
@@ -92,16 +109,26 @@ class PipelineTopicWorker:
                 if messages:
                     started = time.monotonic()
                     self._process(messages)
+                    offsets = next_offsets(kafka.position_of(m) for m in messages
+                                           if m.error() is None)
+                    crash_point(self.point_batch_produced, *self._pipelines_of(offsets))
                     self.pending.add(PendingBatch(
                         self.rt.producer.mark(),
-                        next_offsets(kafka.position_of(m) for m in messages
-                                     if m.error() is None),
+                        clamp(offsets, self.pieces.first_offsets()),
                         self.batch_payload()))
                     self._adapt_batch(len(messages), time.monotonic() - started)
                 self._commit_durable(consumer, wait=len(self.pending) > MAX_PENDING_BATCHES)
             self.rt.heartbeat(processed=self.processed,
                               lag=lambda: consumer_lag(self.strategy.consumer))
         self.strategy.close()
+
+    def _pipelines_of(self, offsets: dict[tuple[str, int], int]) -> list[str]:
+        return sorted({topic[len(self.prefix):] for topic, _ in offsets})
+
+    def _forget_finished(self) -> None:
+        live = set(self.rt.view.entries)
+        self.pieces.drop(lambda owner, _where: owner not in live)
+        self.rt.forget_finished()
 
     def _adapt_batch(self, count: int, elapsed: float) -> None:
         per_message = max(elapsed / count, 1e-5)
@@ -146,6 +173,8 @@ class PipelineTopicWorker:
         consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked, on_lost=lost)
 
     def _unassigned(self, parts: list[Any], event: str) -> None:
+        gone = {(p.topic, p.partition) for p in parts}
+        self.pieces.drop(lambda _owner, where: where in gone)  # the next owner re-reads them
         self.assigned -= set(describe(parts))
         self.awaiting_first -= set(describe(parts))
         self.rt.assignment = sorted(self.assigned)
@@ -164,6 +193,8 @@ class PipelineTopicWorker:
         settled = self.pending.settle(self.rt.producer.acked_through())
         if settled.payloads:
             self.after_durable(settled.payloads)
+        if settled.offsets:
+            crash_point(self.point_batch_durable, *self._pipelines_of(settled.offsets))
         if consumer is not None and settled.offsets:
             commit(consumer, [TopicPartition(t, p, o) for (t, p), o in settled.offsets.items()],
                    asynchronous=not wait)
@@ -187,19 +218,39 @@ class PipelineTopicWorker:
                                     partition=msg.partition(), offset=msg.offset())
                 continue
             self.processed += 1
-            if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
-                counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1
-                try:
-                    self.on_records(spec, envelope, msg)
-                except CodecError as exc:  # a frame that cannot become records or messages
-                    self.rt.fail(spec.pipeline_id, lifecycle.user_error_reason(
-                        self.role, exc, f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"))
-            elif envelope.kind is Kind.STREAM_ENDED:
-                self._log_progress(counts)  # before the end can move on and finish the job
-                counts = {}
-                self.on_end(spec, envelope, kafka.partition_of(msg))
-            # Kind.READY: the marker the dispatcher opens each new partition with; nothing to do
+            try:
+                if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
+                    value = self._whole_value(envelope, msg)
+                    if value is not None:
+                        counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1
+                        self.on_records(spec, envelope, value, msg)
+                elif envelope.kind is Kind.STREAM_ENDED:
+                    self._log_progress(counts)  # before the end can move on and end the job
+                    counts = {}
+                    # pieces of a message whose sender died mid-way: never completed now
+                    self._drop_pieces(spec.pipeline_id, kafka.position_of(msg)[:2])
+                    self.on_end(spec, envelope, kafka.partition_of(msg))
+                # Kind.READY: the marker the dispatcher opens each new partition with
+            except Exception as exc:
+                if is_infrastructure(exc):
+                    raise
+                self.rt.log.exception("pipeline's message could not be processed",
+                                      pipeline=spec.pipeline_id)
+                self.rt.fail(spec.pipeline_id, processing_failure(self.role, exc, msg))
         self._log_progress(counts)
+
+    def _drop_pieces(self, pipeline_id: str, where: tuple[str, int]) -> None:
+        self.pieces.drop(lambda owner, at: owner == pipeline_id and at == where)
+
+    def _whole_value(self, envelope: Envelope, msg: Message) -> bytes | None:
+        """The message's value, or for a fragment the whole value once its last piece is
+        in (None until then)."""
+        value = kafka.value_of(msg)
+        if envelope.fragment is None:
+            return value
+        topic, partition, offset = kafka.position_of(msg)
+        return self.pieces.add(envelope.fragment, value, (topic, partition), offset,
+                               envelope.pipeline)
 
     def _log_progress(self, counts: dict[str, int]) -> None:
         """One event per batch: frames processed per pipeline (the rebalance benchmark

@@ -1,8 +1,14 @@
 """Reducer: every live REDUCE---<id> -> (key, result) to OUTPUT, tagged with the reduce
 partition it came from (the part file it belongs to). One end marker per reduce partition
-follows that partition's results, after they are durable."""
+follows that partition's results, after they are durable.
+
+A key's values may have come in fragments (a hot key); they are whole again before the
+reducer sees them (services/pipeline_worker.py). A result that is not a JSON value (NaN, a
+set, an object) is dead-lettered with its key, like a reducer that raises."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from confluent_kafka import Message
 
@@ -10,13 +16,17 @@ from services import deadletter
 from services.pipeline_worker import PipelineTopicWorker
 from shared import kafka, topics
 from shared.barrier import Stage
-from shared.codec import Envelope, Kind, decode_items, key_bytes, split_by_size
+from shared.codec import Envelope, Kind, decode_items, encode_checked
+from shared.codec import split_by_size as split_items
+from shared.crashpoints import crash_point
 from shared.spec import PipelineSpec
 
 
 class Reducer(PipelineTopicWorker):
     role = "reducer"
     prefix = topics.REDUCE_PREFIX
+    point_batch_produced = "reducer.batch_produced"
+    point_batch_durable = "reducer.batch_durable"
 
     def topic_for(self, pipeline_id: str) -> str:
         return topics.reduce_topic(pipeline_id)
@@ -24,27 +34,39 @@ class Reducer(PipelineTopicWorker):
     def _output_partition(self, part: int) -> int:
         return part % self.rt.output_partitions
 
-    def on_records(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
+    def on_records(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
+                   msg: Message) -> None:
         part = kafka.partition_of(msg)
+        where = {"topic": msg.topic(), "partition": part, "offset": msg.offset()}
         reduce = spec.reducer
-        results = []
-        for key, values in decode_items(kafka.value_of(msg)):
+        results: list[Any] = []
+        for key, values in decode_items(value):
             try:
                 results.append([key, reduce(key, values)])
             except Exception as exc:  # user code: dead-letter the key, go on
-                at = key_bytes(key).decode("utf-8", "replace")
+                at = deadletter.key_text(key)
                 deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values), exc,
-                                  {"topic": msg.topic(), "partition": part,
-                                   "offset": msg.offset(), "at": at})
-        for data in split_by_size(results, self.rt.settings.frame_bytes):
-            self.rt.producer.send(topics.OUTPUT, data,
-                                  Envelope(Kind.RECORDS, spec.pipeline_id, part=part),
-                                  partition=self._output_partition(part))
+                                  {**where, "at": at})
+        data, results, bad = encode_checked(results)
+        for (key, result), reason in bad:
+            at = deadletter.key_text(key)
+            deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, result),
+                              ValueError(f"the reducer's result {reason}"), {**where, "at": at})
+        limit = self.rt.settings.frame_bytes
+        frames = [data] if len(data) <= limit else list(split_items(results, limit))
+        for frame in frames:
+            if frame != b"[]":
+                self.rt.producer.send_data(topics.OUTPUT, frame,
+                                           Envelope(Kind.RECORDS, spec.pipeline_id, part=part),
+                                           partition=self._output_partition(part))
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()
         self.rt.store.mark_ended(spec.pipeline_id, Stage.REDUCE, partition, spec.partitions)
+        crash_point("reducer.after_reduce_mark", spec.pipeline_id)
         self.rt.producer.send(topics.OUTPUT, b"",
                               Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition),
                               partition=self._output_partition(partition))
         self.rt.producer.flush()
+        crash_point("reducer.after_output_handoff", spec.pipeline_id)
+

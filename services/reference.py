@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from services.source import frames
-from shared.codec import decode_records
+from shared.codec import decode_records, encode_checked, problem_of
 from shared.spec import PipelineSpec
 
 FRAME_BYTES = 1 << 20
@@ -18,8 +18,9 @@ FRAME_BYTES = 1 << 20
 
 def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
     """Map every record, group by key, reduce every key. The framework's error policy
-    applies here too: a record whose mapper raises, or a key whose reducer raises, is left
-    out (the framework dead-letters it), so that results stay comparable.
+    applies here too: a record whose mapper raises, a pair whose key or value is not a JSON
+    value, and a key whose reducer raises or returns something that is not a JSON value are
+    left out (the framework dead-letters them), so that results stay comparable.
 
     It uses the per-record `mapper` even when the pipeline has a faster `map_batch` or
     `map_chunk`, so that a job's check compares them; only a pipeline without `mapper` is
@@ -53,13 +54,27 @@ def _run_batches(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
 
 
 def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]]) -> dict[Any, Any]:
-    results = {}
-    for key, values in groups.items():
+    results = []
+    for key, values in _encodable(groups):
         try:
-            results[key] = spec.reducer(key, values)
+            results.append([key, spec.reducer(key, values)])
         except Exception:  # dead-lettered by the framework: left out here too
             continue
-    return results
+    _, good, _ = encode_checked(results)
+    return {key: result for key, result in good}
+
+
+def _encodable(groups: dict[Any, list[Any]]) -> list[tuple[Any, list[Any]]]:
+    """The groups without the keys and values that are not JSON values."""
+    items = [[key, values] for key, values in groups.items()]
+    _, good, bad = encode_checked(items)
+    kept = [(key, values) for key, values in good]
+    for (key, values), _reason in bad:
+        if problem_of(key) is None:
+            values = [v for v in values if problem_of(v) is None]
+            if values:
+                kept.append((key, values))
+    return kept
 
 
 @dataclass

@@ -13,6 +13,7 @@ from typing import Protocol
 import structlog
 from confluent_kafka import Consumer
 
+from services.producer import DeliveryFailed
 from shared import retry
 from shared.resubscribe import (
     Command,
@@ -74,7 +75,11 @@ class ReconnectStrategy:
                     self._sleep(retry.step_backoff_seconds(command.attempt))
                 try:
                     self._perform(command)
-                except Exception as exc:  # any failure of a step is an event for the machine
+                except DeliveryFailed:
+                    # Not a step that may be tried again: output was lost, and a drain that
+                    # "succeeded" next time would commit input past it. The worker restarts.
+                    raise
+                except Exception as exc:  # any other failure of a step is an event
                     log.warning("step failed", step=command.step.value,
                                 attempt=command.attempt, error=repr(exc))
                     pending.extend(self.machine.handle(StepFailed(command.step, repr(exc))))

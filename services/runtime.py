@@ -10,15 +10,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, cast
 
+import redis
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
 from services import lifecycle
 from services.pipeline_view import PipelineView
-from services.producer import OutputProducer
+from services.producer import DeliveryFailed, OutputProducer
 from shared import kafka, topics
 from shared.codec import CodecError, Envelope
 from shared.config import Settings
+from shared.crashpoints import CrashPointError
 from shared.errors import ConsumerFailed
 from shared.spec import PipelineSpec
 from shared.store import Store
@@ -102,6 +104,26 @@ def check_consumer_error(log: Any, error: KafkaError) -> None:
         log.warning("consumer error", error=error.str())
 
 
+# Failures of the machinery, not of a pipeline's data: the worker restarts and replays
+# from what is committed. Anything else raised while handling a pipeline's message is that
+# pipeline's problem (a record, a value or an output it cannot be done with): the pipeline
+# fails with the reason, and the worker goes on serving the others. A worker that raised
+# instead would replay the same message, raise again, and be lost to every pipeline.
+INFRASTRUCTURE_ERRORS = (DeliveryFailed, KafkaException, redis.RedisError, ConsumerFailed,
+                         CrashPointError, MemoryError)
+
+
+def is_infrastructure(exc: BaseException) -> bool:
+    return isinstance(exc, INFRASTRUCTURE_ERRORS)
+
+
+def processing_failure(role: str, exc: BaseException, msg: Message) -> str:
+    """A pipeline's failure reason: one line saying what could not be done, where."""
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    return (f"{role} could not process {msg.topic()}[{msg.partition()}]@{msg.offset()}: "
+            f"{type(exc).__name__}: {text}")
+
+
 def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:
     """The envelope of a consumed message; None (and logged) for a consumer error or a
     message that cannot be decoded, which every role skips. A fatal consumer error raises
@@ -167,6 +189,11 @@ class Runtime:
         self.failed.add(pipeline_id)
         self.log.error("pipeline failed", pipeline=pipeline_id, reason=reason)
         lifecycle.finish(self.store, self.producer, pipeline_id, "failed", reason)
+
+    def forget_finished(self) -> None:
+        """Drop what this process remembers of pipelines that are gone (a long-lived worker
+        must not grow with every job it ever saw)."""
+        self.failed &= set(self.view.entries)
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: object) -> None:

@@ -3,21 +3,21 @@ map partition of the pipeline has ended. Needs no user code, so it never resubsc
 
 Replays are dropped by the (frame number, chunk) tag each mapper output carries. Held
 groups stay within the worker's memory budget (`--shuffle-memory`): past it, the largest
-holding is spilled to disk as a sorted run, and runs are merged when it is emitted."""
+holding is spilled to disk as a sorted run, and runs are merged when it is emitted. A hot
+key's values larger than a Kafka message travel to the reducer as fragments."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Iterable
+from collections.abc import Iterable
 from typing import Any
-
-from confluent_kafka import Message
 
 from services.holding import Holding, HoldingWorker
 from services.runtime import Runtime
 from services.spill import Groups, fresh_spill_dir
-from shared import kafka, topics
+from shared import topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
+from shared.crashpoints import crash_point
 from shared.spec import PipelineSpec
 
 
@@ -43,34 +43,17 @@ class Shuffler(HoldingWorker):
     def new_holding(self, first_offset: int) -> Holding:
         return Holding(first_offset, Groups(self.spill_dir))
 
-    def release(self, holding: Holding) -> None:
-        holding.data.discard()
-
-    def hold_key(self, envelope: Envelope) -> Hashable:
+    def hold_key(self, envelope: Envelope) -> str:
         return envelope.pipeline
 
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         return partition
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
-               msg: Message) -> None:
+               value: bytes) -> None:
         if not accepts(holding.seen, (envelope.seq, envelope.chunk), spec.guarantee):
             return
-        frame = kafka.value_of(msg)
-        holding.data.add(decode_items(frame), len(frame))
-        self._keep_to_budget()
-
-    def _keep_to_budget(self) -> None:
-        groups = [h.data for holdings in self.held.values() for h in holdings.values()]
-        held = sum(g.held_bytes for g in groups)
-        while held > self.budget_bytes and groups:
-            largest = max(groups, key=lambda g: g.held_bytes)
-            if largest.held_bytes == 0:
-                break
-            held -= largest.held_bytes
-            path = largest.spill()
-            self.rt.log.info("spilled to disk", run=path.name, runs=len(largest.runs),
-                             budget_mb=self.rt.settings.shuffle_memory_mb)
+        holding.data.add(decode_items(value), len(value))
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
@@ -78,18 +61,33 @@ class Shuffler(HoldingWorker):
         groups: Groups = holding.data
         keys = self._send_groups(spec, groups.merged())
         self.rt.producer.flush()  # mark only what is durable
+        crash_point("shuffler.after_emit", pipeline_id)
         frames = {seq for seq, _ in holding.seen}
         self.rt.log.info("shuffle partition emitted", pipeline=pipeline_id, partition=partition,
                          frames=len(frames), keys=keys, spilled_runs=len(groups.runs),
                          first_offset=holding.first_offset)
-        reduce_topic = topics.reduce_topic(pipeline_id)
-        if self.rt.store.mark_ended(pipeline_id, Stage.SHUFFLE, partition,
-                                    self.rt.shuffle_partitions):
+        complete = self.rt.store.mark_ended(pipeline_id, Stage.SHUFFLE, partition,
+                                            self.rt.shuffle_partitions)
+        if complete:
+            crash_point("shuffler.after_shuffle_mark", pipeline_id)
             self.rt.log.info("shuffle stage ended", pipeline=pipeline_id)
-            for reduce_partition in range(spec.partitions):
-                self.rt.producer.send(reduce_topic, b"", Envelope(Kind.STREAM_ENDED, pipeline_id),
-                                      partition=reduce_partition)
-            self.rt.producer.flush()
+            self._hand_off(spec)
+
+    def replayed_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
+        if self.rt.store.stage_complete(spec.pipeline_id, Stage.SHUFFLE,
+                                        self.rt.shuffle_partitions):
+            self.rt.log.info("shuffle stage found complete on a replayed end marker: "
+                             "hand-off sent again", pipeline=spec.pipeline_id,
+                             partition=partition)
+            self._hand_off(spec)
+
+    def _hand_off(self, spec: PipelineSpec) -> None:
+        reduce_topic = topics.reduce_topic(spec.pipeline_id)
+        for reduce_partition in range(spec.partitions):
+            self.rt.producer.send(reduce_topic, b"", Envelope(Kind.STREAM_ENDED, spec.pipeline_id),
+                                  partition=reduce_partition)
+        self.rt.producer.flush()
+        crash_point("shuffler.after_reduce_handoff", spec.pipeline_id)
 
     def _send_groups(self, spec: PipelineSpec, groups: Iterable[tuple[Any, list[Any]]]) -> int:
         """Stream groups to their reduce partitions, a frame at a time: merged runs never
@@ -98,11 +96,17 @@ class Shuffler(HoldingWorker):
         limit = self.rt.settings.frame_bytes
         pending: list[list[list[Any]]] = [[] for _ in range(spec.partitions)]
         pending_values = [0] * spec.partitions
+        sent = 0
 
         def send(reduce_partition: int) -> None:
+            nonlocal sent
             for data in split_by_size(pending[reduce_partition], limit):
-                self.rt.producer.send(reduce_topic, data, Envelope(Kind.RECORDS, spec.pipeline_id),
-                                      partition=reduce_partition)
+                self.rt.producer.send_data(reduce_topic, data,
+                                           Envelope(Kind.RECORDS, spec.pipeline_id),
+                                           partition=reduce_partition)
+                sent += 1
+                if sent == 1:
+                    crash_point("shuffler.mid_emit", spec.pipeline_id)
             pending[reduce_partition] = []
             pending_values[reduce_partition] = 0
 

@@ -1,23 +1,35 @@
 """Sink: OUTPUT -> the job's output directory, complete or not at all.
 
-Results are held per (pipeline, reduce partition) and de-duplicated by key (a key lives in
-exactly one reduce partition, so a second result for it is a replay). On that partition's
-end marker its part file is written durably; when every part exists the job is finalized
-(rename, then `_SUCCESS`) and the pipeline is marked done."""
+Results are held per (pipeline, reduce partition), in memory up to the sink's budget and
+in sorted runs on disk past it, and de-duplicated by key (a key lives in exactly one
+reduce partition, so a second result for it is a replay). On that partition's end marker
+its part file is written durably and the SINK barrier is marked. Whoever finds the barrier
+complete, on the first pass or on a replayed end marker, finalizes: it claims the pipeline
+(state `finalizing`: a failure can no longer override a complete output), renames the
+staging directory to the output, writes `_SUCCESS`, and records the pipeline done. Each
+step is idempotent, so a crash anywhere is repaired by the replay.
+
+An output the sink cannot write (a read-only or missing directory, a full disk) fails the
+pipeline with the reason, and its staging directory is removed once it has failed."""
 
 from __future__ import annotations
 
-from collections.abc import Hashable
-
-from confluent_kafka import Message
+import shutil
+import time
+from pathlib import Path
 
 from services import lifecycle, output
 from services.holding import Holding, HoldingWorker
-from shared import kafka, topics
+from services.runtime import Runtime
+from services.spill import Groups, fresh_spill_dir
+from shared import topics
 from shared.barrier import Stage
-from shared.codec import Envelope, decode_items
+from shared.codec import Envelope, decode_items, key_order
+from shared.crashpoints import crash_point
 from shared.spec import PipelineSpec
-from shared.store import TERMINAL
+from shared.store import FINALIZING, TERMINAL
+
+STAGING_SWEEP_S = 10.0  # how often staging directories of failed pipelines are looked for
 
 
 class Sink(HoldingWorker):
@@ -25,15 +37,24 @@ class Sink(HoldingWorker):
     topic = topics.OUTPUT
     stage = Stage.SINK
 
-    def hold_key(self, envelope: Envelope) -> Hashable:
+    def __init__(self, rt: Runtime) -> None:
+        super().__init__(rt)
+        self.budget_bytes = rt.settings.sink_memory_mb * 1024 * 1024
+        self.spill_dir = fresh_spill_dir(rt.settings.home / "spill", rt.worker_id)
+        self._staging_swept = 0.0
+
+    def new_holding(self, first_offset: int) -> Holding:
+        return Holding(first_offset, Groups(self.spill_dir, order=key_order))
+
+    def hold_key(self, envelope: Envelope) -> tuple[str, int]:
         return (envelope.pipeline, envelope.part)
 
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         return envelope.part
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
-               msg: Message) -> None:
-        holding.data.update(decode_items(kafka.value_of(msg)))
+               value: bytes) -> None:
+        holding.data.add([(key, [result]) for key, result in decode_items(value)], len(value))
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
@@ -43,9 +64,80 @@ class Sink(HoldingWorker):
                 or store.pipeline(pipeline_id).get("state") in TERMINAL):
             return  # a zombie's late copy: another sink already wrote this part
         staging = output.staging_dir(spec.output_dir, pipeline_id)
-        output.write_part(staging, envelope.part, output.sorted_items(holding.data))
-        self.rt.store.update_pipeline(pipeline_id, **{f"keys.{envelope.part}": len(holding.data)})
-        if self.rt.store.mark_ended(pipeline_id, Stage.SINK, envelope.part, spec.partitions):
-            output.finalize(staging, spec.output_dir)
-            self.rt.log.info("output finalized", pipeline=pipeline_id, output=spec.output_dir)
-            lifecycle.finish(self.rt.store, self.rt.producer, pipeline_id, "done", keep=spec.keep)
+        store.add_staging(pipeline_id)
+        try:
+            latest = ((key, results[-1]) for key, results in holding.data.ordered())
+            keys = output.write_part(staging, envelope.part, latest)
+        except OSError as exc:
+            self._cannot_write(spec, exc)
+            return
+        crash_point("sink.after_part_written", pipeline_id)
+        store.update_pipeline(pipeline_id, **{f"keys.{envelope.part}": str(keys)})
+        complete = store.mark_ended(pipeline_id, Stage.SINK, envelope.part, spec.partitions)
+        if complete:
+            crash_point("sink.after_sink_mark", pipeline_id)
+            self._finalize(spec)
+
+    def replayed_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
+        if (self.rt.store.stage_complete(spec.pipeline_id, Stage.SINK, spec.partitions)
+                and self.rt.store.pipeline(spec.pipeline_id).get("state") not in TERMINAL):
+            self.rt.log.info("sink stage found complete on a replayed end marker: "
+                             "finalizing", pipeline=spec.pipeline_id)
+            self._finalize(spec)
+
+    def _finalize(self, spec: PipelineSpec) -> None:
+        pipeline_id = spec.pipeline_id
+        claim = self.rt.store.claim_finalizing(pipeline_id)
+        if claim != FINALIZING:
+            self.rt.log.info("not finalized: the pipeline has ended", pipeline=pipeline_id,
+                             state=claim)
+            return
+        crash_point("sink.after_claim", pipeline_id)
+        staging = output.staging_dir(spec.output_dir, pipeline_id)
+        try:
+            output.finalize(staging, spec.output_dir,
+                            after_rename=lambda: crash_point("sink.after_rename", pipeline_id))
+        except OSError as exc:
+            self._cannot_write(spec, exc, force=True)
+            return
+        crash_point("sink.after_success", pipeline_id)
+        self.rt.store.remove_staging(pipeline_id)
+        self.rt.log.info("output finalized", pipeline=pipeline_id, output=spec.output_dir)
+        lifecycle.finish(self.rt.store, self.rt.producer, pipeline_id, "done", force=True)
+
+    def _cannot_write(self, spec: PipelineSpec, exc: OSError, force: bool = False) -> None:
+        reason = (f"the sink cannot write the output {spec.output_dir}: "
+                  f"{exc.strerror or exc} ({getattr(exc, 'filename', None) or 'output'})")
+        self.rt.log.error("pipeline failed", pipeline=spec.pipeline_id, reason=reason)
+        self.rt.failed.add(spec.pipeline_id)
+        lifecycle.finish(self.rt.store, self.rt.producer, spec.pipeline_id, "failed", reason,
+                         force=force)
+        self._remove_staging(spec.pipeline_id, spec.output_dir)
+
+    def run(self) -> None:
+        self._sweep_staging()
+        super().run()
+
+    def _sweep(self) -> None:
+        super()._sweep()
+        if time.monotonic() - self._staging_swept >= STAGING_SWEEP_S:
+            self._sweep_staging()
+
+    def _sweep_staging(self) -> None:
+        """Remove the staging directories of pipelines that failed (the sink that wrote
+        their parts may have died since)."""
+        self._staging_swept = time.monotonic()
+        ids = self.rt.store.staging_ids()
+        for pipeline_id, state in self.rt.store.states(ids).items():
+            if state == "failed" or not state:
+                status = self.rt.store.pipeline(pipeline_id)
+                self._remove_staging(pipeline_id, status.get("output"))
+
+    def _remove_staging(self, pipeline_id: str, output_dir: str | None) -> None:
+        if output_dir:
+            staging = output.staging_dir(output_dir, pipeline_id)
+            shutil.rmtree(staging, ignore_errors=True)
+            if Path(staging).exists():  # on another host's disk, or not ours to remove
+                self.rt.log.warning("staging directory of a failed pipeline not removed",
+                                    pipeline=pipeline_id, staging=str(staging))
+        self.rt.store.remove_staging(pipeline_id)

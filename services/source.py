@@ -5,24 +5,31 @@ to say the job is done."""
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import orjson
+import redis
+import structlog
 
 from services import lifecycle, output
 from services.producer import OutputProducer
 from shared import config, kafka, topics
 from shared.codec import Envelope, Kind, Split, dump_spec
 from shared.config import Settings
+from shared.crashpoints import crash_point
 from shared.errors import InputError, InvalidPipelineId, PipelineFailed
 from shared.spec import PipelineSpec, load_module, spec_from_module
 from shared.store import TERMINAL, Store
+
+log = structlog.get_logger("source")
 
 # While a source streams it refreshes a heartbeat with this lifetime; a dispatcher fails a
 # pipeline whose stream is incomplete once the heartbeat has expired. Long enough to ride
@@ -126,33 +133,48 @@ def frames(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[bytes]:
 
 
 def frame_spans(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[tuple[Path, int, bytes]]:
-    """frames() with where each frame starts in its file. A last line without a newline
-    gets one in the frame (not in the file)."""
+    """frames() with where each frame starts in its file. A frame is whole lines of at most
+    `frame_bytes`, or one line alone when that line is longer: so never more than
+    max(frame_bytes, MAX_RECORD_BYTES + 1) bytes, whatever the lengths of the lines before
+    it. A last line without a newline gets one in the frame (not in the file)."""
     for path in files:
         line_no = 0
         offset = 0
         with open(path, "rb") as f:
-            rest = b""
+            buffer = b""
             while True:
                 chunk = f.read(frame_bytes)
+                buffer += chunk
+                while True:
+                    cut = frame_cut(buffer, frame_bytes, at_end=not chunk)
+                    if not cut:
+                        break
+                    frame, buffer = buffer[:cut], buffer[cut:]
+                    line_no = _check(frame, fmt, path, line_no)
+                    yield path, offset, frame
+                    offset += len(frame)
+                if len(buffer) > MAX_RECORD_BYTES and b"\n" not in buffer:
+                    raise InputError(f"{path}: line {line_no + 1} is over {MAX_RECORD_BYTES} "
+                                     "bytes, the largest record that fits in a Kafka message")
                 if not chunk:
                     break
-                data = rest + chunk
-                cut = data.rfind(b"\n") + 1
-                if cut == 0:
-                    if len(data) > MAX_RECORD_BYTES:
-                        raise InputError(f"{path}: line {line_no + 1} is over "
-                                         f"{MAX_RECORD_BYTES} bytes, the largest record "
-                                         "that fits in a Kafka message")
-                    rest = data
-                    continue
-                frame, rest = data[:cut], data[cut:]
-                line_no = _check(frame, fmt, path, line_no)
-                yield path, offset, frame
-                offset += len(frame)
-            if rest:
-                _check(rest + b"\n", fmt, path, line_no)
-                yield path, offset, rest + b"\n"
+            if buffer:
+                _check(buffer + b"\n", fmt, path, line_no)
+                yield path, offset, buffer + b"\n"
+
+
+def frame_cut(buffer: bytes, frame_bytes: int, at_end: bool) -> int:
+    """Where the next frame of `buffer` ends (0: not yet known, read more): after the last
+    newline within frame_bytes, or after the first line if that alone is longer. Before the
+    end of the file, a frame waits until it can be full."""
+    if len(buffer) < frame_bytes and not at_end:
+        return 0
+    first = buffer.find(b"\n")
+    if first < 0:
+        return 0
+    if first + 1 >= frame_bytes:
+        return first + 1
+    return buffer.rfind(b"\n", 0, frame_bytes) + 1
 
 
 def _check(frame: bytes, fmt: str, path: Path, line_no: int) -> int:
@@ -205,48 +227,77 @@ def submit(job: Job, settings: Settings,
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
             "format": spec.fmt, "guarantee": spec.guarantee, "input_bytes": total_bytes,
             "input_mode": "splits" if splits else "kafka",
-            "inputs": len(job.files),
+            "inputs": len(job.files), "keep": 1 if spec.keep else 0,
+            "source_partitions": source_partitions,
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     pid = spec.pipeline_id
     payload = dump_spec(spec, [job.module])
-    producer.send(topics.PIPELINES, payload, Envelope(Kind.ANNOUNCED, pid), key=pid.encode(),
-                  signature=policy.sign(pid, payload))
-    producer.flush()  # the spec is in the log before any of its records
     sent = seq = 0
-    beat = time.monotonic()
     resolved = {path: str(path.resolve()) for path in job.files}
     try:
-        spans = frame_spans(job.files, settings.split_bytes if splits else settings.frame_bytes,
-                            spec.fmt)
-        for seq, (path, offset, frame) in enumerate(spans, 1):
-            if splits:
-                stat = stats[path]
-                split = Split(resolved[path], offset, min(len(frame), stat.st_size - offset),
-                              stat.st_size, stat.st_mtime_ns)
-                value, kind = split.encode(), Kind.SPLIT
-            else:
-                value, kind = frame, Kind.RECORDS
-            producer.send(topics.SOURCE, value, Envelope(kind, pid, seq=seq - 1),
-                          partition=(seq - 1) % source_partitions)
-            producer.poll()
-            sent += len(frame)
-            progress(sent, total_bytes)
-            if time.monotonic() - beat > SOURCE_BEAT_S:
-                store.touch_source(pid, SOURCE_TTL_S)
-                beat = time.monotonic()
-        producer.flush()  # all data durable before the end markers
-        for partition in range(source_partitions):
-            producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
-                          partition=partition)
-        producer.flush()
-        store.update_pipeline(pid, frames=seq)  # the stream is complete only now
+        with _beating(store, pid):
+            producer.send(topics.PIPELINES, payload, Envelope(Kind.ANNOUNCED, pid),
+                          key=pid.encode(), signature=policy.sign(pid, payload))
+            producer.flush()  # the spec is in the log before any of its records
+            crash_point("source.after_announce", pid)
+            spans = frame_spans(job.files,
+                                settings.split_bytes if splits else settings.frame_bytes,
+                                spec.fmt)
+            for seq, (path, offset, frame) in enumerate(spans, 1):
+                if splits:
+                    stat = stats[path]
+                    split = Split(resolved[path], offset,
+                                  min(len(frame), stat.st_size - offset),
+                                  stat.st_size, stat.st_mtime_ns)
+                    value, kind = split.encode(), Kind.SPLIT
+                else:
+                    value, kind = frame, Kind.RECORDS
+                producer.send(topics.SOURCE, value, Envelope(kind, pid, seq=seq - 1),
+                              partition=(seq - 1) % source_partitions)
+                producer.poll()
+                if sent * 2 < total_bytes <= (sent + len(frame)) * 2:
+                    crash_point("source.mid_stream", pid)
+                sent += len(frame)
+                progress(sent, total_bytes)
+            producer.flush()  # all data durable before the end markers
+            crash_point("source.before_end_markers", pid)
+            for partition in range(source_partitions):
+                producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
+                              partition=partition)
+            producer.flush()
+            store.update_pipeline(pid, frames=seq)  # the stream is complete only now
         store.clear_source(pid)
     except BaseException as exc:
         reason = f"source stopped mid-stream: {type(exc).__name__}: {exc}"
-        lifecycle.finish(store, producer, pid, "failed", reason)
+        # a fresh producer: the failure may be this one's, and a failed delivery is sticky
+        lifecycle.finish(store, OutputProducer(settings, idempotent=False), pid, "failed",
+                         reason)
         raise
     return {"pipeline_id": pid, "frames": seq, "bytes": sent}
+
+
+@contextmanager
+def _beating(store: Store, pipeline_id: str) -> Iterator[None]:
+    """Refresh the source's liveness key every SOURCE_BEAT_S from a thread, for as long as
+    the stream is not complete: a source blocked in a flush or on a full producer queue is
+    alive, and must not be failed as dead."""
+    done = threading.Event()
+
+    def beat() -> None:
+        while not done.wait(SOURCE_BEAT_S):
+            try:
+                store.touch_source(pipeline_id, SOURCE_TTL_S)
+            except redis.RedisError as exc:  # retried for a minute already: say so, go on
+                log.warning("source heartbeat failed", pipeline=pipeline_id, error=str(exc))
+
+    thread = threading.Thread(target=beat, name=f"source-heartbeat-{pipeline_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
 
 
 def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, Any]], None],

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from services.localcluster.cluster import read_pid, terminate
+from services.localcluster.cluster import read_pid, terminate, write_pid
 from services.worker import ROLES
 from shared.config import Settings
 
@@ -60,7 +60,7 @@ def start(settings: Settings, role: str, index: int,
                                 env=env,
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    (directory / f"{role}-{index}.pid").write_text(str(proc.pid))
+    write_pid(directory / f"{role}-{index}.pid", proc.pid)
     log.info("worker started", role=role, index=index, pid=proc.pid, log=str(logfile))
     return WorkerProcess(role, index, proc.pid)
 

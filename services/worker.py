@@ -15,7 +15,7 @@ import time
 
 import structlog
 
-from shared import config, retry
+from shared import config, crashpoints, retry
 from shared.errors import ConfigError
 from shared.logging import configure
 
@@ -49,6 +49,19 @@ def restart_in_place(role: str, restarts: int, log: structlog.typing.FilteringBo
     return 1  # not reached
 
 
+def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
+    """Pipelines whose output the broker refused for good: a restart would replay it and be
+    refused again, forever. Fail them (with a fresh producer: the old one's failure is
+    sticky), so that the replay skips them."""
+    from services import lifecycle
+    from services.producer import OutputProducer
+
+    producer = OutputProducer(rt.settings)  # type: ignore[attr-defined]
+    for pipeline_id in sorted(pipelines):
+        lifecycle.finish(rt.store, producer, pipeline_id, "failed",  # type: ignore[attr-defined]
+                         f"the broker refused its output: {error}")
+
+
 def run_worker(role: str) -> int:
     from services.runtime import Runtime
 
@@ -77,11 +90,17 @@ def run_worker(role: str) -> int:
         rt.heartbeat(force=True)
         log.info("worker started", bootstrap=settings.bootstrap_servers,
                  redis=config.redacted(settings.redis_url), restarts=restarts)
+        if crashpoints.armable():
+            log.warning("crash points can be armed in this worker (a test setting)",
+                        file=os.environ[crashpoints.ENV_FILE])
         worker = build(role, rt)
         worker.run()  # type: ignore[attr-defined]
         rt.close()
-    except Exception:  # any failure: start again from what is committed
+    except Exception as exc:  # any failure: start again from what is committed
         log.exception("worker failed")
+        refused: frozenset[str] = getattr(exc, "pipelines", frozenset())
+        if refused and rt is not None:
+            fail_refused(rt, refused, str(exc))
         return restart_in_place(role, restarts, log, rt is not None and rt.stopping)
     log.info("worker stopped", uptime_s=round(time.monotonic() - started, 1),
              restarts=restarts,

@@ -30,11 +30,15 @@ ENV_KAFKA_PREFIX = "MAPREDUCE_KAFKA_"
 ENV_RESUBSCRIBE = "MAPREDUCE_RESUBSCRIBE"
 ENV_STATIC = "MAPREDUCE_STATIC_MEMBERSHIP"
 ENV_SHUFFLE_MEMORY = "MAPREDUCE_SHUFFLE_MEMORY_MB"
+ENV_SINK_MEMORY = "MAPREDUCE_SINK_MEMORY_MB"
+ENV_SESSION_TIMEOUT = "MAPREDUCE_SESSION_TIMEOUT_MS"
 ENV_SPLIT_BYTES = "MAPREDUCE_SPLIT_BYTES"
 DEFAULT_SPLIT_BYTES = 1 << 20
 # Per shuffler: 2 shufflers on a 24 GiB machine leave plenty for everything else, and a
 # job whose groups outgrow it spills to disk instead of failing.
 DEFAULT_SHUFFLE_MEMORY_MB = 2048
+# Per sink: the results of the parts it is writing; past it they spill to disk in sorted runs.
+DEFAULT_SINK_MEMORY_MB = 512
 # How mappers and reducers follow the set of live pipelines (services/resubscriber.py).
 STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex")
 # KIP-848: the fastest pickup and the shortest pauses measured (README, "Resubscription
@@ -85,6 +89,7 @@ class Settings:
     resubscribe: str = DEFAULT_STRATEGY
     # What a shuffler holds in memory before it spills sorted runs to disk (services/spill.py).
     shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
+    sink_memory_mb: int = DEFAULT_SINK_MEMORY_MB
     # The trust boundary (shared/signing.py): the key that signs and verifies pipeline specs
     # (None: $MAPREDUCE_SIGNING_KEY, or home/signing.key), and whether unsigned specs run.
     signing_key_file: Path | None = None
@@ -98,6 +103,8 @@ class Settings:
         env = {ENV_BOOTSTRAP: self.bootstrap_servers, ENV_REDIS: self.redis_url,
                ENV_HOME: str(self.home), ENV_RESUBSCRIBE: self.resubscribe,
                ENV_SHUFFLE_MEMORY: str(self.shuffle_memory_mb),
+               ENV_SINK_MEMORY: str(self.sink_memory_mb),
+               ENV_SESSION_TIMEOUT: str(self.session_timeout_ms),
                signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
         if self.signing_key_file is not None:
             env[signing.ENV_KEY_FILE] = str(self.signing_key_file)
@@ -221,6 +228,10 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
     strategy: dict[str, Any] = {"resubscribe": resubscribe,
                                 "shuffle_memory_mb": _positive_int(ENV_SHUFFLE_MEMORY,
                                                                    DEFAULT_SHUFFLE_MEMORY_MB),
+                                "session_timeout_ms": _positive_int(ENV_SESSION_TIMEOUT,
+                                                                    10_000),
+                                "sink_memory_mb": _positive_int(ENV_SINK_MEMORY,
+                                                                DEFAULT_SINK_MEMORY_MB),
                                 "split_bytes": _positive_int(ENV_SPLIT_BYTES,
                                                              DEFAULT_SPLIT_BYTES),
                                 "insecure_specs": os.environ.get(signing.ENV_INSECURE,

@@ -39,8 +39,10 @@ def infrastructure(
         yield Settings(bootstrap, redis_url, home=home), None
         supervisor.stop_all(home)
         return
+    # 6 s, the brokers' minimum: a killed worker's partitions move sooner, and the fault
+    # and crash-point suites, which kill hundreds of workers, spend less time waiting.
     local = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                         redis_port=free_port())
+                         redis_port=free_port(), session_timeout_ms=6000)
     settings = local.start()
     try:
         yield settings, local

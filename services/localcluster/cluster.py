@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import structlog
 from confluent_kafka import KafkaException
 
@@ -61,7 +62,7 @@ group.initial.rebalance.delay.ms=0
 # protocol's 10 s, and heartbeat every 250 ms: a member that joins while another still owns
 # its share gets it on its next heartbeat after the other lets go (with 500 ms, the second
 # mapper of a new job started 0.5 s after the first; that was a third of a 100 KB job).
-group.consumer.session.timeout.ms=10000
+group.consumer.session.timeout.ms={session_timeout_ms}
 group.consumer.min.session.timeout.ms=6000
 group.consumer.heartbeat.interval.ms=250
 group.consumer.min.heartbeat.interval.ms=250
@@ -144,18 +145,45 @@ def _alive(pid: int) -> bool:
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
     try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(") ", 1)[1][0] != "Z"
-    except (FileNotFoundError, IndexError):
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
         return False
 
 
-def read_pid(path: Path) -> int | None:
+# What the processes a pid file can name run (a worker, the broker, Redis).
+OUR_COMMANDS = ("services.worker", "kafka.Kafka", "redis-server")
+
+
+def write_pid(path: Path, pid: int) -> None:
+    """A pid file that names one process: its pid and its start time. After a reboot (or
+    once pids wrap) the same pid can belong to an unrelated process, which a bare pid would
+    have us count as ours, and signal."""
     try:
-        pid = int(path.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        started = psutil.Process(pid).create_time()
+    except psutil.Error:  # gone already: a pid file that names no live process
+        started = 0.0
+    path.write_text(f"{pid} {started!r}\n")
+
+
+def read_pid(path: Path) -> int | None:
+    """The pid a pid file names, if that very process still runs; None otherwise."""
+    try:
+        words = path.read_text().split()
+        pid = int(words[0])
+        started = float(words[1]) if len(words) > 1 else None
+    except (FileNotFoundError, ValueError, IndexError):
         return None
-    return pid if _alive(pid) else None
+    if not _alive(pid):
+        return None
+    try:
+        process = psutil.Process(pid)
+        if started is None:  # written before pid files had start times: judge by command
+            command = " ".join(process.cmdline())
+            return pid if any(name in command for name in OUR_COMMANDS) else None
+        same = abs(process.create_time() - started) < 0.05
+    except psutil.Error:
+        return None
+    return pid if same else None
 
 
 def wait_exited(pid: int, timeout: float) -> bool:
@@ -200,6 +228,9 @@ class LocalCluster:
     # proxy in front of it): clients that bootstrap there keep talking through the proxy.
     proxied_port: int | None = None
     proxied_address: str | None = None
+    # How long a dead worker's partitions wait before they move, for both group protocols
+    # (the broker's, for KIP-848 groups; the clients', through Settings, for classic ones).
+    session_timeout_ms: int = 10_000
 
     @property
     def root(self) -> Path:
@@ -214,7 +245,8 @@ class LocalCluster:
         return f"redis://{self.host}:{self.redis_port}/0"
 
     def settings(self) -> config.Settings:
-        return config.Settings(self.bootstrap, self.redis_url, home=self.home, local=True)
+        return config.Settings(self.bootstrap, self.redis_url, home=self.home, local=True,
+                               session_timeout_ms=self.session_timeout_ms)
 
     def running(self) -> bool:
         return (read_pid(self.root / "kafka.pid") is not None
@@ -254,7 +286,7 @@ class LocalCluster:
         with open(logs, "ab") as out:
             proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True)
-        (self.root / f"{name}.pid").write_text(str(proc.pid))
+        write_pid(self.root / f"{name}.pid", proc.pid)
         log.info("started", process=name, pid=proc.pid, log=str(logs))
 
     def _start_redis(self) -> None:
@@ -278,7 +310,7 @@ class LocalCluster:
         proxied = self.proxied_port is not None and self.proxied_address is not None
         props.write_text(SERVER_PROPERTIES.format(
             host=self.host, port=self.kafka_port, controller_port=self.controller_port,
-            data=data,
+            data=data, session_timeout_ms=self.session_timeout_ms,
             proxied_listener=f",PROXIED://{self.host}:{self.proxied_port}" if proxied else "",
             proxied_advertised=f",PROXIED://{self.proxied_address}" if proxied else ""))
         classpath = f"{libs}/*"

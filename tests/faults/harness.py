@@ -10,6 +10,11 @@ Fault kinds
 - broker: SIGKILL the Kafka broker, restart it after `pause` seconds;
 - redis:  SIGKILL Redis, restart it after `pause` seconds;
 - source: SIGKILL the submitting process mid-stream: the job must fail, never finalize.
+
+Each trial runs one pipeline shape (Shape): word count, or the shapes of tests/shapes that
+reach paths word count does not (several chunks per shuffle partition from a set-iterating
+mapper, dict and list values). Each shape has its own input and its own fault-free
+baseline, against which its faults are timed.
 """
 
 from __future__ import annotations
@@ -36,6 +41,32 @@ REPO = Path(__file__).resolve().parents[2]
 WORDCOUNT = REPO / "pipelines" / "wordcount.py"
 KINDS = ("kill", "stop", "broker", "redis", "source")
 ROLES = tuple(supervisor.DEFAULT_COUNTS)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """A pipeline and its input: what a trial runs."""
+
+    name: str
+    pipeline: Path
+    inputs: tuple[Path, ...]
+
+
+# The shapes and the share of the word count corpus each one reads (the set-based mapper
+# without a combiner ships several times its input through the shuffle).
+SHAPES = {"wordcount": (WORDCOUNT, 1.0),
+          "distinct_prefixes": (REPO / "tests/shapes/distinct_prefixes.py", 0.15),
+          "nested_values": (REPO / "tests/shapes/nested_values.py", 0.4)}
+
+
+def shapes_for(base: Path, megabytes: float, names: tuple[str, ...] = tuple(SHAPES),
+               ) -> dict[str, Shape]:
+    """Each named shape with a corpus of its share of `megabytes` under `base`."""
+    from tests.conftest import make_corpus
+
+    return {name: Shape(name, SHAPES[name][0],
+                        tuple(make_corpus(base / name, megabytes * SHAPES[name][1])))
+            for name in names}
 
 
 @dataclass(frozen=True)
@@ -68,6 +99,7 @@ def plan(seed: int, faults: int, horizon: float, kinds: tuple[str, ...] = KINDS)
 class TrialResult:
     seed: int
     plan: list[dict[str, Any]]
+    shape: str = "wordcount"
     injected: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)  # job ended before them
     state: str = ""
@@ -90,25 +122,33 @@ class TrialResult:
 
 class Harness:
     def __init__(self, settings: Settings, cluster: LocalCluster | None, workdir: Path,
-                 inputs: list[Path], log: Any = print) -> None:
+                 shapes: dict[str, Shape], log: Any = print) -> None:
         self.settings = settings
         self.cluster = cluster
         self.workdir = workdir
-        self.inputs = inputs
+        self.shapes = shapes
         self.log = log
         self.store = Store(settings.redis_url)
-        module = load_module(WORDCOUNT)
-        spec = spec_from_module(module, pipeline_id="oracle", fmt="text", partitions=4,
-                                output_dir="-", source_partitions=4, where="wordcount.py")
-        self.expected = reference.run_sequential(spec, source.input_files(inputs))
+        self._expected: dict[str, dict[Any, Any]] = {}
 
-    def baseline(self, runs: int = 2) -> float:
-        """Seconds from submission to the end of the fastest of `runs` fault-free jobs (the
-        first may be cold). Faults are planned against it: fixed seconds stop landing as
-        the job gets faster. Raises if a fault-free job is not exact."""
+    def expected(self, shape: Shape) -> dict[Any, Any]:
+        """The sequential result of a shape, computed once."""
+        if shape.name not in self._expected:
+            spec = spec_from_module(load_module(shape.pipeline), pipeline_id="oracle",
+                                    fmt="text", partitions=4, output_dir="-",
+                                    source_partitions=4, where=shape.pipeline.name)
+            self._expected[shape.name] = reference.run_sequential(
+                spec, source.input_files(list(shape.inputs)))
+        return self._expected[shape.name]
+
+    def baseline(self, shape: Shape | None = None, runs: int = 2) -> float:
+        """Seconds from submission to the end of the fastest of `runs` fault-free jobs of a
+        shape (the first may be cold). Faults are planned against it: fixed seconds stop
+        landing as the job gets faster. Raises if a fault-free job is not exact."""
+        shape = shape or next(iter(self.shapes.values()))
         durations = []
         for seed in range(1, runs + 1):
-            result = self.run(seed=-seed, faults=[])
+            result = self.run(seed=-seed, faults=[], shape=shape)
             if not result.ok:
                 raise AssertionError(f"a fault-free run is not exact: {result}")
             durations.append(result.job_s)
@@ -116,8 +156,10 @@ class Harness:
 
     # ---- one trial -------------------------------------------------------------------
 
-    def run(self, seed: int, faults: list[Fault], timeout: float = 300) -> TrialResult:
-        result = TrialResult(seed, [asdict(f) for f in faults])
+    def run(self, seed: int, faults: list[Fault], timeout: float = 300,
+            shape: Shape | None = None) -> TrialResult:
+        shape = shape or next(iter(self.shapes.values()))
+        result = TrialResult(seed, [asdict(f) for f in faults], shape.name)
         self.rng = random.Random(seed)  # which worker of a role is hit: replayable too
         supervisor.scale(self.settings, supervisor.DEFAULT_COUNTS)
         out = self.workdir / f"trial-{seed}-{time.monotonic_ns()}"
@@ -125,20 +167,21 @@ class Harness:
         try:
             if faults and faults[0].kind == "source":
                 result.expected_state = "failed"
-                self._dead_source_trial(result, out)
+                self._dead_source_trial(result, out, shape)
             else:
-                self._trial(result, faults, out, timeout)
+                self._trial(result, faults, out, timeout, shape)
         except Exception as exc:  # a trial that breaks is a failed trial, with its reason
             result.error = f"{type(exc).__name__}: {exc}"
         result.duration_s = round(time.monotonic() - started, 2)
         self._restore()
-        self.log(f"trial seed={seed} state={result.state} ok={result.ok} "
+        self.log(f"trial seed={seed} shape={shape.name} state={result.state} ok={result.ok} "
                  f"{result.duration_s}s faults={[f['kind'] for f in result.injected]} "
                  f"{result.error}")
         return result
 
-    def _trial(self, result: TrialResult, faults: list[Fault], out: Path, timeout: float) -> None:
-        job = source.Job(WORDCOUNT, self.inputs, out, partitions=4)
+    def _trial(self, result: TrialResult, faults: list[Fault], out: Path, timeout: float,
+               shape: Shape) -> None:
+        job = source.Job(shape.pipeline, list(shape.inputs), out, partitions=4)
         source.prepare(job, self.settings)
         source.submit(job, self.settings)
         submitted = time.monotonic()
@@ -159,7 +202,7 @@ class Harness:
             done.set()
             injector.join()
         if result.state == "done":
-            comparison = reference.compare(self.expected, output.read_output(out))
+            comparison = reference.compare(self.expected(shape), output.read_output(out))
             result.keys = comparison.actual_keys
             result.missing = len(comparison.missing)
             result.duplicated = len(comparison.duplicated)
@@ -170,12 +213,12 @@ class Harness:
                 ("different", comparison.different), ("unexpected", comparison.unexpected),
             ) if values}
 
-    def _dead_source_trial(self, result: TrialResult, out: Path) -> None:
+    def _dead_source_trial(self, result: TrialResult, out: Path, shape: Shape) -> None:
         pipeline_id = f"fault-source-{result.seed}-{os.getpid()}-{time.monotonic_ns()}"
         env = {**os.environ, **self.settings.env(), "MAPREDUCE_SOURCE_TTL_S": "3"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "submit", str(WORDCOUNT),
-             *[a for p in self.inputs for a in ("-i", str(p))], "-o", str(out),
+            [sys.executable, "-m", "services.cli", "submit", str(shape.pipeline),
+             *[a for p in shape.inputs for a in ("-i", str(p))], "-o", str(out),
              "--id", pipeline_id], env=env, cwd=REPO,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60

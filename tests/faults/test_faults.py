@@ -12,8 +12,7 @@ from pathlib import Path
 import pytest
 
 from services import supervisor
-from tests.conftest import make_corpus
-from tests.faults.harness import Fault, Harness, plan
+from tests.faults.harness import Fault, Harness, plan, shapes_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 
@@ -31,6 +30,13 @@ CASES = {
     "redis-restart": [Fault(0.3, "redis", pause=1.0)],
     "source-dies-mid-stream": [Fault(0.0, "source")],
 }
+# The other shapes, each with the faults that hit what word count never reaches: chunks a
+# replayed set-iterating mapper must cut the same way, fragments of hot keys at the shuffler
+# and the reducer, dict and list values through a zombie shuffler.
+SHAPE_CASES = {
+    "distinct_prefixes": [Fault(0.3, "kill", "mapper", 0.0), Fault(0.6, "kill", "shuffler")],
+    "nested_values": [Fault(0.3, "stop", "shuffler")],
+}
 LATEST = 0.6  # of the baseline: no fault is planned later, so each lands before the end
 
 
@@ -47,13 +53,12 @@ def harness(infrastructure, tmp_path_factory) -> Iterator[Harness]:
     work = tmp_path_factory.mktemp("faults")
     # Big enough that the job is still running when the last fault lands (4 s): at 30 MB,
     # once the workers overlapped deliveries, a job could end before its faults.
-    inputs = make_corpus(Path(work) / "input", 80)
-    yield Harness(settings, local, Path(work), inputs)
+    yield Harness(settings, local, Path(work), shapes_for(Path(work) / "input", 80))
 
 
 @pytest.fixture(scope="module")
 def baseline_s(harness: Harness) -> float:
-    return harness.baseline()
+    return harness.baseline(harness.shapes["wordcount"])
 
 
 def scaled(faults: list[Fault], baseline_s: float) -> list[Fault]:
@@ -65,7 +70,8 @@ def test_fault(harness: Harness, baseline_s: float, name: str) -> None:
     faults = scaled(CASES[name], baseline_s)
     result = harness.run(seed=sum(map(ord, name)), faults=faults)
     assert not result.skipped, f"faults that never landed: {result.skipped}"
-    assert len(result.injected) == len(faults), result
+    assert [(f["kind"], f["role"]) for f in result.injected] == [
+        (f.kind, f.role) for f in faults], result
     assert result.ok, result
 
 
@@ -76,4 +82,17 @@ def test_random_plan_replays_from_its_seed(harness: Harness, baseline_s: float) 
     assert faults == plan(seed, faults=3, horizon=horizon, kinds=("kill", "broker", "redis"))
     print(f"seed {seed}: {faults}")
     result = harness.run(seed, faults)
+    assert not result.skipped, f"faults that never landed: {result.skipped}"
+    assert [f["kind"] for f in result.injected] == [f.kind for f in faults], result
+    assert result.ok, result
+
+
+@pytest.mark.parametrize("shape", list(SHAPE_CASES))
+def test_fault_on_another_shape(harness: Harness, shape: str) -> None:
+    chosen = harness.shapes[shape]
+    faults = scaled(SHAPE_CASES[shape], harness.baseline(chosen, runs=1))
+    result = harness.run(seed=sum(map(ord, shape)), faults=faults, shape=chosen)
+    assert not result.skipped, f"faults that never landed: {result.skipped}"
+    assert [(f["kind"], f["role"]) for f in result.injected] == [
+        (f.kind, f.role) for f in faults], result
     assert result.ok, result

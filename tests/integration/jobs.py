@@ -69,8 +69,11 @@ def paused_mid_stream(settings: Settings, pipeline: Path, inputs: list[Path], ou
         wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] > 0, 90,
                  "the paused job's first mapped frame")
         yield job
-        assert thread.is_alive() and store.pipeline(job.pipeline_id)["state"] == "running", (
-            "the paused job went on before it was resumed")
+        status = store.pipeline(job.pipeline_id)
+        assert thread.is_alive() and status.get("state") == "running", (
+            f"the paused job went on before it was resumed: source "
+            f"{'paused' if thread.is_alive() else 'ended'}, state {status.get('state')}, "
+            f"reason {status.get('reason')!r}, failures {failures}")
     finally:
         resume.set()
         thread.join(60)
@@ -83,5 +86,5 @@ def assert_matches_sequential(job: source.Job) -> reference.Comparison:
     assert output.is_complete(job.output_dir)
     comparison = reference.compare(reference.run_sequential(job.spec, job.files),
                                    output.read_output(job.output_dir))
-    assert comparison.equal, comparison.summary()
+    assert comparison.equal, f"{job.pipeline_id} ({job.spec.name}): {comparison.summary()}"
     return comparison

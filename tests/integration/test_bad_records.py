@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import orjson
 import pytest
@@ -146,3 +147,23 @@ def test_input_file_changed_after_submission_fails_the_split_job_clearly(workers
     with pytest.raises(PipelineFailed, match="changed since it was submitted"):
         jobs.wait(workers, job)
     assert not (tmp_path / "out" / "_SUCCESS").exists()
+
+
+def test_a_source_blocked_longer_than_its_liveness_ttl_is_not_taken_for_dead(pool, tmp_path,
+                                                                           monkeypatch):
+    """The source's heartbeat runs beside its stream: a source stuck in a flush or on a full
+    producer queue for longer than the TTL is alive, and its job must not fail as dead."""
+    monkeypatch.setattr(source, "SOURCE_TTL_S", 2)
+    monkeypatch.setattr(source, "SOURCE_BEAT_S", 0.5)
+    blocked = []
+
+    def progress(sent: int, total: int) -> None:
+        if not blocked:  # the first frame: block as a stalled flush would, past the TTL
+            blocked.append(sent)
+            time.sleep(8)
+
+    job = source.Job(jobs.WORDCOUNT, make_corpus(tmp_path / "in", 1), tmp_path / "out")
+    source.prepare(job, pool)
+    source.submit(job, pool, progress)
+    jobs.wait(pool, job)
+    jobs.assert_matches_sequential(job)

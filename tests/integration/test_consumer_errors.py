@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import structlog
 from confluent_kafka import KafkaError, Message
+from structlog.testing import capture_logs
 
 from services.runtime import Runtime
 from services.worker import ROLES, build
@@ -45,7 +46,11 @@ def test_a_transient_consumer_error_is_logged_and_passed(cluster, role):
     rt = Runtime(role, cluster, worker_id=f"{role}-transient-error-test")
     worker = build(role, rt)
     try:
-        worker._process([Message(error=KafkaError(KafkaError._TRANSPORT, "broker down"))])  # type: ignore[attr-defined]
+        with capture_logs() as logs:
+            worker._process([Message(error=KafkaError(KafkaError._TRANSPORT, "broker down"))])  # type: ignore[attr-defined]
+        warnings = [e for e in logs if e["log_level"] == "warning"]
+        assert [e["event"] for e in warnings] == ["consumer error"], logs
+        assert "broker down" in warnings[0]["error"]
     finally:
         consumer = getattr(worker, "consumer", None)
         if consumer is not None:

@@ -47,9 +47,9 @@ def _send_batches(producer: OutputProducer, topic: str) -> None:
 
 def test_what_flush_accepts_is_in_the_log_of_a_fresh_topic(cluster):
     """Either flush() raises (the worker would replay) or every message is in the log."""
-    producer = OutputProducer(cluster)
     outcomes = []
     for _ in range(12):
+        producer = OutputProducer(cluster)  # a failure is sticky: a worker would restart
         topic = _fresh_topic(cluster)
         _send_batches(producer, topic)
         try:
@@ -61,6 +61,9 @@ def test_what_flush_accepts_is_in_the_log_of_a_fresh_topic(cluster):
         assert _log_sizes(cluster, topic) == [PER_PARTITION] * PARTITIONS
         outcomes.append("complete")
     print(outcomes)  # how often the hazard showed up in this run
+    # The hazard hits about one fresh topic in four: a flush that refused every time would
+    # be a producer that never works, not one that is careful.
+    assert outcomes.count("complete") >= 3, outcomes
 
 
 def test_opened_partitions_take_their_first_batch_whole(cluster):
@@ -73,3 +76,14 @@ def test_opened_partitions_take_their_first_batch_whole(cluster):
         _send_batches(producer, topic)
         producer.flush()
         assert _log_sizes(cluster, topic) == [PER_PARTITION + 1] * PARTITIONS
+
+
+def test_a_failed_delivery_stays_failed_until_the_worker_restarts(cluster):
+    """Retrying a flush must not make a lost delivery look delivered."""
+    producer = OutputProducer(cluster.with_(kafka_extra={"message.timeout.ms": "2000"}))
+    producer.send(f"no-such-topic-{uuid.uuid4().hex[:8]}", b"lost", partition=0)
+    for _ in range(3):
+        with pytest.raises(DeliveryFailed):
+            producer.flush(timeout=10)
+    with pytest.raises(DeliveryFailed):
+        producer.acked_through()

@@ -70,6 +70,8 @@ def test_tampered_spec_never_runs_and_signed_jobs_are_unaffected(pool, tmp_path)
     with pytest.raises(PipelineFailed, match="signature does not verify"):
         source.wait(pool, pid, lambda _s: None, timeout=60)
     assert not marker.exists(), "a worker unpickled a spec whose signature did not verify"
-    refused = sum(log.read_text().count('"pipeline spec refused"')
-                  for log in (pool.home / "logs").glob("*.log"))
-    assert refused >= 1
+    # this pipeline's refusal, in a worker's own log (not any refusal of an earlier test)
+    refused = [line for log in (pool.home / "logs").glob("*.log")
+               for line in log.read_text().splitlines()
+               if '"pipeline spec refused"' in line and f'"pipeline": "{pid}"' in line]
+    assert refused, "no worker logged the refusal of the tampered spec"

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+from pathlib import Path
 
+import orjson
 import pytest
 
 from services import supervisor
@@ -57,3 +59,31 @@ def test_shufflers_over_their_memory_budget_spill_merge_and_clean_up(workers, tm
     assert any('"spilled_runs": 0' not in line for line in emitted)
     assert not [p for p in (workers.home / "spill").rglob("*") if p.is_file()]
     supervisor.scale(workers, {"shuffler": 0})  # the fixture restarts them with the default
+
+
+def test_a_sink_over_its_memory_budget_spills_and_writes_sorted_exact_parts(workers, tmp_path):
+    """With a 1 MB budget the sink spills the results it holds to sorted runs and merges
+    them into the part files: same result, parts still sorted, no run file left."""
+    supervisor.scale(workers, {"sink": 0})
+    supervisor.scale(workers.with_(sink_memory_mb=1), {"sink": 1})
+    job = jobs.submit(workers, jobs.INVERTED_INDEX, [make_jsonl(tmp_path / "docs.jsonl")],
+                      tmp_path / "out", fmt="jsonl", partitions=2)
+    jobs.wait(workers, job)
+    jobs.assert_matches_sequential(job)
+    log = (workers.home / "logs" / "sink-0.log").read_text()
+    assert sum(job.pipeline_id in line and '"spilled to disk"' in line
+               for line in log.splitlines()) >= 2
+    for part in (tmp_path / "out").glob("part-*"):
+        keys = [orjson.loads(line)[0] for line in part.read_bytes().splitlines()]
+        assert keys == sorted(keys)
+    assert not [p for p in (workers.home / "spill").rglob("*") if p.is_file()]
+    supervisor.scale(workers, {"sink": 0})  # the fixture restarts it with the default
+
+
+def make_jsonl(path: Path, docs: int = 6000) -> Path:
+    """Documents with many distinct words: an inverted index with big results."""
+    with open(path, "wb") as f:
+        for doc in range(docs):
+            words = " ".join(f"w{(doc * 7 + i) % 20011}" for i in range(40))
+            f.write(orjson.dumps({"doc": f"d{doc}", "text": words}) + b"\n")
+    return path

@@ -1,0 +1,164 @@
+"""The crash-point suite: for every declared crash point (shared/crashpoints.py), three jobs
+of different shapes run at once while the worker that reaches the point first for each of
+them dies there (SIGKILL) and is restarted, as a supervisor would. Every job must end with
+the exact sequential result, and its ending must be complete (topics deleted, keys
+dropped). At the source's points, before the stream is complete, the job must end failed
+instead, and never be finalized.
+
+The shapes: word count (map_chunk and a combiner), a set-based mapper without a combiner
+whose frames make several chunks per shuffle partition, and one with dict and list values,
+array keys and a combiner."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from confluent_kafka.admin import AdminClient
+
+from services import output, source, supervisor
+from shared import crashpoints, topics
+from shared.errors import PipelineFailed
+from shared.store import Store
+from tests.conftest import REPO, make_corpus, wait_for
+from tests.integration import jobs
+
+pytestmark = [pytest.mark.integration, pytest.mark.crashpoints]
+
+SHAPES = {
+    "wordcount": (jobs.WORDCOUNT, 2.0, 4),
+    "distinct_prefixes": (REPO / "tests/shapes/distinct_prefixes.py", 2.5, 2),
+    "nested_values": (REPO / "tests/shapes/nested_values.py", 1.0, 2),
+}
+SOURCE_POINTS = [p for p in crashpoints.POINTS if p.startswith("source.")]
+WORKER_POINTS = [p for p in crashpoints.POINTS if p not in SOURCE_POINTS]
+JOB_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="module")
+def armed_pool(pool, tmp_path_factory) -> Iterator[tuple[Path, object]]:
+    """The worker pool restarted with an arming file (empty: nothing armed), and a keeper
+    that restarts dead workers every 0.3 s, as systemd or Kubernetes would."""
+    directory = tmp_path_factory.mktemp("crashpoints")
+    arming = directory / "armed"
+    supervisor.stop_all(pool.home)
+    os.environ[crashpoints.ENV_FILE] = str(arming)  # for the workers started from now on
+    stop = threading.Event()
+
+    def keep() -> None:
+        while not stop.wait(0.3):
+            supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+
+    keeper = threading.Thread(target=keep, daemon=True)
+    try:
+        supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+        keeper.start()
+        yield arming, pool
+    finally:
+        stop.set()
+        keeper.join()
+        arming.unlink(missing_ok=True)
+        del os.environ[crashpoints.ENV_FILE]
+        supervisor.stop_all(pool.home)
+        supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, list[Path]]:
+    base = tmp_path_factory.mktemp("crashpoint-inputs")
+    return {name: make_corpus(base / name, mb, files=files)
+            for name, (_, mb, files) in SHAPES.items()}
+
+
+def test_the_suite_arms_every_declared_point():
+    assert sorted(SOURCE_POINTS + WORKER_POINTS) == sorted(crashpoints.POINTS)
+
+
+@pytest.mark.parametrize("point", WORKER_POINTS)
+def test_a_worker_dying_at_the_point_loses_and_duplicates_nothing(armed_pool, inputs,
+                                                                  tmp_path, point):
+    arming, settings = armed_pool
+    arming.write_text(f"{point} crash\n")
+    try:
+        submitted = {name: jobs.submit(settings, pipeline, inputs[name], tmp_path / name)
+                     for name, (pipeline, _, _) in SHAPES.items()}
+        for name, job in submitted.items():
+            status = jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)
+            assert status["state"] == "done", (name, status)
+            jobs.assert_matches_sequential(job)
+    finally:
+        arming.write_text("")
+    not_fired = [name for name, job in submitted.items()
+                 if not crashpoints.fired(arming.parent, point, job.pipeline_id)]
+    assert not not_fired, f"{point} was never reached by {not_fired}: the test proved nothing"
+    for job in submitted.values():
+        assert_cleaned_up(settings, job.pipeline_id)
+
+
+def assert_cleaned_up(settings, pipeline_id: str) -> None:
+    """The ending is complete: topics deleted, coordination keys dropped, off every list
+    of work to do (a crash mid-ending is finished by the dispatchers)."""
+    admin = AdminClient(settings.admin_config())
+    store = Store(settings.redis_url)
+    names = {topics.map_topic(pipeline_id), topics.reduce_topic(pipeline_id)}
+    wait_for(lambda: not names & set(admin.list_topics(timeout=10).topics)
+             and not store.redis.zscore("mr:finishing", pipeline_id)
+             and not store.redis.exists(f"mr:ended:{pipeline_id}:sink"), 60,
+             f"the cleanup of {pipeline_id}")
+    assert pipeline_id not in store.active_pipeline_ids()
+
+
+@pytest.mark.parametrize("point", SOURCE_POINTS)
+def test_a_source_dying_before_its_stream_is_complete_fails_the_job(armed_pool, inputs,
+                                                                   tmp_path, point):
+    arming, settings = armed_pool
+    arming.write_text(f"{point} crash\n")
+    pipeline_id = f"source-crash-{point.split('.')[1]}-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, **settings.env(), "MAPREDUCE_SOURCE_TTL_S": "3"}
+    out = tmp_path / "out"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "services.cli", "submit", str(jobs.WORDCOUNT),
+             *[a for path in inputs["wordcount"] for a in ("-i", str(path))],
+             "-o", str(out), "--id", pipeline_id],
+            env=env, cwd=REPO, capture_output=True, timeout=120)
+    finally:
+        arming.write_text("")
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    assert crashpoints.fired(arming.parent, point, pipeline_id)
+    with pytest.raises(PipelineFailed, match="source stopped mid-stream"):
+        source.wait(settings, pipeline_id, lambda _s: None, timeout=60)
+    assert not output.is_complete(out)
+    assert_cleaned_up(settings, pipeline_id)
+
+
+def test_a_hand_off_lost_without_a_replay_is_sent_again_by_the_dispatchers(armed_pool, inputs,
+                                                                          tmp_path):
+    """A shuffler that stalls right after marking the SHUFFLE barrier complete holds on to
+    its partitions, so no replay comes: the dispatchers see the pipeline stop with its
+    inputs complete and send the REDUCE end markers again; the job ends exactly, while
+    the shuffler still sleeps."""
+    arming, settings = armed_pool
+    arming.write_text("shuffler.after_shuffle_mark stall:90\n")
+    try:
+        job = jobs.submit(settings, jobs.WORDCOUNT, inputs["wordcount"], tmp_path / "out")
+        started = time.monotonic()
+        jobs.wait(settings, job, timeout=80)
+        jobs.assert_matches_sequential(job)
+    finally:
+        arming.write_text("")
+        for worker in supervisor.running(settings.home):  # wake the sleeper the hard way
+            if worker.role == "shuffler":
+                os.kill(worker.pid, signal.SIGKILL)
+    assert crashpoints.fired(arming.parent, "shuffler.after_shuffle_mark", job.pipeline_id)
+    logs = "".join(p.read_text() for p in (settings.home / "logs").glob("dispatcher-*.log"))
+    assert any(job.pipeline_id in line and "hand-off sent again" in line
+               for line in logs.splitlines())
+    print(f"repaired in {time.monotonic() - started:.1f} s")

@@ -1,0 +1,77 @@
+"""The coordination store on the real Redis: what a late or repeated write can and cannot
+do to a pipeline."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from shared.barrier import Stage
+from shared.store import Store
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def store(cluster) -> Store:
+    return Store(cluster.redis_url)
+
+
+def new_pipeline(store: Store, **fields) -> str:
+    pipeline_id = f"store-test-{uuid.uuid4().hex[:8]}"
+    assert store.create_pipeline(pipeline_id, {"partitions": 2, **fields})
+    return pipeline_id
+
+
+def test_a_late_mark_does_not_recreate_a_forgotten_pipelines_keys(store):
+    pid = new_pipeline(store)
+    assert not store.mark_ended(pid, Stage.MAP, 0, 2)
+    assert store.finish_pipeline(pid, "done") == "done"
+    store.forget_pipeline(pid)
+    # a zombie worker's marks, progress and errors after the pipeline was forgotten
+    assert not store.mark_ended(pid, Stage.MAP, 1, 2)
+    store.add_mapped(pid, [7])
+    assert store.add_error(pid, "mapper:7:0") == 0
+    assert not store.update_pipeline(pid, frames=3)
+    left = set(store.redis.keys(f"mr:*{pid}*")) - {f"mr:pipeline:{pid}"}
+    assert not left, f"keys recreated after the pipeline was forgotten: {left}"
+    assert store.redis.ttl(f"mr:pipeline:{pid}") > 0  # the status itself expires
+    assert store.pipeline(pid)["final.map"] == "1"  # the final figures are kept in it
+
+
+def test_a_failure_cannot_override_a_complete_output_being_finalized(store):
+    pid = new_pipeline(store)
+    assert store.claim_finalizing(pid) == "finalizing"
+    assert store.finish_pipeline(pid, "failed", "source stopped mid-stream") == "finalizing"
+    assert pid in store.active_pipeline_ids()
+    assert store.finish_pipeline(pid, "done", force=True) == "done"
+    assert store.claim_finalizing(pid) == "done"
+    assert store.finish_pipeline(pid, "failed", force=True) == "done"  # the first end wins
+
+
+def test_an_ended_pipeline_waits_on_the_finishing_list_until_its_cleanup(store):
+    pid = new_pipeline(store)
+    kept = new_pipeline(store, keep=1)
+    store.finish_pipeline(pid, "failed", "because")
+    store.finish_pipeline(kept, "failed", "because")
+    assert pid in store.finishing(older_than_s=0)
+    assert kept not in store.finishing(older_than_s=0)  # kept: nothing to clean up
+    assert pid not in store.finishing(older_than_s=3600)  # ended just now: not yet
+    store.forget_pipeline(pid)
+    assert pid not in store.finishing(older_than_s=0)
+
+
+def test_pipelines_whose_status_expired_are_pruned_from_the_list(store):
+    pid = new_pipeline(store)
+    assert pid in store.pipeline_ids()
+    store.redis.delete(f"mr:pipeline:{pid}")  # what the expiry does
+    assert pid not in store.pipeline_ids()
+    assert not store.redis.sismember("mr:pipelines", pid)
+
+
+def test_the_running_state_never_overrides_an_end(store):
+    pid = new_pipeline(store)
+    store.finish_pipeline(pid, "failed", "spec refused")
+    assert not store.update_pipeline(pid, if_state="submitted", state="running")
+    assert store.pipeline(pid)["state"] == "failed"

@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo-wordcount
 
-.PHONY: install system-packages toxiproxy demo test test-faults test-multihost test-unit lint down clean
+.PHONY: install system-packages toxiproxy demo test test-faults test-crashpoints test-multihost test-unit lint down clean
 
 # Debian packages the project needs: Redis, Java 17 and Maven (to fetch Kafka's jars from
 # Maven Central), docker-compose (only to validate compose/). Installed only when missing.
@@ -48,8 +48,8 @@ demo: install
 	    --output $(DEMO_OUT) --verify --top 10
 	@echo "demo ok: output in $(DEMO_OUT); the cluster keeps running (stop it: make down)"
 
-# Everything: unit, property, integration, every strategy, the bounded fault suite, the
-# multi-host lab.
+# Everything: unit, property, integration, every strategy, the crash-point suite, the
+# bounded fault suite, the multi-host lab.
 test: install
 	$(BIN)/pytest -q tests
 
@@ -57,6 +57,10 @@ test: install
 # source); long randomized runs: python -m benchmarks.faults.
 test-faults: install
 	$(BIN)/pytest -q -m faults tests
+
+# A worker killed at every crash point (shared/crashpoints.py), three pipeline shapes.
+test-crashpoints: install
+	$(BIN)/pytest -q -m crashpoints tests
 
 # Workers on network-namespace hosts: partitions, a one-sided cut, toxiproxy (needs root).
 test-multihost: install

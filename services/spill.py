@@ -36,6 +36,7 @@ class Groups:
                  order: Callable[[Any], Any] | None = None) -> None:
         if fan_in < 2:
             raise ValueError("a merge needs a fan-in of at least 2")
+        self._order = order
         self._entry_order: Callable[[Entry], Any] = (
             _first if order is None else (lambda entry: order(entry[1])))
         self.memory: dict[Any, list[Any]] = {}
@@ -98,12 +99,23 @@ class Groups:
 
     def ordered(self) -> Iterator[tuple[Any, list[Any]]]:
         """Every key once, with all its values, in this holding's order."""
+        if not self.runs:  # all in memory: one sort, no merge
+            yield from self._sorted_items()
+            return
         self._merge_down()
         in_memory = self._sorted_memory()
         with _opened(self.runs) as streams:
             for _, key, values in _merge_streams([*streams, iter(in_memory)],
                                                  self._entry_order):
                 yield key, values
+
+    def _sorted_items(self) -> list[tuple[Any, list[Any]]]:
+        if self._order is not None and set(map(type, self.memory)) <= {str}:
+            return sorted(self.memory.items(), key=_first)  # str order: what key_order gives
+        if self._order is not None:
+            order = self._order
+            return sorted(self.memory.items(), key=lambda kv: order(kv[0]))
+        return [(k, v) for _, k, v in self._sorted_memory()]
 
     def _sorted_memory(self) -> list[Entry]:
         return sorted(((orjson.dumps(k), k, v) for k, v in self.memory.items()),

@@ -240,13 +240,30 @@ def sort_items(items: list[Any]) -> list[Any]:
         return sorted(items, key=lambda item: key_order(item[0]))
 
 
+def _has_null_token(data: bytes) -> bool:
+    """Whether encoded JSON holds a `null` value (not merely the letters, as in "devnull"
+    inside a string). orjson writes NaN and infinity as null, so then the data is searched
+    for non-finite floats; a string that holds a JSON-looking `,null]` costs that search
+    too, and nothing else. A find() per occurrence: no scan slower than memchr's."""
+    at = data.find(b"null")
+    while at >= 0:
+        if data[at - 1:at] in _BEFORE_NULL and data[at + 4:at + 5] in _AFTER_NULL:
+            return True
+        at = data.find(b"null", at + 4)
+    return False
+
+
+_BEFORE_NULL = (b"", b"[", b",", b":")
+_AFTER_NULL = (b"", b"]", b",", b"}")
+
+
 def problem_of(value: Any) -> str | None:
     """Why a key or value is not a JSON value this format can carry, or None."""
     try:
         data = orjson.dumps(value)
     except TypeError as exc:
         return f"not a JSON value: {exc}"
-    if b"null" in data and _non_finite(value):
+    if _has_null_token(data) and _non_finite(value):
         return "not a JSON value: NaN or infinity (JSON has no such number)"
     return None
 
@@ -270,7 +287,7 @@ def encode_checked(items: list[Any]) -> tuple[bytes, list[Any], list[tuple[Any, 
     except TypeError:
         pass
     else:
-        if b"null" not in data or not _non_finite(items):
+        if not _has_null_token(data) or not _non_finite(items):
             return data, items, []
     good, bad = [], []
     for item in items:

@@ -170,3 +170,31 @@ def test_worker_without_a_signing_key_exits_with_a_clear_error(pool, tmp_path):
     assert result.returncode == 2
     assert "no pipeline signing key" in result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_status_says_what_a_running_pipeline_waits_on_and_keeps_final_figures(workers,
+                                                                              tmp_path):
+    """With no reducer running, a job waits on reduce, and `status` says so; once it is
+    done, its final figures stay (not 0/N, as when its counts were forgotten)."""
+    import json
+
+    from services import supervisor
+    from tests.integration import jobs
+
+    supervisor.scale(workers, {"reducer": 0})
+    job = jobs.submit(workers, jobs.WORDCOUNT, [REPO / "pipelines/samples/text"],
+                      tmp_path / "out", partitions=3)
+
+    def waiting() -> str:
+        pipelines = json.loads(cli(workers, "status", "--json").stdout)["pipelines"]
+        return next(p for p in pipelines if p["id"] == job.pipeline_id).get("waiting_on", "")
+
+    from tests.conftest import wait_for
+
+    wait_for(lambda: waiting().startswith("reduce (0/3"), 60, "status to say it waits on reduce")
+    supervisor.scale(workers, supervisor.DEFAULT_COUNTS)
+    jobs.wait(workers, job)
+    pipelines = json.loads(cli(workers, "status", "--json").stdout)["pipelines"]
+    done = next(p for p in pipelines if p["id"] == job.pipeline_id)
+    assert (done["state"], done["map"], done["reduce"], done["sink"]) == ("done", 3, 3, 3)
+    assert done["mapped"] > 0 and "waiting_on" not in done

@@ -123,3 +123,32 @@ def test_removing_every_topic_is_a_change_too():
     succeed_until_consuming(m, m.handle(TopicsChanged(frozenset({A}))))
     performed = succeed_until_consuming(m, m.handle(TopicsChanged(frozenset())))
     assert performed[-1].topics == frozenset() and m.subscribed == frozenset()
+
+
+def test_what_a_pipeline_waits_on_reads_like_a_sentence():
+    from shared import liveness
+    from shared.barrier import FLOW, Stage
+
+    totals = dict.fromkeys(FLOW, 4)
+    assert liveness.describe({Stage.SOURCE: 1}, totals) == (
+        "the source's stream (1/4 partitions ended)")
+    assert liveness.describe({Stage.SOURCE: 4, Stage.MAP: 2}, totals, mapped=7, frames=9) == (
+        "map (2/4 partitions ended, 7/9 frames mapped)")
+    assert liveness.describe(dict.fromkeys(FLOW, 4), totals) == (
+        "the sink to finalize the output")
+    assert liveness.describe({}, {}) == "starting"
+
+
+def test_a_stall_is_reported_once_per_period_and_progress_resets_it():
+    from shared.liveness import StallWatch
+
+    watch = StallWatch(stall_s=10)
+    assert not watch.stalled("p", (1, 2), now=0)
+    assert not watch.stalled("p", (1, 2), now=9)
+    assert watch.stalled("p", (1, 2), now=10)
+    assert not watch.stalled("p", (1, 2), now=15)  # the clock restarted at the repair
+    assert watch.stalled("p", (1, 2), now=20)
+    assert not watch.stalled("p", (1, 3), now=29)  # progress
+    assert not watch.stalled("p", (1, 3), now=38)
+    watch.forget(set())
+    assert not watch.stalled("p", (1, 3), now=100)  # forgotten: a fresh start

@@ -1,15 +1,18 @@
 """What per-pipeline topics cost in rebalances, per resubscription strategy:
 `python -m benchmarks.rebalance` (defaults finish in about 8 minutes on 2 cores).
 
-For each strategy: a fresh pool (W mappers, W reducers), a warm-up job, one run of the
-long pipeline P0 alone (the baseline), then R repetitions of P0 with K small pipelines
-announced every --interval seconds while P0 is mid-map. Measured from the workers' own
-log events (see benchmarks/rebalance_metrics.py):
+For each strategy: a fresh pool (W mappers, W reducers), a warm-up job, R runs of the
+small job alone (its baseline), one run of the long pipeline P0 alone (P0's baseline), then
+R repetitions of P0 with K small pipelines announced every --interval seconds while P0 is
+mid-map. Measured from the workers' own log events (see benchmarks/rebalance_metrics.py):
   stall      per mapper, the gap in P0 progress around each change of the pipeline set
   pickup     announcement -> first record processed; announcement -> job done
+  fairness   a small job's time beside P0 / the same job's time alone (the slowdown)
   redelivered P0 frames mapped more than once (replays caused by rebalances)
   p0_ratio   P0 end-to-end time / the baseline's
-Writes benchmarks/results/rebalance.json and rebalance.png, prints a table.
+Then each strategy is checked against the goals (GOALS below), the stall goal against
+`reconnect`'s stall in the same run. Writes benchmarks/results/rebalance.json and
+rebalance.png, prints a table.
 """
 
 from __future__ import annotations
@@ -32,6 +35,12 @@ from shared.store import Store
 from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"
+# What a strategy must reach: P0's stall beyond its normal batch gap (median over the
+# announcements) under STALL_S and at most STALL_SHARE of reconnect's; pickup median under
+# PICKUP_MEDIAN_S and every one under PICKUP_MAX_S; a small job beside P0 at most FAIRNESS
+# times as long as alone; P0 with the announcements at most P0_RATIO times P0 alone.
+GOALS = {"stall_s": 0.05, "stall_share_of_reconnect": 0.1, "pickup_median_s": 0.5,
+         "pickup_max_s": 1.0, "fairness": 2.0, "p0_ratio": 1.10}
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 
 
@@ -102,7 +111,17 @@ def one_run(settings: Settings, args: argparse.Namespace, p0_inputs: list[Path],
     }
 
 
-def summarize(runs: list[dict[str, Any]], baseline_s: float) -> dict[str, Any]:
+def small_alone(settings: Settings, inputs: list[Path], work: Path, partitions: int) -> float:
+    """Submission to done of the small job on the warm cluster with nothing else running."""
+    started = time.time()
+    job = submit(settings, inputs, work / f"alone-{time.monotonic_ns()}", partitions)
+    done_at: dict[str, float] = {}
+    wait_done(settings, job.pipeline_id, done_at)
+    return done_at[job.pipeline_id] - started
+
+
+def summarize(runs: list[dict[str, Any]], baseline_s: float,
+              alone_s: list[float]) -> dict[str, Any]:
     max_stalls = [w["max"] for r in runs for w in r["stall_per_mapper"].values()]
     total_stalls = [w["total"] for r in runs for w in r["stall_per_mapper"].values()]
     excess_max = [w["excess_max"] for r in runs for w in r["stall_per_mapper"].values()]
@@ -124,7 +143,11 @@ def summarize(runs: list[dict[str, Any]], baseline_s: float) -> dict[str, Any]:
         values = [p["phases_s"][name] for r in runs for p in r["pickup"]
                   if p["phases_s"][name] is not None]
         phase_medians[name] = round(statistics.median(values), 3) if values else None
+    alone = statistics.median(alone_s) if alone_s else 0.0
     return {
+        "small_alone_s": spread(alone_s),
+        "fairness_slowdown": round(statistics.median(dones) / alone, 3) if alone and dones
+        else None,
         "pickup_phases_median_s": phase_medians,
         "stall_max_s": spread(max_stalls), "stall_total_s": spread(total_stalls),
         "stall_excess_max_s": spread(excess_max), "stall_excess_total_s": spread(excess_total),
@@ -177,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=5, help="R repetitions per strategy")
     parser.add_argument("--p0-mb", type=float, default=600.0,
                         help="P0's input: it must still be mapping at the last announcement")
-    parser.add_argument("--small-mb", type=float, default=0.2)
+    parser.add_argument("--small-mb", type=float, default=0.1,
+                        help="the small jobs' input (100 KB by default)")
     parser.add_argument("--out", type=Path, default=RESULTS / "rebalance.json")
     args = parser.parse_args(argv)
 
@@ -194,20 +218,50 @@ def main(argv: list[str] | None = None) -> int:
             work = home / name
             work.mkdir()
             one_run(settings, args, small_inputs, small_inputs, work, announce=0)  # warm-up
+            alone = [round(small_alone(settings, small_inputs, work, args.partitions), 3)
+                     for _ in range(args.repeat)]
             baseline = one_run(settings, args, p0_inputs, small_inputs, work, announce=0)
             runs = [one_run(settings, args, p0_inputs, small_inputs, work, args.announce)
                     for _ in range(args.repeat)]
-            results["strategies"][name] = {"summary": summarize(runs, baseline["p0_s"]),
-                                           "baseline": baseline, "runs": runs}
+            results["strategies"][name] = {"summary": summarize(runs, baseline["p0_s"], alone),
+                                           "baseline": baseline, "small_alone": alone,
+                                           "runs": runs}
             print(f"{name}: {json.dumps(results['strategies'][name]['summary'])}",
                   file=sys.stderr, flush=True)
+    results["goals"] = GOALS
+    results["verdicts"] = verdicts(results["strategies"])
     write_results(args.out, results, plot, print_table)
     return 0
 
 
+def verdicts(strategies: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Each strategy against GOALS; the stall goal against reconnect's in the same run."""
+    reconnect = strategies.get("reconnect", {}).get("summary")
+    out = {}
+    for name, data in strategies.items():
+        s = data["summary"]
+        stall = s["stall_excess_max_s"]["median"]
+        checks = {
+            "stall_under_0.05s": stall < GOALS["stall_s"],
+            "pickup_median_under_0.5s": s["pickup_first_record_s"]["median"]
+            < GOALS["pickup_median_s"],
+            "every_pickup_under_1s": s["pickup_first_record_s"]["max"] < GOALS["pickup_max_s"],
+            "fairness_at_most_2x": s["fairness_slowdown"] is not None
+            and s["fairness_slowdown"] <= GOALS["fairness"],
+            "p0_at_most_1.10x_alone": s["p0_ratio_to_baseline"] <= GOALS["p0_ratio"],
+        }
+        if reconnect is not None:
+            checks["stall_at_most_a_tenth_of_reconnect"] = (
+                stall <= GOALS["stall_share_of_reconnect"]
+                * reconnect["stall_excess_max_s"]["median"])
+        out[name] = {"checks": checks, "all_met": all(checks.values())}
+    return out
+
+
 def print_table(results: dict[str, Any]) -> None:
     header = (f"{'strategy':<26}{'gap':>6}{'stall max':>10}{'stall tot':>10}{'excess max':>11}"
-              f"{'pickup 1st':>11}{'pickup done':>12}{'redeliv':>8}{'P0 s':>7}{'P0/base':>8}")
+              f"{'pickup 1st':>11}{'pickup done':>12}{'fair':>6}{'redeliv':>8}{'P0 s':>7}"
+              f"{'P0/base':>8}")
     print(header)
     print("-" * len(header))
     for name, data in results["strategies"].items():
@@ -216,10 +270,16 @@ def print_table(results: dict[str, Any]) -> None:
               f"{s['stall_max_s']['median']:>10.2f}{s['stall_total_s']['median']:>10.2f}"
               f"{s['stall_excess_max_s']['median']:>11.2f}"
               f"{s['pickup_first_record_s']['median']:>11.2f}{s['pickup_done_s']['median']:>12.2f}"
+              f"{s['fairness_slowdown'] or 0:>6.2f}"
               f"{s['redelivered_frames']['median']:>8.0f}{s['p0_s']['median']:>7.1f}"
               f"{s['p0_ratio_to_baseline']:>8.2f}")
     print("(medians over R repetitions and W mappers; seconds. gap: a mapper's normal time "
-          "between P0 batches; stall: the P0 gap holding a change; excess: stall - gap)")
+          "between P0 batches; stall: the P0 gap holding a change; excess: stall - gap; "
+          "fair: a small job's time beside P0 / alone)")
+    print("\ngoals:")
+    for name, verdict in results.get("verdicts", {}).items():
+        missed = [check for check, met in verdict["checks"].items() if not met]
+        print(f"  {name:<24} {'all met' if not missed else 'missed: ' + ', '.join(missed)}")
     for name, data in results["strategies"].items():
         s = data["summary"]
         if s["announced_after_p0_mapped"]:

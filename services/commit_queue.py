@@ -71,3 +71,8 @@ class CommitQueue:
             PendingBatch(b.epoch, {w: o for w, o in b.offsets.items() if w not in lost},
                          b.payload)
             for b in self._pending)
+
+    def forget_topic(self, topic: str) -> None:
+        """A topic whose pipeline ended: nothing of it needs committing any more."""
+        self.forget({where for batch in self._pending for where in batch.offsets
+                     if where[0] == topic})

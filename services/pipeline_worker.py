@@ -64,7 +64,8 @@ class PipelineTopicWorker:
         self.pending = CommitQueue()  # processed batches whose outputs are in flight
         self.pieces = Reassembler()  # fragments of oversized messages not complete yet
         self.strategy = build_strategy(rt.settings.resubscribe, self.prefix,
-                                       self._make_consumer, self._drain, self._subscribe)
+                                       self._make_consumer, self._drain, self._forget_topic,
+                                       self._subscribe, rt.settings.pipeline_consumers)
 
     # ---- what a role defines --------------------------------------------------------
 
@@ -90,22 +91,31 @@ class PipelineTopicWorker:
 
     # ---- the loop -------------------------------------------------------------------
 
-    def wanted(self) -> frozenset[str]:
-        return frozenset(self.topic_for(p) for p in self.rt.view.ready_ids() - self.rt.failed)
+    def wanted(self) -> tuple[str, ...]:
+        """The topics of the live pipelines, in the order they were announced."""
+        ready = self.rt.view.ready_ids() - self.rt.failed
+        return tuple(self.topic_for(p) for p in self.rt.view.entries if p in ready)
 
     def run(self) -> None:
         self.strategy.topics_changed(self.wanted(), "startup")
+        turn = idle = 0
         while not self.rt.stopping:
-            consumer = self.strategy.consumer
-            changed = self.rt.view.poll(timeout=0.0 if consumer else POLL_S)
+            consumers = self.strategy.consumers()
+            changed = self.rt.view.poll(timeout=0.0 if consumers else POLL_S)
             if changed:
                 changed |= self._settle()
                 self._forget_finished()
                 self.strategy.topics_changed(self.wanted(),
                                              f"pipelines changed: {','.join(sorted(changed))}")
-                consumer = self.strategy.consumer
-            if consumer is not None:
-                messages = kafka.consume_ready(consumer, self.batch_size, POLL_S)
+                consumers = self.strategy.consumers()
+            if consumers:
+                # One batch from each consumer in turn (a pipeline each, with
+                # group-per-pipeline): no pipeline's backlog delays another's by more than
+                # a batch. Once a whole round found nothing, each waits its share of POLL_S.
+                turn = (turn + 1) % len(consumers)
+                wait = POLL_S / len(consumers) if idle >= len(consumers) - 1 else 0.0
+                messages = kafka.consume_ready(consumers[turn], self.batch_size, wait)
+                idle = 0 if messages else idle + 1
                 if messages:
                     started = time.monotonic()
                     self._process(messages)
@@ -117,9 +127,9 @@ class PipelineTopicWorker:
                         clamp(offsets, self.pieces.first_offsets()),
                         self.batch_payload()))
                     self._adapt_batch(len(messages), time.monotonic() - started)
-                self._commit_durable(consumer, wait=len(self.pending) > MAX_PENDING_BATCHES)
+                self._commit_durable(wait=len(self.pending) > MAX_PENDING_BATCHES)
             self.rt.heartbeat(processed=self.processed,
-                              lag=lambda: consumer_lag(self.strategy.consumer))
+                              lag=lambda: sum(map(consumer_lag, self.strategy.consumers())))
         self.strategy.close()
 
     def _pipelines_of(self, offsets: dict[tuple[str, int], int]) -> list[str]:
@@ -146,11 +156,18 @@ class PipelineTopicWorker:
             changed |= more
         return changed
 
-    def _make_consumer(self) -> Consumer:
+    def _make_consumer(self, topic: str | None = None) -> Consumer:
+        """A consumer in the role's group, or with a topic, in its pipeline's own group."""
         settings = self.rt.settings
+        group = f"{self.role}s" if topic is None else f"{self.role}s.{topic[len(self.prefix):]}"
         return Consumer(settings.consumer_config(
-            f"{self.role}s", on_commit=_on_commit,
+            group, on_commit=_on_commit,
             **consumer_overrides(settings.resubscribe)))  # type: ignore[arg-type]
+
+    def _forget_topic(self, topic: str) -> None:
+        """A pipeline that ended: what is pending of it is never committed or completed."""
+        self.pending.forget_topic(topic)
+        self.pieces.drop(lambda _owner, where: where[0] == topic)
 
     def _subscribe(self, consumer: Consumer, topic_list: list[str]) -> None:
         # Incremental (cooperative, KIP-848) or whole (eager): a set handles both.
@@ -159,9 +176,15 @@ class PipelineTopicWorker:
             self.awaiting_first |= set(describe(parts))
             self.rt.assignment = sorted(self.assigned)
             self.rt.log.info("partitions assigned", partitions=describe(parts))
+            if parts:
+                self.strategy.on_assigned({p.topic for p in parts})
 
-        def revoked(c: Consumer, parts: list[Any]) -> None:
-            self._drain(c)  # what was processed from them is committed before they move
+        def revoked(_c: Consumer, parts: list[Any]) -> None:
+            if self.strategy.drain_on_revoke:
+                self._drain()  # what was processed from them is committed before they move
+            else:  # commit what is durable; the next owner replays the rest
+                self._commit_durable(wait=False)
+                self.pending.forget({(p.topic, p.partition) for p in parts})
             self._unassigned(parts, "partitions revoked")
 
         def lost(_c: Consumer, parts: list[Any]) -> None:
@@ -180,11 +203,11 @@ class PipelineTopicWorker:
         self.rt.assignment = sorted(self.assigned)
         self.rt.log.info(event, partitions=describe(parts))
 
-    def _drain(self, consumer: Consumer | None = None) -> None:
+    def _drain(self) -> None:
         """Every output durable, then every processed offset committed."""
-        self._commit_durable(consumer or self.strategy.consumer, wait=True)
+        self._commit_durable(wait=True)
 
-    def _commit_durable(self, consumer: Consumer | None, wait: bool) -> None:
+    def _commit_durable(self, wait: bool) -> None:
         """Commit the batches whose outputs are all acknowledged (with `wait`, all of them,
         synchronously). Outputs durable, then offsets committed: never the other way round.
         A failed delivery raises here, before anything past it is committed."""
@@ -193,11 +216,18 @@ class PipelineTopicWorker:
         settled = self.pending.settle(self.rt.producer.acked_through())
         if settled.payloads:
             self.after_durable(settled.payloads)
-        if settled.offsets:
-            crash_point(self.point_batch_durable, *self._pipelines_of(settled.offsets))
-        if consumer is not None and settled.offsets:
-            commit(consumer, [TopicPartition(t, p, o) for (t, p), o in settled.offsets.items()],
-                   asynchronous=not wait)
+        if not settled.offsets:
+            return
+        crash_point(self.point_batch_durable, *self._pipelines_of(settled.offsets))
+        # each offset to the consumer of its pipeline's group (one for most strategies)
+        by_consumer: dict[int, tuple[Consumer, list[TopicPartition]]] = {}
+        for (topic, partition), offset in settled.offsets.items():
+            consumer = self.strategy.consumer_for(topic)
+            if consumer is not None:  # else its pipeline ended and its consumer closed
+                by_consumer.setdefault(id(consumer), (consumer, []))[1].append(
+                    TopicPartition(topic, partition, offset))
+        for consumer, offsets in by_consumer.values():
+            commit(consumer, offsets, asynchronous=not wait)
 
     def _process(self, messages: list[Message]) -> None:
         counts: dict[str, int] = {}

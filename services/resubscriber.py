@@ -1,20 +1,38 @@
-"""The runner of the resubscribe state machine (shared/resubscribe.py) for the `reconnect`
-strategy: it performs the machine's steps on a real consumer and feeds back the outcome.
+"""How mappers and reducers follow the set of live pipelines: the strategies.
 
-Strategies share one interface: `consumer` (the live consumer or None), `topics_changed()`
-and `close()`, so that others (in-place subscribe, KIP-848, regex) can sit behind it."""
+Strategies share one interface (Strategy): the consumers to poll, the consumer that owns
+a topic (to commit its offsets), `topics_changed()` with the live topics in the order their
+pipelines became ready, `on_assigned()`, and `close()`. `reconnect` runs the resubscribe
+state machine (shared/resubscribe.py) on one consumer; `in-place`, `consumer-protocol` and
+`regex` keep one consumer for the worker's life; `group-per-pipeline` holds one consumer
+per live pipeline, each in its own group (shared/pipeline_groups.py)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import Protocol
 
 import structlog
-from confluent_kafka import Consumer
+from confluent_kafka import Consumer, KafkaException
 
 from services.producer import DeliveryFailed
 from shared import retry
+from shared.pipeline_groups import (
+    DEFAULT_CAPACITY,
+    Assigned,
+    Close,
+    Closed,
+    Drain,
+    Drained,
+    Open,
+    PipelineGroups,
+    PipelinesChanged,
+)
+from shared.pipeline_groups import Command as GroupCommand
+from shared.pipeline_groups import State as GroupState
+from shared.pipeline_groups import Transitioned as GroupTransitioned
 from shared.resubscribe import (
     Command,
     GiveUp,
@@ -35,14 +53,39 @@ class ResubscribeGaveUp(RuntimeError):
 
 
 class Strategy(Protocol):
-    consumer: Consumer | None
+    name: str
+    # whether a revocation first flushes every output and commits (one consumer serves
+    # every pipeline: fewer replays), or only commits what is durable already
+    drain_on_revoke: bool
 
-    def topics_changed(self, topics: frozenset[str], reason: str) -> None: ...
+    def consumers(self) -> list[Consumer]: ...
+
+    def consumer_for(self, topic: str) -> Consumer | None: ...
+
+    def topics_changed(self, topics: tuple[str, ...], reason: str) -> None: ...
+
+    def on_assigned(self, topics: set[str]) -> None: ...
 
     def close(self) -> None: ...
 
 
-class ReconnectStrategy:
+class _OneConsumer:
+    """What strategies with one consumer for every pipeline share."""
+
+    consumer: Consumer | None
+    drain_on_revoke = True
+
+    def consumers(self) -> list[Consumer]:
+        return [] if self.consumer is None else [self.consumer]
+
+    def consumer_for(self, topic: str) -> Consumer | None:
+        return self.consumer
+
+    def on_assigned(self, topics: set[str]) -> None:
+        """Nothing to do: one consumer, one group."""
+
+
+class ReconnectStrategy(_OneConsumer):
     """Drain, close, new consumer, subscribe: the owner's chosen shape."""
 
     name = "reconnect"
@@ -58,8 +101,8 @@ class ReconnectStrategy:
         self._sleep = sleep
         self._entered = time.monotonic()
 
-    def topics_changed(self, topics: frozenset[str], reason: str) -> None:
-        self._run(self.machine.handle(TopicsChanged(topics, reason)))
+    def topics_changed(self, topics: tuple[str, ...], reason: str) -> None:
+        self._run(self.machine.handle(TopicsChanged(frozenset(topics), reason)))
 
     def _run(self, commands: list[Command]) -> None:
         pending = list(commands)
@@ -111,7 +154,7 @@ class ReconnectStrategy:
             self.consumer = None
 
 
-class _LiveConsumerStrategy:
+class _LiveConsumerStrategy(_OneConsumer):
     """What strategies that keep one consumer for the worker's life share."""
 
     consumer: Consumer | None
@@ -140,16 +183,17 @@ class InPlaceStrategy(_LiveConsumerStrategy):
         self._subscribe = subscribe
         self.subscribed: frozenset[str] = frozenset()
 
-    def topics_changed(self, topics: frozenset[str], reason: str) -> None:
-        if topics == self.subscribed:
+    def topics_changed(self, topics: tuple[str, ...], reason: str) -> None:
+        wanted = frozenset(topics)
+        if wanted == self.subscribed:
             return
         started = time.monotonic()
         if self.consumer is None:
             self.consumer = self._make_consumer()
         else:
             self._drain()  # everything processed is committed before partitions move
-        if topics:
-            self._subscribe(self.consumer, sorted(topics))
+        if wanted:
+            self._subscribe(self.consumer, sorted(wanted))
         else:
             # With KIP-848, a subscribe() soon after this sometimes gets a fatal
             # INVALID_REQUEST from the coordinator (1 benchmark job in 3); the worker then
@@ -157,8 +201,8 @@ class InPlaceStrategy(_LiveConsumerStrategy):
             # finished topics subscribed left a reducer's next assignment stuck for 5
             # minutes, and closing the consumer made static members fail to rejoin.
             self.consumer.unsubscribe()
-        self.subscribed = topics
-        log.info("resubscribed", strategy=self.name, reason=reason, topics=len(topics),
+        self.subscribed = wanted
+        log.info("resubscribed", strategy=self.name, reason=reason, topics=len(wanted),
                  duration=round(time.monotonic() - started, 4))
 
 
@@ -178,12 +222,99 @@ class RegexStrategy(_LiveConsumerStrategy):
         self._drain = drain
         subscribe(self.consumer, [pattern])
 
-    def topics_changed(self, topics: frozenset[str], reason: str) -> None:
+    def topics_changed(self, topics: tuple[str, ...], reason: str) -> None:
         """Nothing to do: the subscription already covers every topic of the role."""
 
 
 
+class GroupPerPipelineStrategy:
+    """One consumer per live pipeline, each in the pipeline's own group, polled in turn by
+    the worker (shared/pipeline_groups.py has the states). A new pipeline makes a new
+    group; the groups of running pipelines never change, so they never rebalance.
+
+    A pipeline leaves the live set only when it has ended (done or failed), so its
+    consumer is not drained before it closes: what was processed of it and not committed
+    is forgotten (an ended pipeline needs nothing replayed), and the close runs on its own
+    thread, so that no other pipeline waits for it. For the same reason a revocation only
+    commits what is already durable: the partitions' next owner replays the rest, and
+    replays are dropped downstream (flushing here would stall every other pipeline)."""
+
+    name = "group-per-pipeline"
+    drain_on_revoke = False
+
+    def __init__(self, make_consumer: Callable[[str], Consumer], drain: Callable[[], None],
+                 forget: Callable[[str], None], subscribe: Callable[[Consumer, list[str]], None],
+                 capacity: int = DEFAULT_CAPACITY) -> None:
+        self.machine = PipelineGroups(capacity)
+        self._consumers: dict[str, Consumer] = {}  # topic -> its pipeline's consumer
+        self._make_consumer = make_consumer
+        self._drain = drain
+        self._forget = forget
+        self._subscribe = subscribe
+        self._entered: dict[str, float] = {}
+
+    def consumers(self) -> list[Consumer]:
+        return list(self._consumers.values())
+
+    def consumer_for(self, topic: str) -> Consumer | None:
+        return self._consumers.get(topic)
+
+    def topics_changed(self, topics: tuple[str, ...], reason: str) -> None:
+        self._run(self.machine.handle(PipelinesChanged(tuple(topics), reason)))
+
+    def on_assigned(self, topics: set[str]) -> None:
+        for topic in topics:
+            if self.machine.states.get(topic) is GroupState.JOINING:
+                self._run(self.machine.handle(Assigned(topic)))
+
+    def _run(self, commands: list[GroupCommand]) -> None:
+        pending = list(commands)
+        while pending:
+            command = pending.pop(0)
+            if isinstance(command, GroupTransitioned):
+                now = time.monotonic()
+                since = self._entered.pop(command.pipeline, now)
+                if command.target is not GroupState.CLOSED:
+                    self._entered[command.pipeline] = now
+                log.info("pipeline consumer", topic=command.pipeline,
+                         source=command.source.value if command.source else None,
+                         target=command.target.value, reason=command.reason,
+                         duration=round(now - since, 4))
+            elif isinstance(command, Open):
+                consumer = self._make_consumer(command.pipeline)
+                self._consumers[command.pipeline] = consumer
+                self._subscribe(consumer, [command.pipeline])
+            elif isinstance(command, Drain):
+                self._forget(command.pipeline)
+                pending.extend(self.machine.handle(Drained(command.pipeline)))
+            elif isinstance(command, Close):
+                consumer = self._consumers.pop(command.pipeline)
+                threading.Thread(target=_close_quietly, args=(consumer, command.pipeline),
+                                 name=f"close-{command.pipeline}", daemon=True).start()
+                pending.extend(self.machine.handle(Closed(command.pipeline)))
+
+    def close(self) -> None:
+        """The worker stops: everything processed is committed, every consumer closes."""
+        if self._consumers:
+            self._drain()
+        for topic, consumer in list(self._consumers.items()):
+            _close_quietly(consumer, topic)
+        self._consumers.clear()
+
+
+def _close_quietly(consumer: Consumer, topic: str) -> None:
+    """Leave a finished pipeline's group. Its topic may be deleted already, so errors
+    here are expected and change nothing: the group is never read again."""
+    try:
+        consumer.close()
+    except KafkaException as exc:
+        log.info("closing a finished pipeline's consumer", topic=topic, error=str(exc))
+
+
 # Regex subscriptions see new topics on the metadata refresh: its period bounds pickup.
+# (PREFETCH_KB: what one pipeline's consumer may hold fetched and unread, group-per-pipeline:
+# half the one-consumer strategies' 16 MiB, times at most DEFAULT_CAPACITY consumers.)
+PREFETCH_KB = 8192
 REGEX_METADATA_REFRESH_MS = 1000
 
 
@@ -198,16 +329,29 @@ def consumer_overrides(strategy: str) -> dict[str, object]:
     if strategy == "regex":
         return {"assignor": "cooperative-sticky",
                 "topic.metadata.refresh.interval.ms": REGEX_METADATA_REFRESH_MS}
+    if strategy == "group-per-pipeline":
+        # KIP-848: the broker assigns a new group's partitions at its first heartbeat. Each
+        # pipeline's consumer prefetches for that pipeline alone, so a smaller queue each.
+        return {"protocol": "consumer", "queued.max.messages.kbytes": PREFETCH_KB}
     raise ValueError(f"unknown resubscribe strategy {strategy!r}")
 
 
-def build_strategy(strategy: str, prefix: str, make_consumer: Callable[[], Consumer],
-                   drain: Callable[[], None],
-                   subscribe: Callable[[Consumer, list[str]], None]) -> Strategy:
+def build_strategy(strategy: str, prefix: str, make_consumer: Callable[[str | None], Consumer],
+                   drain: Callable[[], None], forget: Callable[[str], None],
+                   subscribe: Callable[[Consumer, list[str]], None],
+                   capacity: int = DEFAULT_CAPACITY) -> Strategy:
+    """make_consumer(topic): a consumer in the role's group, or with a topic, in the group
+    of that topic's pipeline; forget(topic): drop what is pending of an ended pipeline."""
+
+    def shared_group() -> Consumer:
+        return make_consumer(None)
+
     if strategy == "reconnect":
-        return ReconnectStrategy(make_consumer, drain, subscribe)
+        return ReconnectStrategy(shared_group, drain, subscribe)
     if strategy in ("in-place", "consumer-protocol"):
-        return InPlaceStrategy(strategy, make_consumer, drain, subscribe)
+        return InPlaceStrategy(strategy, shared_group, drain, subscribe)
     if strategy == "regex":
-        return RegexStrategy(f"^{prefix}.*", make_consumer, drain, subscribe)
+        return RegexStrategy(f"^{prefix}.*", shared_group, drain, subscribe)
+    if strategy == "group-per-pipeline":
+        return GroupPerPipelineStrategy(make_consumer, drain, forget, subscribe, capacity)
     raise ValueError(f"unknown resubscribe strategy {strategy!r}")

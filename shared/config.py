@@ -32,6 +32,7 @@ ENV_STATIC = "MAPREDUCE_STATIC_MEMBERSHIP"
 ENV_SHUFFLE_MEMORY = "MAPREDUCE_SHUFFLE_MEMORY_MB"
 ENV_SINK_MEMORY = "MAPREDUCE_SINK_MEMORY_MB"
 ENV_SESSION_TIMEOUT = "MAPREDUCE_SESSION_TIMEOUT_MS"
+ENV_PIPELINE_CONSUMERS = "MAPREDUCE_PIPELINE_CONSUMERS"
 ENV_SPLIT_BYTES = "MAPREDUCE_SPLIT_BYTES"
 DEFAULT_SPLIT_BYTES = 1 << 20
 # Per shuffler: 2 shufflers on a 24 GiB machine leave plenty for everything else, and a
@@ -40,7 +41,7 @@ DEFAULT_SHUFFLE_MEMORY_MB = 2048
 # Per sink: the results of the parts it is writing; past it they spill to disk in sorted runs.
 DEFAULT_SINK_MEMORY_MB = 512
 # How mappers and reducers follow the set of live pipelines (services/resubscriber.py).
-STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex")
+STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex", "group-per-pipeline")
 # KIP-848: the fastest pickup and the shortest pauses measured (README, "Resubscription
 # strategies"). It needs a Kafka 4 broker whose group.consumer.session.timeout.ms is short
 # (the local broker's is 10 s; Kafka's default, 45 s, makes failover slow).
@@ -90,6 +91,9 @@ class Settings:
     # What a shuffler holds in memory before it spills sorted runs to disk (services/spill.py).
     shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
     sink_memory_mb: int = DEFAULT_SINK_MEMORY_MB
+    # group-per-pipeline: the consumers (pipelines served at once) a mapper or reducer
+    # holds; past it, newer pipelines wait for a slot (shared/pipeline_groups.py).
+    pipeline_consumers: int = 16
     # The trust boundary (shared/signing.py): the key that signs and verifies pipeline specs
     # (None: $MAPREDUCE_SIGNING_KEY, or home/signing.key), and whether unsigned specs run.
     signing_key_file: Path | None = None
@@ -105,6 +109,7 @@ class Settings:
                ENV_SHUFFLE_MEMORY: str(self.shuffle_memory_mb),
                ENV_SINK_MEMORY: str(self.sink_memory_mb),
                ENV_SESSION_TIMEOUT: str(self.session_timeout_ms),
+               ENV_PIPELINE_CONSUMERS: str(self.pipeline_consumers),
                signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
         if self.signing_key_file is not None:
             env[signing.ENV_KEY_FILE] = str(self.signing_key_file)
@@ -230,6 +235,7 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
                                                                    DEFAULT_SHUFFLE_MEMORY_MB),
                                 "session_timeout_ms": _positive_int(ENV_SESSION_TIMEOUT,
                                                                     10_000),
+                                "pipeline_consumers": _positive_int(ENV_PIPELINE_CONSUMERS, 16),
                                 "sink_memory_mb": _positive_int(ENV_SINK_MEMORY,
                                                                 DEFAULT_SINK_MEMORY_MB),
                                 "split_bytes": _positive_int(ENV_SPLIT_BYTES,

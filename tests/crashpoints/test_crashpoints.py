@@ -25,6 +25,7 @@ from confluent_kafka.admin import AdminClient
 
 from services import output, source, supervisor
 from shared import crashpoints, topics
+from shared.config import DEFAULT_STRATEGY
 from shared.errors import PipelineFailed
 from shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
@@ -39,15 +40,37 @@ SHAPES = {
 }
 SOURCE_POINTS = [p for p in crashpoints.POINTS if p.startswith("source.")]
 WORKER_POINTS = [p for p in crashpoints.POINTS if p not in SOURCE_POINTS]
+# The strategy (how mappers and reducers follow pipelines) changes only their points:
+# those run again under the strategies that are not the default.
+STRATEGY_POINTS = [p for p in WORKER_POINTS if p.startswith(("mapper.", "reducer."))]
+OTHER_STRATEGIES = [s for s in ("reconnect", "consumer-protocol", "group-per-pipeline")
+                    if s != DEFAULT_STRATEGY]
 JOB_TIMEOUT_S = 180
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Every worker point under the default strategy; the mapper's and the reducer's under
+    the others too. Every other test of this module runs on the default strategy."""
+    if "armed_pool" not in metafunc.fixturenames:
+        return
+    if metafunc.function is test_a_worker_dying_at_the_point_loses_and_duplicates_nothing:
+        combos = [(DEFAULT_STRATEGY, point) for point in WORKER_POINTS] + [
+            (strategy, point) for strategy in OTHER_STRATEGIES for point in STRATEGY_POINTS]
+        metafunc.parametrize("armed_pool,point", combos, indirect=["armed_pool"],
+                             scope="module", ids=[f"{s}-{p}" for s, p in combos])
+    else:
+        metafunc.parametrize("armed_pool", [DEFAULT_STRATEGY], indirect=True, scope="module",
+                             ids=[DEFAULT_STRATEGY])
+
+
 @pytest.fixture(scope="module")
-def armed_pool(pool, tmp_path_factory) -> Iterator[tuple[Path, object]]:
-    """The worker pool restarted with an arming file (empty: nothing armed), and a keeper
-    that restarts dead workers every 0.3 s, as systemd or Kubernetes would."""
+def armed_pool(request, pool, tmp_path_factory) -> Iterator[tuple[Path, object]]:
+    """The worker pool restarted with the strategy under test and an arming file (empty:
+    nothing armed), and a keeper that restarts dead workers every 0.3 s, as systemd or
+    Kubernetes would."""
     directory = tmp_path_factory.mktemp("crashpoints")
     arming = directory / "armed"
+    pool = pool.with_(resubscribe=request.param)
     supervisor.stop_all(pool.home)
     os.environ[crashpoints.ENV_FILE] = str(arming)  # for the workers started from now on
     stop = threading.Event()
@@ -67,7 +90,7 @@ def armed_pool(pool, tmp_path_factory) -> Iterator[tuple[Path, object]]:
         arming.unlink(missing_ok=True)
         del os.environ[crashpoints.ENV_FILE]
         supervisor.stop_all(pool.home)
-        supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+        supervisor.scale(pool.with_(resubscribe=DEFAULT_STRATEGY), supervisor.DEFAULT_COUNTS)
 
 
 @pytest.fixture(scope="module")
@@ -79,9 +102,9 @@ def inputs(tmp_path_factory) -> dict[str, list[Path]]:
 
 def test_the_suite_arms_every_declared_point():
     assert sorted(SOURCE_POINTS + WORKER_POINTS) == sorted(crashpoints.POINTS)
+    assert set(OTHER_STRATEGIES) | {DEFAULT_STRATEGY} >= {"reconnect", "group-per-pipeline"}
 
 
-@pytest.mark.parametrize("point", WORKER_POINTS)
 def test_a_worker_dying_at_the_point_loses_and_duplicates_nothing(armed_pool, inputs,
                                                                   tmp_path, point):
     arming, settings = armed_pool

@@ -4,6 +4,7 @@ with a mapper SIGKILLed mid-run is marked `faults` (also run by `make test-fault
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Iterator
@@ -12,6 +13,7 @@ import pytest
 
 from services import supervisor
 from shared.config import STRATEGIES, Settings
+from shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 
@@ -59,3 +61,45 @@ def run_jobs(settings: Settings, tmp_path, kill_a_mapper: bool) -> None:
     for job in (late, other, big):
         jobs.wait(settings, job)
         jobs.assert_matches_sequential(job)
+
+
+def test_pipelines_past_a_workers_consumer_bound_wait_for_a_slot(pool: Settings,
+                                                                  tmp_path) -> None:
+    """group-per-pipeline with room for one consumer per worker: the second pipeline waits
+    until the first ends, then runs; both exact."""
+    bound = pool.with_(resubscribe="group-per-pipeline", pipeline_consumers=1)
+    for worker in supervisor.running(pool.home):
+        if worker.role in ("mapper", "reducer"):
+            supervisor.stop(pool.home, worker)
+    supervisor.scale(bound, supervisor.DEFAULT_COUNTS)
+    try:
+        with jobs.paused_mid_stream(bound, jobs.WORDCOUNT, make_corpus(tmp_path / "first", 3),
+                                    tmp_path / "first-out") as first:
+            second = jobs.submit(bound, jobs.WORDCOUNT, make_corpus(tmp_path / "second", 0.3),
+                                 tmp_path / "second-out")
+            topic = f"MAP---{second.pipeline_id}"
+            wait_for(lambda: {i for i in (0, 1) if "waiting" in _consumer_states(pool, i, topic)}
+                     == {0, 1}, 60, "both mappers to put the second pipeline in waiting")
+            assert Store(bound.redis_url).ended_counts(second.pipeline_id)["mapped"] == 0
+            assert not any("joining" in _consumer_states(pool, i, topic) for i in (0, 1))
+        jobs.wait(bound, first)
+        jobs.wait(bound, second)
+        jobs.assert_matches_sequential(first)
+        jobs.assert_matches_sequential(second)
+        assert all("consuming" in _consumer_states(pool, i, topic) for i in (0, 1))
+    finally:
+        for worker in supervisor.running(pool.home):
+            if worker.role in ("mapper", "reducer"):
+                supervisor.stop(pool.home, worker)
+        supervisor.scale(pool, supervisor.DEFAULT_COUNTS)
+
+
+def _consumer_states(settings: Settings, index: int, topic: str) -> list[str]:
+    """The states a mapper's consumer for `topic` went through, from its log."""
+    states = []
+    for line in (settings.home / "logs" / f"mapper-{index}.log").read_text().splitlines():
+        if line.startswith("{") and '"pipeline consumer"' in line:
+            event = json.loads(line)
+            if event.get("topic") == topic:
+                states.append(event["target"])
+    return states

@@ -47,8 +47,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import local_cluster, write_results
-from services import output, source, supervisor
+from services import source, supervisor
 from services.localcluster.cluster import LocalCluster, read_pid
+from shared import output
 from shared.config import DEFAULT_SPLIT_BYTES, Settings
 from shared.spec import load_module
 

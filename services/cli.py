@@ -15,11 +15,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from services import output as job_output
 from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster
 from services.worker_status import worker_rows
 from shared import config, kafka, liveness, signing
+from shared import output as job_output
 from shared.barrier import Stage
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.logging import configure

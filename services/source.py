@@ -19,9 +19,9 @@ import orjson
 import redis
 import structlog
 
-from services import lifecycle, output
-from services.producer import OutputProducer
-from shared import config, kafka, topics
+from services.runtime import lifecycle
+from services.runtime.producer import OutputProducer
+from shared import config, kafka, output, topics
 from shared.codec import Envelope, Kind, Split, dump_spec
 from shared.config import Settings
 from shared.crashpoints import crash_point

@@ -25,11 +25,11 @@ MAX_RESTART_BACKOFF_S = 10.0  # a broker outage is polled this often once backof
 
 
 def build(role: str, rt: object) -> object:
-    from services.dispatcher import Dispatcher
-    from services.mapper import Mapper
-    from services.reducer import Reducer
-    from services.shuffler import Shuffler
-    from services.sink import Sink
+    from services.roles.dispatcher import Dispatcher
+    from services.roles.mapper import Mapper
+    from services.roles.reducer import Reducer
+    from services.roles.shuffler import Shuffler
+    from services.roles.sink import Sink
 
     classes = {"dispatcher": Dispatcher, "mapper": Mapper, "shuffler": Shuffler,
                "reducer": Reducer, "sink": Sink}
@@ -53,8 +53,8 @@ def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
     """Pipelines whose output the broker refused for good: a restart would replay it and be
     refused again, forever. Fail them (with a fresh producer: the old one's failure is
     sticky), so that the replay skips them."""
-    from services import lifecycle
-    from services.producer import OutputProducer
+    from services.runtime import lifecycle
+    from services.runtime.producer import OutputProducer
 
     producer = OutputProducer(rt.settings)  # type: ignore[attr-defined]
     for pipeline_id in sorted(pipelines):
@@ -63,7 +63,7 @@ def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
 
 
 def run_worker(role: str) -> int:
-    from services.runtime import Runtime
+    from services.runtime.process import Runtime
 
     configure(service="mapreduce")
     log = structlog.get_logger("worker")

@@ -11,7 +11,7 @@ makes marking idempotent. The rule every stage follows:
 A crash anywhere in that sequence replays the marker, and replaying it is harmless. A
 crash between the mark and the hand-off is repaired by the replay too: a stage that finds
 its barrier complete when a marker is replayed sends the hand-off again, even if the mark
-was not its own (services/holding.py), and a stage that stops making progress while its
+was not its own (services/runtime/holding.py), and a stage that stops making progress while its
 inputs are complete gets its hand-off re-sent by the dispatchers (shared/liveness.py).
 """
 

@@ -40,7 +40,7 @@ import orjson
 class Kind(enum.Enum):
     ANNOUNCED = "announced"  # PIPELINES: a spec submitted by a source
     READY = "ready"  # PIPELINES: the dispatcher made the pipeline's topics usable; also
-    # the first record of every MAP---/REDUCE--- partition (services/dispatcher.py)
+    # the first record of every MAP---/REDUCE--- partition (services/roles/dispatcher.py)
     RECORDS = "records"  # a frame of data
     SPLIT = "split"  # where a frame of data is: a file, an offset and a length (see Split)
     STREAM_ENDED = "ended"  # end-of-stream marker, one per partition

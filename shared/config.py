@@ -40,7 +40,7 @@ DEFAULT_SPLIT_BYTES = 1 << 20
 DEFAULT_SHUFFLE_MEMORY_MB = 2048
 # Per sink: the results of the parts it is writing; past it they spill to disk in sorted runs.
 DEFAULT_SINK_MEMORY_MB = 512
-# How mappers and reducers follow the set of live pipelines (services/resubscriber.py).
+# How mappers and reducers follow the set of live pipelines (services/runtime/resubscriber.py).
 STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex", "group-per-pipeline")
 # KIP-848: the fastest pickup and the shortest pauses measured (README, "Resubscription
 # strategies"). It needs a Kafka 4 broker whose group.consumer.session.timeout.ms is short
@@ -88,7 +88,7 @@ class Settings:
     kafka_extra: dict[str, str] = field(default_factory=dict)
     local: bool = False  # the addresses belong to a cluster `mapreduce up` started
     resubscribe: str = DEFAULT_STRATEGY
-    # What a shuffler holds in memory before it spills sorted runs to disk (services/spill.py).
+    # What a shuffler holds in memory before it spills sorted runs to disk (runtime/spill.py).
     shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
     sink_memory_mb: int = DEFAULT_SINK_MEMORY_MB
     # group-per-pipeline: the consumers (pipelines served at once) a mapper or reducer

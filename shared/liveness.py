@@ -9,7 +9,7 @@ waiting stage's topic. Duplicates are harmless, because every barrier is a set. 
 stage loses nothing by an extra end marker either: it arrives after all the data sent
 before the stage before it completed.
 
-Pure: the dispatcher feeds observations and acts on the answers (services/dispatcher.py).
+Pure: the dispatcher feeds observations and acts on the answers (services/roles/dispatcher.py).
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ until a slot frees: every worker keeps the same order, so the oldest pipelines a
 everywhere first, and a waiting pipeline is never half-served.
 
 ``handle(event)`` returns commands (Open, Drain, Close, Transitioned); a runner
-(services/resubscriber.py) performs them and feeds back Drained / Closed / Assigned.
+(services/runtime/resubscriber.py) performs them and feeds back Drained / Closed / Assigned.
 """
 
 from __future__ import annotations

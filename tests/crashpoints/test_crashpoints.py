@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from services import output, source, supervisor
-from shared import crashpoints, topics
+from services import source, supervisor
+from shared import crashpoints, output, topics
 from shared.config import DEFAULT_STRATEGY
 from shared.errors import PipelineFailed
 from shared.store import Store

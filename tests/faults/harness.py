@@ -30,8 +30,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services import output, reference, source, supervisor
+from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster, read_pid, wait_exited
+from shared import output
 from shared.config import Settings
 from shared.errors import PipelineFailed
 from shared.spec import load_module, spec_from_module

@@ -9,7 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from services import output, reference, source
+from services import reference, source
+from shared import output
 from shared.config import Settings
 from shared.store import Store
 from tests.conftest import wait_for

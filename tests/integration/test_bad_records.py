@@ -13,8 +13,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from services import output, source, supervisor
-from shared import topics
+from services import source, supervisor
+from shared import output, topics
 from shared.errors import PipelineFailed
 from shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from services import output, source
+from services import source
+from shared import output
 from shared.errors import PipelineFailed
 from tests.conftest import REPO, make_corpus
 from tests.integration import jobs

@@ -10,7 +10,7 @@ import structlog
 from confluent_kafka import KafkaError, Message
 from structlog.testing import capture_logs
 
-from services.runtime import Runtime
+from services.runtime.process import Runtime
 from services.worker import ROLES, build
 from shared.errors import ConsumerFailed
 

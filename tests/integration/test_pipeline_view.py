@@ -8,8 +8,8 @@ import uuid
 
 import pytest
 
-from services.pipeline_view import PipelineView
-from services.producer import OutputProducer
+from services.runtime.pipeline_view import PipelineView
+from services.runtime.producer import OutputProducer
 from shared import topics
 from shared.codec import Envelope, Kind, dump_spec
 

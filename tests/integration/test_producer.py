@@ -2,7 +2,7 @@
 
 A partition created a moment ago can refuse a first batch (NOT_LEADER) and accept the next
 one; the idempotent producer then reports the first batch delivered at offset -1 although
-it is not in the log (services/producer.py). Measured before the fix: about one fresh topic
+it is not in the log (services/runtime/producer.py). Measured before the fix: about one fresh topic
 in four lost its first batch on some partition, with no error reported."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from services.producer import DeliveryFailed, OutputProducer
+from services.runtime.producer import DeliveryFailed, OutputProducer
 from shared import kafka
 from shared.codec import Envelope, Kind
 

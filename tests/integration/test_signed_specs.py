@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from services import source
-from services.producer import OutputProducer
+from services.runtime.producer import OutputProducer
 from shared import signing, topics
 from shared.codec import Envelope, Kind, dump_spec
 from shared.errors import PipelineFailed

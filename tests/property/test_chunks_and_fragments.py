@@ -11,7 +11,7 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.mapper import shuffle_frames
+from services.roles.mapper import shuffle_frames
 from services.source import MAX_RECORD_BYTES, frame_spans
 from shared.codec import Fragment, decode_items, fragments
 from shared.reassembly import Reassembler, clamp

@@ -5,7 +5,7 @@ import pytest
 import structlog
 from confluent_kafka import KafkaError
 
-from services.runtime import check_consumer_error, commit_refused
+from services.runtime.process import check_consumer_error, commit_refused
 from shared.errors import ConsumerFailed
 
 

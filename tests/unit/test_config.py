@@ -1,6 +1,6 @@
 import pytest
 
-from services.resubscriber import consumer_overrides
+from services.runtime.resubscriber import consumer_overrides
 from shared.config import STRATEGIES, Settings
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from services.shuffler import accepts
+from services.roles.shuffler import accepts
 from shared.errors import PipelineDefinitionError
 from shared.spec import load_module, spec_from_module
 

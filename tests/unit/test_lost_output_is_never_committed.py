@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Consumer
 
-from services.producer import DeliveryFailed
-from services.resubscriber import ReconnectStrategy
+from services.runtime.producer import DeliveryFailed
+from services.runtime.resubscriber import ReconnectStrategy
 
 
 def idle_consumer() -> Consumer:

@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services import output, reference, source
+from services import reference, source
+from shared import output
 from shared.codec import decode_records
 from shared.errors import InputError, PipelineDefinitionError
 from shared.spec import load_module, spec_from_module

@@ -14,9 +14,9 @@ import redis
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from services import lifecycle
-from services.pipeline_view import PipelineView
-from services.producer import DeliveryFailed, OutputProducer
+from services.runtime import lifecycle
+from services.runtime.pipeline_view import PipelineView
+from services.runtime.producer import DeliveryFailed, OutputProducer
 from shared import kafka, topics
 from shared.codec import CodecError, Envelope
 from shared.config import Settings

@@ -11,7 +11,7 @@ waiting, and whoever finds the stage complete sends it.
 
 A revoked partition is treated exactly like a crashed one: its held data is dropped and
 the next owner rebuilds it from the committed low watermark. Held data stays within the
-role's memory budget: past it, the largest holding spills to disk (services/spill.py).
+role's memory budget: past it, the largest holding spills to disk (services/runtime/spill.py).
 Held data of a pipeline that ended (done, failed, or forgotten) is dropped within SWEEP_S,
 tombstone or not, so that it never pins the low watermark."""
 
@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.runtime import (
+from services.runtime.process import (
     Runtime,
     check_consumer_error,
     commit,

@@ -14,9 +14,9 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from services import deadletter
-from services.pipeline_worker import PipelineTopicWorker
-from services.runtime import Runtime
+from services.runtime import deadletter
+from services.runtime.pipeline_worker import PipelineTopicWorker
+from services.runtime.process import Runtime
 from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import (

@@ -17,7 +17,7 @@ from typing import Protocol
 import structlog
 from confluent_kafka import Consumer, KafkaException
 
-from services.producer import DeliveryFailed
+from services.runtime.producer import DeliveryFailed
 from shared import retry
 from shared.pipeline_groups import (
     DEFAULT_CAPACITY,
@@ -197,7 +197,7 @@ class InPlaceStrategy(_LiveConsumerStrategy):
         else:
             # With KIP-848, a subscribe() soon after this sometimes gets a fatal
             # INVALID_REQUEST from the coordinator (1 benchmark job in 3); the worker then
-            # restarts (services/runtime.py). The alternatives tried were worse: keeping the
+            # restarts (services/runtime/process.py). The alternatives tried were worse: keeping the
             # finished topics subscribed left a reducer's next assignment stuck for 5
             # minutes, and closing the consumer made static members fail to rejoin.
             self.consumer.unsubscribe()

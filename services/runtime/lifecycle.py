@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import structlog
 
-from services.producer import OutputProducer
+from services.runtime.producer import OutputProducer
 from shared import topics
 from shared.crashpoints import crash_point
 from shared.store import TERMINAL, Store

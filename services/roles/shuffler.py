@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.holding import Holding, HoldingWorker
-from services.runtime import Runtime
-from services.spill import Groups, fresh_spill_dir
+from services.runtime.holding import Holding, HoldingWorker
+from services.runtime.process import Runtime
+from services.runtime.spill import Groups, fresh_spill_dir
 from shared import topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size

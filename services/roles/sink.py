@@ -18,11 +18,11 @@ import shutil
 import time
 from pathlib import Path
 
-from services import lifecycle, output
-from services.holding import Holding, HoldingWorker
-from services.runtime import Runtime
-from services.spill import Groups, fresh_spill_dir
-from shared import topics
+from services.runtime import lifecycle
+from services.runtime.holding import Holding, HoldingWorker
+from services.runtime.process import Runtime
+from services.runtime.spill import Groups, fresh_spill_dir
+from shared import output, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, decode_items, key_order
 from shared.crashpoints import crash_point

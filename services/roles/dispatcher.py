@@ -12,7 +12,7 @@ tombstone it deletes the pipeline's topics.
 Every WATCH_S it also looks after the pipelines no single worker can: one whose source died
 mid-stream is failed; one that stopped moving while its inputs are complete gets the lost
 hand-off sent again (shared/liveness.py); one that ended but whose cleanup was cut short
-is cleaned up (services/lifecycle.py)."""
+is cleaned up (services/runtime/lifecycle.py)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ import time
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services import lifecycle
-from services.runtime import Runtime, commit, consumer_lag, describe, envelope_of
+from services.runtime import lifecycle
+from services.runtime.process import Runtime, commit, consumer_lag, describe, envelope_of
 from shared import kafka, liveness, topics
 from shared.barrier import FLOW, Stage
 from shared.codec import Envelope, Kind

@@ -3,7 +3,7 @@ partition it came from (the part file it belongs to). One end marker per reduce 
 follows that partition's results, after they are durable.
 
 A key's values may have come in fragments (a hot key); they are whole again before the
-reducer sees them (services/pipeline_worker.py). A result that is not a JSON value (NaN, a
+reducer sees them (services/runtime/pipeline_worker.py). A result that is not a JSON value (NaN, a
 set, an object) is dead-lettered with its key, like a reducer that raises."""
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from services import deadletter
-from services.pipeline_worker import PipelineTopicWorker
+from services.runtime import deadletter
+from services.runtime.pipeline_worker import PipelineTopicWorker
 from shared import kafka, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, encode_checked

@@ -4,7 +4,7 @@ then commit once its outputs are durable.
 
 Batches overlap with their deliveries: while one batch's outputs travel to the broker the
 next is processed, and a batch's offsets are committed when the producer has every output
-up to it acknowledged (services/commit_queue.py). Waiting for each batch's flush and commit
+up to it acknowledged (services/runtime/commit_queue.py). Waiting for each batch's flush and commit
 in turn left the mappers idle about 30% of the time (py-spy, README). Before partitions
 move (a resubscription, a revocation, a stop) everything is flushed and committed."""
 
@@ -15,9 +15,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from services.commit_queue import CommitQueue, PendingBatch, next_offsets
-from services.resubscriber import build_strategy, consumer_overrides
-from services.runtime import (
+from services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
+from services.runtime.process import (
     Runtime,
     commit,
     commit_refused,
@@ -27,6 +26,7 @@ from services.runtime import (
     is_infrastructure,
     processing_failure,
 )
+from services.runtime.resubscriber import build_strategy, consumer_overrides
 from shared import kafka
 from shared.codec import Envelope, Kind
 from shared.crashpoints import crash_point

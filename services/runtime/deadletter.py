@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 
-from services.runtime import Runtime
+from services.runtime.process import Runtime
 from shared import topics
 from shared.codec import CodecError, Envelope, Kind, key_bytes
 from shared.spec import PipelineSpec

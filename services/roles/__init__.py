@@ -1,0 +1,1 @@
+"""The five worker roles: what each does with its messages."""

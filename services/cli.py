@@ -1,75 +1,72 @@
-"""`mapreduce`: the command line. The source role lives here (submit, run); `up`/`down`
-manage a local cluster and worker pool; `status` shows pipelines and workers."""
+"""`mapreduce`: the command line, a thin layer over the Python API (services/api.py).
+
+Jobs: run, submit, wait, cancel, status, deadletters. The local cluster: up, down. A worker
+in the foreground: worker. Every error is one line on stderr: exit 2 (1 for a job that
+failed, 3 for a --timeout)."""
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import click
+import redis
 from confluent_kafka import KafkaException
-from rich.console import Console
+from rich.console import Console, Group
+from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
-from services import reference, source, supervisor
+from services import api, reference, source, supervisor
 from services.localcluster.cluster import LocalCluster
+from services.status_view import pipeline_detail, pipelines_table, workers_table
 from services.worker_status import worker_rows
-from shared import config, kafka, liveness, signing
-from shared import output as job_output
-from shared.barrier import Stage
-from shared.errors import ConnectionFailed, MapReduceError
+from shared import config, output, signing
+from shared.errors import MapReduceError
 from shared.logging import configure
 from shared.spec import GUARANTEES
-from shared.store import SILENT_AFTER_S, Store
 
 console = Console(stderr=True)
 ROLE_FLAGS = {"dispatchers": "dispatcher", "mappers": "mapper", "shufflers": "shuffler",
               "reducers": "reducer", "sinks": "sink"}
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+WATCH_PERIOD_S = 2.0  # how often `status --watch` redraws: a display's refresh period
 
 
 class Context:
-    def __init__(self, bootstrap: str | None, redis_url: str | None, home: Path,
-                 signing_key_file: Path | None = None, insecure_specs: bool = False) -> None:
-        self.bootstrap, self.redis_url, self.home = bootstrap, redis_url, home
-        self.signing: dict[str, object] = {}
-        if signing_key_file is not None:
-            self.signing["signing_key_file"] = signing_key_file
-        if insecure_specs:
-            self.signing["insecure_specs"] = True
+    """The global options, turned into settings and a cluster when a command needs one."""
+
+    def __init__(self, flags: dict[str, Any], config_file: Path | None) -> None:
+        self.flags = {k: v for k, v in flags.items() if v is not None}
+        self.config_file = config_file
 
     def settings(self) -> config.Settings | None:
-        settings = config.resolve(self.bootstrap, self.redis_url, self.home)
-        return settings.with_(**self.signing) if settings is not None else None
+        return config.resolve(flags=self.flags, config=self.config_file)
 
-    def cluster(self) -> LocalCluster:
-        return LocalCluster(self.home)
-
-    def ensure(self, counts: dict[str, int] | None = None,
-               **overrides: object) -> config.Settings:
-        """A reachable cluster and a worker pool: start what is missing. With no counts, any
-        role without a live worker gets its default number."""
+    def home(self) -> Path:
         settings = self.settings()
-        if settings is None or settings.local:
-            cluster = self.cluster()
-            if not cluster.running():
-                console.print("[dim]starting local Kafka and Redis in "
-                              f"{cluster.root} ...[/dim]")
-            settings = cluster.start().with_(**self.signing)
-        else:  # an existing cluster: say so now rather than start workers that cannot work
-            Store(settings.redis_url).check_reachable()
-            kafka.check_reachable(settings, timeout=5)
-        settings = settings.with_(**overrides)
-        running = supervisor.running(settings.home)
-        if counts is None:
-            have = {w.role for w in running}
-            counts = {r: n for r, n in supervisor.DEFAULT_COUNTS.items() if r not in have}
-        if counts:
-            supervisor.scale(settings, counts)
-        return settings
+        return settings.home if settings else Path(self.flags.get("home") or
+                                                   config.default_home()).expanduser()
+
+    def cluster(self, **overrides: Any) -> api.Cluster:
+        """The configured cluster; or the local one, started with its worker pool when it
+        is not running (never workers for a remote cluster: those run on its hosts)."""
+        settings = self.settings()
+        if (settings is None or settings.local) and not LocalCluster(self.home()).running():
+            console.print(f"[dim]starting local Kafka and Redis in {self.home()} ...[/dim]")
+        cluster = api.connect(config_file=self.config_file, **self.flags, **overrides)
+        if not cluster.settings.local and not cluster.live_roles():
+            console.print("[yellow]warning:[/yellow] no worker has reported to this cluster "
+                          "in the last seconds; the job waits until workers run "
+                          "(`mapreduce worker ROLE` on the worker hosts)", soft_wrap=True)
+        return cluster
+
+    def existing(self) -> api.Cluster:
+        """The cluster as it is: nothing started."""
+        return api.connect(config_file=self.config_file, start_local=False, **self.flags)
 
 
 def _role_options(fn: Any) -> Any:
@@ -81,29 +78,33 @@ def _role_options(fn: Any) -> Any:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--bootstrap-servers", envvar=config.ENV_BOOTSTRAP, default=None,
+@click.option("--bootstrap-servers", default=None,
               help="Kafka bootstrap servers of an existing cluster "
                    "[env MAPREDUCE_BOOTSTRAP_SERVERS]. Default: the local cluster.")
-@click.option("--redis-url", envvar=config.ENV_REDIS, default=None,
+@click.option("--redis-url", default=None,
               help="Redis URL of an existing server, e.g. redis://host:6379/0 "
                    "[env MAPREDUCE_REDIS_URL]. Default: the local cluster.")
-@click.option("--home", envvar=config.ENV_HOME, type=click.Path(path_type=Path),
-              default=None, help="state directory: local cluster data, logs, pids "
-                                 "[env MAPREDUCE_HOME, default ~/.mapreduce]")
-@click.option("--signing-key-file", envvar=signing.ENV_KEY_FILE, default=None,
+@click.option("--home", type=click.Path(path_type=Path), default=None,
+              help="state directory: local cluster data, logs, pids "
+                   "[env MAPREDUCE_HOME, default ~/.mapreduce]")
+@click.option("--config", "config_file", type=click.Path(path_type=Path, dir_okay=False),
+              default=None, help="settings file (TOML) [env MAPREDUCE_CONFIG, default "
+                                 "~/.config/mapreduce/config.toml if it exists]")
+@click.option("--signing-key-file", default=None,
               type=click.Path(path_type=Path, dir_okay=False),
               help="key that signs pipeline specs (submitting) and verifies them (workers) "
                    f"[env {signing.ENV_KEY_FILE}; default: {signing.ENV_KEY}, or the local "
                    f"cluster's HOME/{signing.KEY_FILE_NAME}]")
-@click.option("--insecure-specs", is_flag=True, envvar=signing.ENV_INSECURE,
+@click.option("--insecure-specs", is_flag=True, default=None,
               help="development only: workers this command starts run unsigned specs, and "
                    "a source without a key sends them unsigned")
 @click.option("--log-level", default="WARNING", show_default=True,
+              type=click.Choice(LOG_LEVELS, case_sensitive=False),
               help="log level of the CLI's own messages")
 @click.pass_context
 def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None,
-        home: Path | None, signing_key_file: Path | None, insecure_specs: bool,
-        log_level: str) -> None:
+        home: Path | None, config_file: Path | None, signing_key_file: Path | None,
+        insecure_specs: bool | None, log_level: str) -> None:
     """MapReduce on Apache Kafka (data) and Redis (coordination).
 
     A pipeline is a Python module with mapper(record) yielding (key, value) pairs,
@@ -115,12 +116,15 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
     Quick start:
       mapreduce up                       # local Kafka + Redis + workers
       mapreduce run pipelines/wordcount.py --input pipelines/samples/text --output out/wc --verify
+      mapreduce run pipelines/wordcount.py --inline -i pipelines/samples/text -o out/wc-inline
       mapreduce status
       mapreduce down
     """
     configure(log_level, json=False)
-    ctx.obj = Context(bootstrap_servers, redis_url, (home or config.default_home()).expanduser(),
-                      signing_key_file, insecure_specs)
+    ctx.obj = Context({"bootstrap_servers": bootstrap_servers, "redis_url": redis_url,
+                       "home": home.expanduser() if home else None,
+                       "signing_key_file": signing_key_file,
+                       "insecure_specs": insecure_specs or None}, config_file)
 
 
 @cli.command()
@@ -134,16 +138,21 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 @click.pass_obj
 def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None,
        **counts: int | None) -> None:
-    """Start the local cluster (unless one is configured) and bring the worker pool to the
-    requested counts, restarting workers that died. Idempotent."""
+    """Start the local cluster and bring its worker pool to the requested counts, restarting
+    workers that died. Idempotent. With a remote cluster configured, nothing is started
+    here: its workers run on its hosts (`mapreduce worker ROLE`)."""
     wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
               for k, v in counts.items()}
-    overrides: dict[str, object] = {}
-    if resubscribe is not None:
-        overrides["resubscribe"] = resubscribe
-    if shuffle_memory is not None:
-        overrides["shuffle_memory_mb"] = shuffle_memory
-    settings = obj.ensure(wanted, **overrides)
+    overrides = {k: v for k, v in (("resubscribe", resubscribe),
+                                   ("shuffle_memory_mb", shuffle_memory)) if v is not None}
+    cluster = obj.cluster(**overrides)
+    settings = cluster.settings
+    if not settings.local:
+        raise MapReduceError("a remote cluster is configured (--bootstrap-servers/--redis-url, "
+                             "the environment or the config file): `up` manages the local "
+                             "cluster only; start workers on the cluster's hosts with "
+                             "`mapreduce worker ROLE`")
+    cluster.ensure_workers(wanted)
     workers = supervisor.running(settings.home)
     console.print(f"cluster: Kafka {settings.bootstrap_servers}, "
                   f"Redis {config.redacted(settings.redis_url)}")
@@ -154,13 +163,20 @@ def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None,
 def _job_options(fn: Any) -> Any:
     options = [
         click.argument("pipeline", type=click.Path(path_type=Path)),
-        click.option("--input", "-i", "inputs", multiple=True, required=True,
-                     type=click.Path(path_type=Path),
-                     help="input file or directory (its files, sorted by name); repeatable"),
-        click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
-                     help="output directory: part-NNNNN files and _SUCCESS; must not exist"),
+        click.argument("more_inputs", nargs=-1, type=str, metavar="[INPUT]..."),
+        click.option("--input", "-i", "inputs", multiple=True, type=str,
+                     help="a file, a directory (its files, recursively), a glob pattern, or "
+                          "kafka:TOPIC; .gz .bz2 .xz .zst are decompressed. Several paths "
+                          "may follow one --input, or repeat it"),
+        click.option("--output", "-o", required=True, type=str,
+                     help="output directory (part-NNNNN files and _SUCCESS; must not exist), "
+                          "or kafka:TOPIC"),
         click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
                      show_default=True, help="text: a record is a line; jsonl: a JSON value"),
+        click.option("--output-format", type=click.Choice(list(output.FORMATS)),
+                     default="jsonl", show_default=True,
+                     help="part files: jsonl, one [key, value] array a line; tsv, "
+                          "key<TAB>value with both JSON-encoded"),
         click.option("--partitions", type=click.IntRange(1, 1024), default=4,
                      show_default=True, help="partitions of the pipeline's MAP/REDUCE topics "
                                              "(= parallelism, = number of output parts)"),
@@ -188,22 +204,17 @@ def _job_options(fn: Any) -> Any:
     return fn
 
 
-def _prepare(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output_dir: Path, fmt: str,
-             partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
-             input_mode: str, guarantee: str) -> tuple[source.Job, config.Settings]:
-    job = source.Job(pipeline, list(inputs), output_dir, fmt, partitions, pipeline_id, keep,
-                     max_errors, guarantee, input_mode)
-    source.prepare(job, config.Settings("", ""))  # all local checks before any connection
-    settings = obj.ensure()
-    source.prepare(job, settings)
-    return job, settings
-
-
-def _submit_with_progress(job: source.Job, settings: config.Settings) -> dict[str, Any]:
-    with _progress() as progress:
-        task = progress.add_task("sending input", total=None)
-        return source.submit(job, settings, lambda sent, total: progress.update(
-            task, completed=sent, total=total))
+def _request(pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
+             options: dict[str, Any]) -> source.Job:
+    every = [*inputs, *more_inputs]
+    if not every:
+        raise click.UsageError("give the input: --input PATH [PATH...]")
+    request = source.Job(pipeline, every, options["output"], options["fmt"],
+                         options["partitions"], options["pipeline_id"], options["keep"],
+                         options["max_errors"], options["guarantee"], options["input_mode"],
+                         options["output_format"])
+    source.prepare(request, config.Settings("", ""))  # every local check, before connecting
+    return request
 
 
 def _progress() -> Progress:
@@ -211,61 +222,97 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=console, transient=False)
 
 
+def _submit(cluster: api.Cluster, request: source.Job) -> dict[str, Any]:
+    source.prepare(request, cluster.settings)
+    with _progress() as progress:
+        task = progress.add_task("sending input", total=None)
+        return source.submit(request, cluster.settings, lambda sent, total: progress.update(
+            task, completed=sent, total=total or None))
+
+
+def _follow(job: api.Job, frames: int | None, timeout: float | None) -> dict[str, Any]:
+    """Wait for a job with a progress display: frames mapped, partitions ended per stage."""
+    stage_names = ("map", "shuffle", "reduce", "sink")
+    with _progress() as progress:
+        mapped = progress.add_task("frames mapped", total=frames)
+        tasks = {name: progress.add_task(f"{name} ended", total=None) for name in stage_names}
+
+        def show(status: dict[str, Any]) -> None:
+            total_frames = int(status["frames"]) if "frames" in status else frames
+            progress.update(mapped, completed=int(status.get("mapped", 0)), total=total_frames)
+            partitions = int(status.get("partitions", 0))
+            totals = {"map": partitions, "shuffle": int(status.get("shuffle_partitions", 0)),
+                      "reduce": partitions, "sink": partitions}
+            done = status.get("state") == "done"
+            for name in stage_names:
+                total = totals[name] or None
+                progress.update(tasks[name], total=total,
+                                completed=total if done and total else int(status.get(name, 0)))
+            if done and total_frames:
+                progress.update(mapped, completed=total_frames)
+
+        return job.wait(show, timeout)
+
+
+def _summary(job: api.Job, elapsed: float, sent: dict[str, Any] | None,
+             status: dict[str, Any]) -> None:
+    final = job.status()
+    size = f", {sent['bytes'] / 1e6:.1f} MB in ({sent['bytes'] / 1e6 / elapsed:.2f} MB/s)" \
+        if sent else ""
+    click.echo(f"pipeline {job.pipeline_id}: done in {elapsed:.2f}s{size}, "
+               f"{final.get('keys', 0)} keys out -> {final.get('output')}")
+    errors = int(final.get("errors") or status.get("errors") or 0)
+    if errors:
+        click.echo(f"warning: {errors} records or keys made the pipeline's code raise and were "
+                   f"left out; see `mapreduce deadletters {job.pipeline_id}`")
+
+
 @cli.command()
 @_job_options
 @click.option("--verify", is_flag=True,
               help="also run the pipeline sequentially in-process and compare; exit 1 on "
                    "any difference")
-@click.option("--timeout", type=float, default=None, help="give up waiting after N seconds")
+@click.option("--inline", is_flag=True,
+              help="run in this process with no Kafka or Redis (for developing and testing a "
+                   "pipeline): the same output as the cluster's")
+@click.option("--timeout", type=float, default=None,
+              help="give up waiting after N seconds (exit 3; the job goes on)")
 @click.option("--top", type=int, default=0, help="print the N keys with the largest values")
 @click.pass_obj
-def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-        partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
-        input_mode: str, guarantee: str, verify: bool, timeout: float | None,
-        top: int) -> None:
-    """Submit a pipeline, show its progress, wait until its output is final, summarize."""
-    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
-                             max_errors, input_mode, guarantee)
+def run(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
+        verify: bool, inline: bool, timeout: float | None, top: int, **options: Any) -> None:
+    """Submit a pipeline, show its progress, wait until its output is final, summarize.
+    With --inline, run it here instead."""
+    request = _request(pipeline, inputs, more_inputs, options)
     started = time.monotonic()
-    sent = _submit_with_progress(job, settings)
-    stage_names = ("map", "shuffle", "reduce", "sink")
-    with _progress() as progress:
-        mapped = progress.add_task("frames mapped", total=sent["frames"])
-        tasks = {name: progress.add_task(f"{name} ended", total=None) for name in stage_names}
-
-        def show(status: dict[str, Any]) -> None:
-            progress.update(mapped, completed=int(status.get("mapped", 0)))
-            totals = {"map": int(status.get("partitions", 0)),
-                      "shuffle": int(status.get("shuffle_partitions", 0)) or None,
-                      "reduce": int(status.get("partitions", 0)),
-                      "sink": int(status.get("partitions", 0))}
-            for name in stage_names:
-                progress.update(tasks[name], completed=int(status.get(name, 0)),
-                                total=totals[name])
-            if status.get("state") == "done":
-                progress.update(mapped, completed=sent["frames"])
-                for name in stage_names:
-                    progress.update(tasks[name], completed=totals[name] or 1,
-                                    total=totals[name] or 1)
-
-        status = source.wait(settings, job.pipeline_id, show, timeout=timeout)
-    elapsed = time.monotonic() - started
-    items = job_output.read_output(job.output_dir)
-    mb = sent["bytes"] / 1e6
-    click.echo(f"pipeline {job.pipeline_id}: done in {elapsed:.2f}s, {mb:.1f} MB in "
-               f"({mb / elapsed:.2f} MB/s), {len(items)} keys out -> {job.output_dir}")
-    errors = int(status.get("errors") or 0)
-    if errors:
-        click.echo(f"warning: {errors} records or keys made the pipeline's code raise and were "
-                   "left out; they are on the DEADLETTER topic with their tracebacks")
+    if inline:
+        result = api.Pipeline(code=request.code).run_inline(
+            [*inputs, *more_inputs], request.output_dir, fmt=options["fmt"],
+            partitions=options["partitions"], output_format=options["output_format"],
+            settings=obj.settings())
+        click.echo(f"inline: done in {time.monotonic() - started:.2f}s, {result.keys} keys "
+                   f"out -> {result.output}")
+        if result.dead_letters:
+            click.echo(f"warning: {len(result.dead_letters)} records or keys were left out; "
+                       f"first: {result.dead_letters[0]['identity']}: "
+                       f"{result.dead_letters[0]['error']}")
+        items: list[tuple[Any, Any]] = list(result.results.items())
+    else:
+        cluster = obj.cluster()
+        sent = _submit(cluster, request)
+        job = api.Job(cluster, request.pipeline_id, request)
+        status = _follow(job, sent["frames"], timeout)
+        _summary(job, time.monotonic() - started, sent, status)
+        items = list(job.results()) if (top or verify) else []
     if top:
         ranked = sorted(items, key=lambda kv: (-kv[1], str(kv[0])) if isinstance(
             kv[1], int | float) else (0, str(kv[0])))
         for key, value in ranked[:top]:
             click.echo(f"  {value!s:>10}  {key}")
     if verify:
-        assert job.spec is not None
-        expected = reference.run_sequential(job.spec, job.files)
+        assert request.spec is not None
+        expected = reference.run_sequential(request.spec, request.files, request.ranges,
+                                            obj.settings())
         comparison = reference.compare(expected, items)
         click.echo(f"verify: {comparison.summary()}")
         if not comparison.equal:
@@ -275,105 +322,127 @@ def run(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fm
 @cli.command()
 @_job_options
 @click.pass_obj
-def submit(obj: Context, pipeline: Path, inputs: tuple[Path, ...], output: Path, fmt: str,
-           partitions: int, pipeline_id: str, keep: bool, max_errors: int | None,
-           input_mode: str, guarantee: str) -> None:
-    """Submit a pipeline and return at once; prints the pipeline id."""
-    job, settings = _prepare(obj, pipeline, inputs, output, fmt, partitions, pipeline_id, keep,
-                             max_errors, input_mode, guarantee)
-    _submit_with_progress(job, settings)
-    click.echo(job.pipeline_id)
+def submit(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
+           **options: Any) -> None:
+    """Submit a pipeline and return once its input is sent; prints the pipeline id (follow
+    it with `mapreduce wait ID`)."""
+    request = _request(pipeline, inputs, more_inputs, options)
+    _submit(obj.cluster(), request)
+    click.echo(request.pipeline_id)
 
 
 @cli.command()
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.argument("pipeline_id")
+@click.option("--timeout", type=float, default=None,
+              help="give up waiting after N seconds (exit 3; the job goes on)")
 @click.pass_obj
-def status(obj: Context, as_json: bool) -> None:
-    """Pipelines with their state and progress; every worker, on every host, with its role,
-    pid, assigned partitions, lag (messages not yet read on them), last heartbeat, and
-    whether it has gone silent."""
-    settings = obj.settings()
-    if settings is None:
-        raise ConnectionFailed("no cluster configured and no local cluster running: "
-                               "`mapreduce up`, or pass --bootstrap-servers/--redis-url")
-    store = Store(settings.redis_url)
-    store.check_reachable()
-    pipelines: list[dict[str, Any]] = []
-    for pid in store.pipeline_ids():
-        info = store.pipeline(pid)
-        if info:
-            pipelines.append({"id": pid, **info, **pipeline_progress(store, pid, info)})
-    workers = worker_rows(store.workers(), store.now())
+def wait(obj: Context, pipeline_id: str, timeout: float | None) -> None:
+    """Follow a submitted job until it ends: its progress, then a summary. Exits as `run`:
+    0 done, 1 failed, 3 on --timeout."""
+    job = obj.existing().job(pipeline_id)
+    started = time.monotonic()
+    status = _follow(job, None, timeout)
+    _summary(job, time.monotonic() - started, None, status)
+
+
+@cli.command()
+@click.argument("pipeline_id")
+@click.pass_obj
+def cancel(obj: Context, pipeline_id: str) -> None:
+    """Stop a job: it fails with the reason "cancelled", every worker drops it, and its
+    topics, coordination keys and staging files are removed."""
+    obj.existing().job(pipeline_id).cancel()
+    click.echo(f"pipeline {pipeline_id}: cancelled")
+
+
+@cli.command()
+@click.argument("pipeline_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.option("--all", "everything", is_flag=True,
+              help="every pipeline whose status is kept (7 days), not only running and recent")
+@click.option("--watch", is_flag=True, help="refresh every 2 s until interrupted")
+@click.pass_obj
+def status(obj: Context, pipeline_id: str | None, as_json: bool, everything: bool,
+           watch: bool) -> None:
+    """Without an id: running pipelines and those that ended in the last 24 hours, with what
+    each waits on, then every worker on every host (role, pid, partitions, lag, last
+    heartbeat, silent or not). With an id: that pipeline's stages, frames, keys and first
+    dead letters."""
+    cluster = obj.existing()
+
+    def snapshot() -> dict[str, Any]:
+        if pipeline_id:
+            job = cluster.job(pipeline_id)
+            info = job.status()
+            return {"pipeline": info,
+                    "dead_letters": job.dead_letters(limit=5) if int(info["errors"]) else []}
+        return {"pipelines": cluster.pipelines(everything),
+                "workers": worker_rows(cluster.store.workers(), cluster.store.now())}
+
+    def render(data: dict[str, Any]) -> Any:
+        if pipeline_id:
+            return pipeline_detail(data["pipeline"], data["dead_letters"])
+        return Group(pipelines_table(data["pipelines"]), workers_table(data["workers"]))
+
     if as_json:
-        import json
-        click.echo(json.dumps({"pipelines": pipelines, "workers": workers}, indent=2))
+        click.echo(json.dumps(snapshot(), indent=2, default=str))
         return
-    table = Table(title="pipelines")
-    for column in ("id", "state", "frames mapped", "map/shuffle/reduce/sink ended", "errors",
-                   "output", "waiting on / reason"):
-        table.add_column(column)
-    for p in pipelines:
-        table.add_row(p["id"], p.get("state", "?"), f"{p['mapped']}/{p.get('frames', '?')}",
-                      f"{p['map']}/{p['shuffle']}/{p['reduce']}/{p['sink']}",
-                      str(p["errors"]), p.get("output", ""),
-                      p.get("reason") or p.get("waiting_on", ""))
     out = Console()
-    out.print(table)
-    wtable = Table(title=f"workers (silent: no heartbeat for {SILENT_AFTER_S} s)")
-    for column in ("host", "role", "pid", "partitions", "lag", "last heartbeat", ""):
-        wtable.add_column(column)
-    for w in workers:
-        wtable.add_row(w["host"], w["role"], w["pid"], _partitions_text(w["partitions"]),
-                       "?" if w["lag"] is None else str(w["lag"]),
-                       f"{w['last_seen_s']:.1f}s ago",
-                       "[red]SILENT[/red]" if w["silent"] else "ok")
-    out.print(wtable)
+    if not watch:
+        out.print(render(snapshot()))
+        return
+    if not out.is_terminal:  # a pipe or a file: one snapshot after another
+        while True:
+            out.print(render(snapshot()))
+            out.file.flush()
+            time.sleep(WATCH_PERIOD_S)
+    with Live(render(snapshot()), console=out, refresh_per_second=1) as live:
+        while True:
+            time.sleep(WATCH_PERIOD_S)
+            live.update(render(snapshot()))
 
 
-def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> dict[str, Any]:
-    """Barrier counts, frames mapped and errors: live while the pipeline runs, the final
-    figures (kept in its status) once it has ended; and, while it runs, what it waits on."""
-    if info.get("state") in ("done", "failed") and "final.map" in info:
-        counts: dict[str, Any] = {name: int(info.get(f"final.{name}") or 0)
-                                  for name in ("source", "map", "shuffle", "reduce", "sink",
-                                               "mapped")}
-        counts["errors"] = int(info.get("errors") or 0)
-        return counts
-    counts = dict(store.ended_counts(pipeline_id))
-    counts["errors"] = max(counts["errors"], int(info.get("errors") or 0))
-    if info.get("state") not in ("done", "failed"):
-        partitions = int(info.get("partitions") or 0)
-        totals = {Stage.SOURCE: int(info.get("source_partitions") or 0), Stage.MAP: partitions,
-                  Stage.SHUFFLE: int(info.get("shuffle_partitions") or 0),
-                  Stage.REDUCE: partitions, Stage.SINK: partitions}
-        ended = {stage: int(counts[stage.value]) for stage in totals}
-        frames = int(info["frames"]) if "frames" in info else None
-        counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames)
-    return counts
-
-
-def _partitions_text(partitions: list[str], shown: int = 6) -> str:
-    if len(partitions) <= shown:
-        return ",".join(partitions)
-    return ",".join(partitions[:shown]) + f" (+{len(partitions) - shown})"
+@cli.command()
+@click.argument("pipeline_id")
+@click.option("--limit", type=click.IntRange(1), default=None, help="at most N letters")
+@click.pass_obj
+def deadletters(obj: Context, pipeline_id: str, limit: int | None) -> None:
+    """Print a pipeline's dead letters, one JSON object a line: the role, where the record or
+    key came from, the error and its traceback, the data."""
+    for letter in api.dead_letters(obj.existing().settings, pipeline_id, limit):
+        click.echo(json.dumps(letter))
 
 
 @cli.command()
 @click.pass_obj
 def down(obj: Context) -> None:
     """Stop the local workers and the local cluster (its data stays in --home)."""
-    stopped = supervisor.stop_all(obj.home)
-    obj.cluster().stop()
+    home = obj.home()
+    stopped = supervisor.stop_all(home)
+    LocalCluster(home).stop()
     console.print(f"stopped {stopped} workers and the local cluster")
 
 
 @cli.command()
 @click.argument("role", type=click.Choice(list(supervisor.DEFAULT_COUNTS)))
-def worker(role: str) -> None:
-    """Run one worker in the foreground (for containers and other hosts)."""
+@click.pass_obj
+def worker(obj: Context, role: str) -> None:
+    """Run one worker in the foreground (for containers and other hosts), with the global
+    options' settings."""
+    import os
+
     from services.worker import run_worker
 
+    settings = obj.settings()
+    if settings is not None:
+        os.environ.update(settings.env())  # the worker, and its restarts, read them
     sys.exit(run_worker(role))
+
+
+def _fail(prefix: str, message: str, code: int) -> None:
+    # soft_wrap: an error is one line a test or a script can grep, whatever the width
+    console.print(f"[red]{prefix}:[/red] {escape(message)}", highlight=False, soft_wrap=True)
+    sys.exit(code)
 
 
 def main() -> None:
@@ -386,13 +455,16 @@ def main() -> None:
         exc.show()
         sys.exit(exc.exit_code)
     except MapReduceError as exc:
-        # soft_wrap: an error is one line a test or a script can grep, whatever the width
-        console.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
-        sys.exit(exc.exit_code)
+        _fail("error", str(exc), exc.exit_code)
     except KafkaException as exc:
-        console.print(f"[red]Kafka error:[/red] {escape(exc.args[0].str())}",
-                      highlight=False, soft_wrap=True)
-        sys.exit(2)
+        _fail("Kafka error", exc.args[0].str(), 2)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        _fail("Redis error", f"{exc} (after retrying for a minute)", 2)
+    except redis.RedisError as exc:
+        _fail("Redis error", str(exc), 2)
+    except OSError as exc:
+        where = f": {exc.filename}" if exc.filename else ""
+        _fail("error", f"{exc.strerror or exc}{where}", 2)
     except KeyboardInterrupt:
         console.print("interrupted")
         sys.exit(130)
@@ -400,3 +472,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+

@@ -1,22 +1,47 @@
-"""The in-process sequential runner: map, group, reduce in one process, with the same record
-decoding as the workers. It is the oracle for `--verify`, `make demo` and every job test."""
+"""The sequential oracle: map, group, reduce in one process, with the same record decoding
+as the workers. It is the oracle for `--verify`, `make demo` and every job test."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import orjson
+from confluent_kafka import Consumer
 
-from services.source import frames
-from shared.codec import decode_records, encode_checked, problem_of
+from shared.codec import TopicRange, decode_records, encode_checked, problem_of
+from shared.config import Settings
+from shared.inputs import frames, topic_range_frames
 from shared.spec import PipelineSpec
 
 FRAME_BYTES = 1 << 20
 
 
-def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
+def input_frames(spec: PipelineSpec, files: list[Path], ranges: Iterable[TopicRange] = (),
+                 settings: Settings | None = None) -> Iterator[bytes]:
+    """The frames of a job's input: its files, then the topic ranges its source recorded
+    (read with `settings`); records that are not records are left out, as dead letters are."""
+    yield from frames(files, FRAME_BYTES, spec.fmt)
+    ranges = list(ranges)
+    if not ranges:
+        return
+    if settings is None:
+        raise ValueError("reading a topic input needs the cluster's settings")
+    config = settings.consumer_config("mapreduce-oracle")
+    config["enable.partition.eof"] = True
+    consumer = Consumer(config)
+    try:
+        for span in ranges:
+            yield from topic_range_frames(consumer, span, spec.fmt, FRAME_BYTES,
+                                          lambda _offset, _value, _why: None)
+    finally:
+        consumer.close()
+
+
+def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[TopicRange] = (),
+                   settings: Settings | None = None) -> dict[Any, Any]:
     """Map every record, group by key, reduce every key. The framework's error policy
     applies here too: a record whose mapper raises, a pair whose key or value is not a JSON
     value, and a key whose reducer raises or returns something that is not a JSON value are
@@ -25,11 +50,12 @@ def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
     It uses the per-record `mapper` even when the pipeline has a faster `map_batch` or
     `map_chunk`, so that a job's check compares them; only a pipeline without `mapper` is
     mapped here with those, frame by frame."""
+    source = input_frames(spec, files, ranges, settings)
     if spec.mapper is None:
-        return _run_batches(spec, files)
+        return _run_batches(spec, source)
     groups: dict[Any, list[Any]] = {}
     key_of, value_of = spec.key_selector, spec.value_selector
-    for frame in frames(files, FRAME_BYTES, spec.fmt):
+    for frame in source:
         for record in decode_records(frame, spec.fmt):
             try:
                 pairs = [(key_of(item), value_of(item)) for item in spec.mapper(record)]
@@ -40,10 +66,10 @@ def run_sequential(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
     return _reduce_all(spec, groups)
 
 
-def _run_batches(spec: PipelineSpec, files: list[Path]) -> dict[Any, Any]:
+def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> dict[Any, Any]:
     plain = replace(spec, combiner=None)  # the oracle groups raw values, like the above
     groups: dict[Any, list[Any]] = {}
-    for frame in frames(files, FRAME_BYTES, spec.fmt):
+    for frame in source:
         try:
             mapped = plain.map_data(frame, lambda data: decode_records(data, spec.fmt))
         except Exception:  # dead-lettered by the framework: left out here too

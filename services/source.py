@@ -8,26 +8,27 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-import orjson
 import redis
 import structlog
+from confluent_kafka import KafkaException
 
 from services.runtime import lifecycle
 from services.runtime.producer import OutputProducer
 from shared import config, kafka, output, topics
-from shared.codec import Envelope, Kind, Split, dump_spec
+from shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
 from shared.config import Settings
 from shared.crashpoints import crash_point
-from shared.errors import InputError, InvalidPipelineId, PipelineFailed
-from shared.spec import PipelineSpec, load_module, spec_from_module
+from shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
+from shared.inputs import Input, TopicInput, compression, frame_spans, resolve_inputs
+from shared.spec import PipelineCode, PipelineSpec, spec_from_module
 from shared.store import TERMINAL, Store
+from shared.topics import validate_topic_name
 
 log = structlog.get_logger("source")
 
@@ -50,16 +51,14 @@ def uses_splits(input_mode: str, settings: Settings) -> bool:
     return input_mode == "splits" or (input_mode == "auto" and settings.local)
 
 
-# One record must fit in one Kafka message (the broker's default limit is 1 MiB, and a
-# frame carries headers and framing too).
-MAX_RECORD_BYTES = 900 * 1024
-
-
 @dataclass
 class Job:
-    pipeline_path: Path
-    inputs: list[Path]
-    output_dir: Path
+    """A job to submit. `pipeline_path`: the pipeline's file, or its code (PipelineCode,
+    built from plain functions by services.api). `output_dir`: a directory, or kafka:TOPIC."""
+
+    pipeline_path: Path | PipelineCode
+    inputs: Sequence[Path | str]
+    output_dir: Path | str
     fmt: str = "text"
     partitions: int = 4
     pipeline_id: str = ""
@@ -67,43 +66,45 @@ class Job:
     max_errors: int | None = None
     guarantee: str = "exactly-once"
     input_mode: str = "auto"  # one of INPUT_MODES
-    files: list[Path] = field(default_factory=list)
-    module: ModuleType | None = None
+    output_format: str = "jsonl"  # one of output.FORMATS (part files)
+    sources: list[Input] = field(default_factory=list)
+    code: PipelineCode | None = None
     spec: PipelineSpec | None = None
+    ranges: list[TopicRange] = field(default_factory=list)  # topic inputs, at submission
+
+    @property
+    def files(self) -> list[Path]:
+        return [i for i in self.sources if isinstance(i, Path)]
+
+    @property
+    def module(self) -> Any:
+        return None if self.code is None else self.code.namespace
 
 
-def input_files(paths: list[Path]) -> list[Path]:
-    """Files of the inputs: a directory means its files (not hidden, not _-prefixed), sorted
-    by name."""
-    if not paths:
-        raise InputError("no --input given")
-    files: list[Path] = []
-    for path in paths:
-        if path.is_dir():
-            files.extend(sorted(p for p in path.iterdir()
-                                if p.is_file() and not p.name.startswith((".", "_"))))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise InputError(f"input path does not exist: {path}")
-    if not files:
-        raise InputError(f"no input files in {', '.join(map(str, paths))}")
-    return files
-
-
-def check_output(output_dir: Path) -> None:
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
-        raise InputError(f"output {output_dir} already exists and is not an empty directory: "
+def check_output(output_dir: Path | str) -> Path | str:
+    """The output, checked: a directory that does not exist or is empty (made absolute), or
+    kafka:TOPIC with a valid topic name."""
+    if output.is_topic(output_dir):
+        topic = output.topic_of(output_dir)
+        try:
+            validate_topic_name(topic)
+        except InvalidPipelineId as exc:
+            raise InputError(f"--output {output_dir}: {exc}") from exc
+        return str(output_dir)
+    directory = Path(output_dir).resolve()
+    if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
+        raise InputError(f"output {directory} already exists and is not an empty directory: "
                          "choose another --output or remove it")
     try:
-        output_dir.parent.mkdir(parents=True, exist_ok=True)  # the staging dir goes there
+        directory.parent.mkdir(parents=True, exist_ok=True)  # the staging dir goes there
     except OSError as exc:
-        raise InputError(f"cannot create the parent directory of output {output_dir}: "
+        raise InputError(f"cannot create the parent directory of output {directory}: "
                          f"{exc.strerror}") from exc
+    return directory
 
 
-def new_pipeline_id(path: Path) -> str:
-    stem = "".join(c if c.isalnum() or c in "._" else "_" for c in path.stem)[:60]
+def new_pipeline_id(name: str) -> str:
+    stem = "".join(c if c.isalnum() or c in "._" else "_" for c in Path(name).stem)[:60]
     return f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:6]}"
 
 
@@ -111,96 +112,80 @@ def prepare(job: Job, settings: Settings) -> Job:
     """Every check that needs no cluster: fail before anything is sent."""
     from shared.topics import validate_pipeline_id
 
-    job.pipeline_id = validate_pipeline_id(job.pipeline_id or new_pipeline_id(job.pipeline_path))
-    job.files = input_files(job.inputs)
+    job.code = (job.pipeline_path if isinstance(job.pipeline_path, PipelineCode)
+                else PipelineCode.from_file(job.pipeline_path))
+    job.pipeline_id = validate_pipeline_id(job.pipeline_id or new_pipeline_id(job.code.name))
+    job.sources = resolve_inputs(job.inputs)
     uses_splits(job.input_mode, settings)  # an unknown mode fails here, before anything is sent
-    job.output_dir = job.output_dir.resolve()
-    check_output(job.output_dir)
-    job.module = load_module(job.pipeline_path)
+    if job.output_format not in output.FORMATS:
+        raise InputError(f"unknown output format {job.output_format!r}; choose one of "
+                         f"{output.FORMATS}")
+    job.output_dir = check_output(job.output_dir)
     job.spec = spec_from_module(
-        job.module, pipeline_id=job.pipeline_id, fmt=job.fmt, partitions=job.partitions,
-        output_dir=str(job.output_dir), source_partitions=settings.source_partitions,
-        where=job.pipeline_path.name, keep=job.keep, max_errors=job.max_errors,
-        guarantee=job.guarantee)
+        job.code.namespace, pipeline_id=job.pipeline_id, fmt=job.fmt,
+        partitions=job.partitions, output_dir=str(job.output_dir),
+        source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
+        max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format)
     return job
 
 
-def frames(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[bytes]:
-    """Whole lines, about `frame_bytes` at a time; a frame never spans two files. jsonl lines
-    are validated here, so that a bad line fails the job before it is finalized."""
-    for _path, _offset, frame in frame_spans(files, frame_bytes, fmt):
-        yield frame
+# Records of an input topic per frame number: a range of up to this many offsets is read
+# by one mapper (more: fewer frames; fewer: a crash replays less).
+RANGE_RECORDS = 20_000
 
 
-def frame_spans(files: list[Path], frame_bytes: int, fmt: str) -> Iterator[tuple[Path, int, bytes]]:
-    """frames() with where each frame starts in its file. A frame is whole lines of at most
-    `frame_bytes`, or one line alone when that line is longer: so never more than
-    max(frame_bytes, MAX_RECORD_BYTES + 1) bytes, whatever the lengths of the lines before
-    it. A last line without a newline gets one in the frame (not in the file)."""
-    for path in files:
-        line_no = 0
-        offset = 0
-        with open(path, "rb") as f:
-            buffer = b""
-            while True:
-                chunk = f.read(frame_bytes)
-                buffer += chunk
-                while True:
-                    cut = frame_cut(buffer, frame_bytes, at_end=not chunk)
-                    if not cut:
-                        break
-                    frame, buffer = buffer[:cut], buffer[cut:]
-                    line_no = _check(frame, fmt, path, line_no)
-                    yield path, offset, frame
-                    offset += len(frame)
-                if len(buffer) > MAX_RECORD_BYTES and b"\n" not in buffer:
-                    raise InputError(f"{path}: line {line_no + 1} is over {MAX_RECORD_BYTES} "
-                                     "bytes, the largest record that fits in a Kafka message")
-                if not chunk:
-                    break
-            if buffer:
-                _check(buffer + b"\n", fmt, path, line_no)
-                yield path, offset, buffer + b"\n"
+def topic_ranges(settings: Settings, topic: str) -> list[TopicRange]:
+    """The topic's records as they are now, in ranges of RANGE_RECORDS offsets."""
+    try:
+        watermarks = kafka.high_watermarks(settings, topic)
+    except KafkaException as exc:
+        raise InputError(f"input kafka:{topic}: {exc.args[0].str()}") from exc
+    return [TopicRange(topic, partition, start, min(start + RANGE_RECORDS, high))
+            for partition, (low, high) in watermarks.items()
+            for start in range(low, high, RANGE_RECORDS)]
 
 
-def frame_cut(buffer: bytes, frame_bytes: int, at_end: bool) -> int:
-    """Where the next frame of `buffer` ends (0: not yet known, read more): after the last
-    newline within frame_bytes, or after the first line if that alone is longer. Before the
-    end of the file, a frame waits until it can be full."""
-    if len(buffer) < frame_bytes and not at_end:
-        return 0
-    first = buffer.find(b"\n")
-    if first < 0:
-        return 0
-    if first + 1 >= frame_bytes:
-        return first + 1
-    return buffer.rfind(b"\n", 0, frame_bytes) + 1
-
-
-def _check(frame: bytes, fmt: str, path: Path, line_no: int) -> int:
-    if fmt == "text" and len(frame) <= MAX_RECORD_BYTES:  # no line can be too long
-        return line_no + frame.count(b"\n")
-    lines = frame[:-1].split(b"\n")
-    if fmt == "jsonl":
-        for offset, line in enumerate(lines, 1):
-            if line.strip():
-                try:
-                    orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise InputError(f"{path}: line {line_no + offset} is not valid JSON "
-                                     f"({exc})") from exc
-    longest = max(map(len, lines))
-    if longest > MAX_RECORD_BYTES:
-        raise InputError(f"{path}: a line near line {line_no + 1} is {longest} bytes, over "
-                         f"{MAX_RECORD_BYTES}, the largest record that fits in a Kafka message")
-    return line_no + len(lines)
+def _messages(job: Job, settings: Settings,
+              splits: bool) -> Iterator[tuple[Kind, bytes, int, int]]:
+    """What the source sends, in order: (kind, value, bytes of input it stands for, bytes
+    of the input's files read so far). Every line is checked here (jsonl, length) before
+    it is sent, so that a bad line fails the job before anything is finalized."""
+    spec = job.spec
+    assert spec is not None
+    read = 0
+    for item in job.sources:
+        if isinstance(item, TopicInput):
+            for split in topic_ranges(settings, item.topic):
+                job.ranges.append(split)
+                yield Kind.TOPIC_RANGE, split.encode(), 0, read
+            continue
+        stat = item.stat()
+        compressed = compression(item) is not None
+        resolved = str(item.resolve())
+        if splits and compressed:  # one split; its lines checked here all the same
+            for _ in frame_spans([item], settings.frame_bytes, spec.fmt):
+                pass
+            read += stat.st_size
+            yield (Kind.SPLIT, Split(resolved, 0, stat.st_size, stat.st_size,
+                                     stat.st_mtime_ns).encode(), stat.st_size, read)
+            continue
+        frame_bytes = settings.split_bytes if splits else settings.frame_bytes
+        for _path, offset, frame in frame_spans([item], frame_bytes, spec.fmt):
+            if splits:
+                length = min(len(frame), stat.st_size - offset)
+                read += length
+                yield (Kind.SPLIT, Split(resolved, offset, length, stat.st_size,
+                                         stat.st_mtime_ns).encode(), length, read)
+            else:
+                read = stat.st_size if compressed else read + len(frame)
+                yield Kind.RECORDS, frame, len(frame), read
 
 
 def submit(job: Job, settings: Settings,
            progress: Callable[[int, int], None] = lambda sent, total: None) -> dict[str, Any]:
     """Announce and stream. If anything fails mid-stream, the pipeline is marked failed (it
     can never be finalized with partial input) and the error is re-raised."""
-    assert job.spec is not None and job.module is not None
+    assert job.spec is not None and job.code is not None
     policy = settings.spec_policy()  # no key: a clear error before anything is sent
     # Not idempotent: librdkafka's idempotent producer delays its first delivery by about
     # 0.5 s (measured; it waits to acquire a producer id), which every job would pay. A
@@ -217,56 +202,51 @@ def submit(job: Job, settings: Settings,
     if source_partitions != spec.source_partitions:
         from dataclasses import replace
         spec = job.spec = replace(spec, source_partitions=source_partitions)
-    stats = {path: path.stat() for path in job.files}  # also what a split's reader checks
-    total_bytes = sum(stat.st_size for stat in stats.values())
+    total_bytes = sum(path.stat().st_size for path in job.files)
     splits = uses_splits(job.input_mode, settings)
     # Heartbeat first: the dispatcher's watchdog must never see a registered pipeline whose
     # source has not said it is alive.
     store.touch_source(spec.pipeline_id, SOURCE_TTL_S)
     if not store.create_pipeline(spec.pipeline_id, {
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
-            "format": spec.fmt, "guarantee": spec.guarantee, "input_bytes": total_bytes,
+            "format": spec.fmt, "output_format": spec.output_format,
+            "guarantee": spec.guarantee, "input_bytes": total_bytes,
             "input_mode": "splits" if splits else "kafka",
-            "inputs": len(job.files), "keep": 1 if spec.keep else 0,
+            "inputs": len(job.sources), "keep": 1 if spec.keep else 0,
             "source_partitions": source_partitions,
             "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     pid = spec.pipeline_id
-    payload = dump_spec(spec, [job.module])
+    assert job.code is not None
+    payload = dump_spec(spec, job.code.modules)
     sent = seq = 0
-    resolved = {path: str(path.resolve()) for path in job.files}
     try:
-        with _beating(store, pid):
+        with _beating(store, pid) as ended:
+            if output.is_topic(spec.output_dir):
+                kafka.ensure_topics(admin, {output.topic_of(spec.output_dir):
+                                            (settings.output_partitions, kafka.COMPACTED)})
             producer.send(topics.PIPELINES, payload, Envelope(Kind.ANNOUNCED, pid),
                           key=pid.encode(), signature=policy.sign(pid, payload))
             producer.flush()  # the spec is in the log before any of its records
             crash_point("source.after_announce", pid)
-            spans = frame_spans(job.files,
-                                settings.split_bytes if splits else settings.frame_bytes,
-                                spec.fmt)
-            for seq, (path, offset, frame) in enumerate(spans, 1):
-                if splits:
-                    stat = stats[path]
-                    split = Split(resolved[path], offset,
-                                  min(len(frame), stat.st_size - offset),
-                                  stat.st_size, stat.st_mtime_ns)
-                    value, kind = split.encode(), Kind.SPLIT
-                else:
-                    value, kind = frame, Kind.RECORDS
+            for seq, (kind, value, size, read) in enumerate(_messages(job, settings, splits), 1):
                 producer.send(topics.SOURCE, value, Envelope(kind, pid, seq=seq - 1),
                               partition=(seq - 1) % source_partitions)
                 producer.poll()
-                if sent * 2 < total_bytes <= (sent + len(frame)) * 2:
+                if sent * 2 < total_bytes <= read * 2:
                     crash_point("source.mid_stream", pid)
-                sent += len(frame)
-                progress(sent, total_bytes)
+                sent += size
+                progress(read, total_bytes)
+                _stop_if_ended(store, pid, ended)
             producer.flush()  # all data durable before the end markers
             crash_point("source.before_end_markers", pid)
             for partition in range(source_partitions):
                 producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
                               partition=partition)
             producer.flush()
-            store.update_pipeline(pid, frames=seq)  # the stream is complete only now
+            if not store.update_pipeline(pid, frames=seq):  # the stream is complete only now
+                ended.set()
+                _stop_if_ended(store, pid, ended)
         store.clear_source(pid)
     except BaseException as exc:
         reason = f"source stopped mid-stream: {type(exc).__name__}: {exc}"
@@ -278,26 +258,36 @@ def submit(job: Job, settings: Settings,
 
 
 @contextmanager
-def _beating(store: Store, pipeline_id: str) -> Iterator[None]:
+def _beating(store: Store, pipeline_id: str) -> Iterator[threading.Event]:
     """Refresh the source's liveness key every SOURCE_BEAT_S from a thread, for as long as
     the stream is not complete: a source blocked in a flush or on a full producer queue is
-    alive, and must not be failed as dead."""
-    done = threading.Event()
+    alive, and must not be failed as dead. The event it yields is set once the pipeline
+    has ended meanwhile (cancelled, failed): the stream then stops."""
+    done, ended = threading.Event(), threading.Event()
 
     def beat() -> None:
         while not done.wait(SOURCE_BEAT_S):
             try:
                 store.touch_source(pipeline_id, SOURCE_TTL_S)
+                if store.pipeline(pipeline_id).get("state") in TERMINAL:
+                    ended.set()
             except redis.RedisError as exc:  # retried for a minute already: say so, go on
                 log.warning("source heartbeat failed", pipeline=pipeline_id, error=str(exc))
 
     thread = threading.Thread(target=beat, name=f"source-heartbeat-{pipeline_id}", daemon=True)
     thread.start()
     try:
-        yield
+        yield ended
     finally:
         done.set()
         thread.join()
+
+
+def _stop_if_ended(store: Store, pipeline_id: str, ended: threading.Event) -> None:
+    if ended.is_set():
+        status = store.pipeline(pipeline_id)
+        raise PipelineFailed(f"pipeline {pipeline_id} {status.get('state')} while its input "
+                             f"was being sent: {status.get('reason')}")
 
 
 def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, Any]], None],
@@ -319,11 +309,11 @@ def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, An
         if status.get("state") in TERMINAL:
             if status["state"] == "failed":
                 raise PipelineFailed(f"pipeline {pipeline_id} failed: {status.get('reason')}")
-            if not output.is_complete(status["output"]):
+            if not output.is_topic(status["output"]) and not output.is_complete(status["output"]):
                 raise PipelineFailed(f"pipeline {pipeline_id} is done but {status['output']} "
                                      "has no _SUCCESS")
             return status
         if deadline is not None and time.monotonic() > deadline:
-            raise PipelineFailed(f"pipeline {pipeline_id} did not finish within {timeout}s "
-                                 "(it goes on; see `mapreduce status`)")
+            raise JobTimedOut(f"pipeline {pipeline_id} did not finish within {timeout}s "
+                              "(it goes on; see `mapreduce status`)")
         time.sleep(interval)

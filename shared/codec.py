@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import uuid
 import zlib
 from collections.abc import Iterable, Sequence
@@ -43,6 +42,7 @@ class Kind(enum.Enum):
     # the first record of every MAP---/REDUCE--- partition (services/roles/dispatcher.py)
     RECORDS = "records"  # a frame of data
     SPLIT = "split"  # where a frame of data is: a file, an offset and a length (see Split)
+    TOPIC_RANGE = "range"  # records of an input topic: a partition and an offset range
     STREAM_ENDED = "ended"  # end-of-stream marker, one per partition
 
 
@@ -64,6 +64,10 @@ class Fragment:
         if not 0 <= fragment.index < fragment.count:
             raise ValueError(f"fragment {fragment.index} of {fragment.count}")
         return fragment
+
+
+# The kinds that carry input: a frame, or where to read one.
+INPUT_KINDS = frozenset({Kind.RECORDS, Kind.SPLIT, Kind.TOPIC_RANGE})
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +137,8 @@ def decode_records(frame: bytes, fmt: str) -> list[Any]:
 class Split:
     """A frame that stays in its file (Hadoop's input split): workers that see the same
     filesystem read `length` bytes at `offset` themselves, instead of receiving them
-    through Kafka twice. Size and mtime tell a reader that the file changed since."""
+    through Kafka twice. Size and mtime tell a reader that the file changed since. A
+    compressed file is one split: offset 0, its whole size (shared/inputs.py reads it)."""
 
     path: str
     offset: int
@@ -151,22 +156,26 @@ class Split:
         except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
             raise CodecError(f"undecodable input split: {exc}") from exc
 
-    def read(self) -> bytes:
-        """The frame's bytes; CodecError when the file is not there as it was submitted."""
+
+@dataclass(frozen=True, slots=True)
+class TopicRange:
+    """Records of an input topic that one frame number stands for: offsets [start, end) of
+    one partition, within the high watermark taken when the job was submitted."""
+
+    topic: str
+    partition: int
+    start: int
+    end: int
+
+    def encode(self) -> bytes:
+        return orjson.dumps([self.topic, self.partition, self.start, self.end])
+
+    @classmethod
+    def decode(cls, data: bytes) -> TopicRange:
         try:
-            with open(self.path, "rb") as f:
-                stat = os.fstat(f.fileno())
-                if (stat.st_size, stat.st_mtime_ns) != (self.size, self.mtime_ns):
-                    raise CodecError(f"input file {self.path} changed since it was submitted")
-                f.seek(self.offset)
-                data = f.read(self.length)
-        except OSError as exc:
-            raise CodecError(f"cannot read input split {self.path}@{self.offset}: "
-                             f"{exc.strerror}; workers must see the input files at the same "
-                             "path (else submit with --input-mode kafka)") from exc
-        if len(data) != self.length:
-            raise CodecError(f"input file {self.path} is shorter than when it was submitted")
-        return data
+            return cls(*orjson.loads(data))
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            raise CodecError(f"undecodable topic range: {exc}") from exc
 
 
 # ---- keyed data ----------------------------------------------------------------------

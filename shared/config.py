@@ -1,14 +1,23 @@
 """One typed settings object, and the one place it becomes librdkafka and Redis config.
 
-Where addresses come from, first match wins:
-  1. explicit arguments (CLI flags --bootstrap-servers / --redis-url);
-  2. environment: MAPREDUCE_BOOTSTRAP_SERVERS, MAPREDUCE_REDIS_URL;
-  3. the local cluster started by `mapreduce up`, recorded in $MAPREDUCE_HOME/cluster.json.
-If none applies, the CLI starts a local cluster (`up`) or says what is missing.
+Every setting is declared once, in SETTINGS: its field, environment variable, flag and
+meaning (the README's settings table is this list). Where a value comes from, first match
+wins:
+  1. a command-line flag;
+  2. the environment (MAPREDUCE_*);
+  3. the config file: --config FILE, $MAPREDUCE_CONFIG, or ~/.config/mapreduce/config.toml
+     when it exists (TOML; the same names as the fields, librdkafka properties in a
+     [kafka] table);
+  4. for the Kafka and Redis addresses, the local cluster `mapreduce up` started, recorded
+     in $MAPREDUCE_HOME/cluster.json;
+  5. the default.
+If no cluster is known, the CLI starts a local one (`up`) or says what is missing.
 
-librdkafka dicts are merged in a fixed order: role defaults < user extras
-(MAPREDUCE_KAFKA_<NAME>=value, e.g. MAPREDUCE_KAFKA_SECURITY_PROTOCOL) < connection
-(bootstrap.servers) < forced values the design relies on (manual commits, earliest reset).
+librdkafka dicts are merged in a fixed order: role defaults < user extras (the config
+file's [kafka] table < MAPREDUCE_KAFKA_<NAME>=value, e.g. MAPREDUCE_KAFKA_SECURITY_PROTOCOL)
+< connection (bootstrap.servers) < forced values the design relies on (manual commits,
+earliest reset). MAPREDUCE_KAFKA_PORT and MAPREDUCE_KAFKA_HEAP are the local broker's own
+settings, not librdkafka's, and are never passed on.
 """
 
 from __future__ import annotations
@@ -16,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +37,11 @@ ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
 ENV_REDIS = "MAPREDUCE_REDIS_URL"
 ENV_HOME = "MAPREDUCE_HOME"
 ENV_KAFKA_PREFIX = "MAPREDUCE_KAFKA_"
+# The local broker's own settings (services/localcluster): they share the prefix, and
+# librdkafka would refuse them as unknown properties.
+LOCAL_BROKER_VARIABLES = frozenset({"MAPREDUCE_KAFKA_PORT", "MAPREDUCE_KAFKA_HEAP"})
+ENV_CONFIG = "MAPREDUCE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("~/.config/mapreduce/config.toml")
 ENV_RESUBSCRIBE = "MAPREDUCE_RESUBSCRIBE"
 ENV_STATIC = "MAPREDUCE_STATIC_MEMBERSHIP"
 ENV_SHUFFLE_MEMORY = "MAPREDUCE_SHUFFLE_MEMORY_MB"
@@ -207,51 +222,134 @@ def write_local_cluster(home: Path, bootstrap: str, redis_url: str) -> None:
 
 def kafka_extra_from_env() -> dict[str, str]:
     return {k[len(ENV_KAFKA_PREFIX):].lower().replace("_", "."): v
-            for k, v in os.environ.items() if k.startswith(ENV_KAFKA_PREFIX)}
+            for k, v in os.environ.items()
+            if k.startswith(ENV_KAFKA_PREFIX) and k not in LOCAL_BROKER_VARIABLES}
 
 
-def _positive_int(name: str, default: int) -> int:
-    raw = os.environ.get(name)
-    if not raw:
-        return default
-    if not raw.isdigit() or int(raw) < 1:
-        raise ConfigError(f"{name}={raw!r}: must be a positive whole number")
-    return int(raw)
+@dataclass(frozen=True)
+class Setting:
+    field: str  # the Settings field, and the key in the config file
+    env: str
+    flag: str  # the command-line flag ("" when there is none)
+    help: str
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("bootstrap_servers", ENV_BOOTSTRAP, "--bootstrap-servers",
+            "Kafka bootstrap servers of an existing cluster; default: the local cluster"),
+    Setting("redis_url", ENV_REDIS, "--redis-url",
+            "Redis URL of an existing server (password and TLS in the URL); default: the "
+            "local cluster"),
+    Setting("home", ENV_HOME, "--home",
+            "state directory: local cluster data, logs, pids; default ~/.mapreduce"),
+    Setting("signing_key_file", signing.ENV_KEY_FILE, "--signing-key-file",
+            "the key that signs and verifies pipeline specs; default $MAPREDUCE_SIGNING_KEY "
+            "or HOME/signing.key"),
+    Setting("insecure_specs", signing.ENV_INSECURE, "--insecure-specs",
+            "development only: accept and send unsigned specs; default off"),
+    Setting("resubscribe", ENV_RESUBSCRIBE, "up --resubscribe",
+            f"how mappers and reducers follow pipelines; default {DEFAULT_STRATEGY}"),
+    Setting("shuffle_memory_mb", ENV_SHUFFLE_MEMORY, "up --shuffle-memory",
+            f"a shuffler's memory before it spills; default {DEFAULT_SHUFFLE_MEMORY_MB}"),
+    Setting("sink_memory_mb", ENV_SINK_MEMORY, "",
+            f"a sink's memory before it spills; default {DEFAULT_SINK_MEMORY_MB}"),
+    Setting("split_bytes", ENV_SPLIT_BYTES, "",
+            f"the size of an input split; default {DEFAULT_SPLIT_BYTES}"),
+    Setting("session_timeout_ms", ENV_SESSION_TIMEOUT, "",
+            "how long a dead worker's partitions wait before they move (classic groups); "
+            "default 10000, at least 6000"),
+    Setting("pipeline_consumers", ENV_PIPELINE_CONSUMERS, "",
+            "group-per-pipeline: pipelines a mapper or reducer serves at once; default 16"),
+)
+_PATHS = {"home", "signing_key_file"}
+_BOOLS = {"insecure_specs"}
+_INTS = {"shuffle_memory_mb", "sink_memory_mb", "split_bytes", "session_timeout_ms",
+         "pipeline_consumers"}
+
+
+def config_file(explicit: Path | None = None) -> Path | None:
+    """The config file in use: --config, $MAPREDUCE_CONFIG, or the default one if it
+    exists. An explicitly named file that does not exist is an error."""
+    named = explicit or (Path(os.environ[ENV_CONFIG]) if os.environ.get(ENV_CONFIG) else None)
+    if named is not None:
+        named = named.expanduser()
+        if not named.is_file():
+            raise ConfigError(f"config file {named} does not exist")
+        return named
+    default = DEFAULT_CONFIG_FILE.expanduser()
+    return default if default.is_file() else None
+
+
+def read_config_file(path: Path | None) -> dict[str, Any]:
+    """The settings a TOML config file holds (unknown keys are an error: a typo must not
+    silently set nothing)."""
+    if path is None:
+        return {}
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"config file {path}: {exc}") from exc
+    known = {s.field for s in SETTINGS} | {"kafka"}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"config file {path}: unknown settings {unknown}; known: "
+                          f"{sorted(known)}")
+    if not isinstance(data.get("kafka", {}), dict):
+        raise ConfigError(f"config file {path}: [kafka] must be a table of librdkafka "
+                          "properties")
+    return data
+
+
+def _typed(setting: Setting, raw: Any, where: str) -> Any:
+    name = setting.field
+    if name in _BOOLS:
+        if isinstance(raw, bool):
+            return raw
+        if str(raw) in ("0", "1", "true", "false"):
+            return str(raw) in ("1", "true")
+        raise ConfigError(f"{where}={raw!r}: must be 1 or 0 (true or false)")
+    if name in _INTS:
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+            return raw
+        if isinstance(raw, str) and raw.isdigit() and int(raw) >= 1:
+            return int(raw)
+        raise ConfigError(f"{where}={raw!r}: must be a positive whole number")
+    if name in _PATHS:
+        return Path(str(raw)).expanduser()
+    return str(raw)
 
 
 def resolve(bootstrap: str | None = None, redis_url: str | None = None,
-            home: Path | None = None) -> Settings | None:
-    """Settings from flags, environment or the local cluster file; None if none is known."""
-    home = home or default_home()
-    extra = kafka_extra_from_env()
-    bootstrap = bootstrap or os.environ.get(ENV_BOOTSTRAP)
-    redis_url = redis_url or os.environ.get(ENV_REDIS)
-    resubscribe = os.environ.get(ENV_RESUBSCRIBE) or DEFAULT_STRATEGY
-    if resubscribe not in STRATEGIES:
-        raise ConfigError(f"{ENV_RESUBSCRIBE}={resubscribe!r}: choose one of "
-                         f"{', '.join(STRATEGIES)}")
-    strategy: dict[str, Any] = {"resubscribe": resubscribe,
-                                "shuffle_memory_mb": _positive_int(ENV_SHUFFLE_MEMORY,
-                                                                   DEFAULT_SHUFFLE_MEMORY_MB),
-                                "session_timeout_ms": _positive_int(ENV_SESSION_TIMEOUT,
-                                                                    10_000),
-                                "pipeline_consumers": _positive_int(ENV_PIPELINE_CONSUMERS, 16),
-                                "sink_memory_mb": _positive_int(ENV_SINK_MEMORY,
-                                                                DEFAULT_SINK_MEMORY_MB),
-                                "split_bytes": _positive_int(ENV_SPLIT_BYTES,
-                                                             DEFAULT_SPLIT_BYTES),
-                                "insecure_specs": os.environ.get(signing.ENV_INSECURE,
-                                                                 "0") == "1",
-                                "signing_key_file": (Path(os.environ[signing.ENV_KEY_FILE])
-                                                     if os.environ.get(signing.ENV_KEY_FILE)
-                                                     else None)}
+            home: Path | None = None, *, flags: dict[str, Any] | None = None,
+            config: Path | None = None) -> Settings | None:
+    """Settings from flags, environment, config file and the local cluster file, in that
+    order of precedence (see the module's docstring); None if no cluster is known."""
+    path = config_file(config)
+    from_file = read_config_file(path)
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        if setting.field in from_file:
+            values[setting.field] = _typed(setting, from_file[setting.field],
+                                           f"{path}: {setting.field}")
+        raw = os.environ.get(setting.env)
+        if raw:
+            values[setting.field] = _typed(setting, raw, setting.env)
+    given = {"bootstrap_servers": bootstrap, "redis_url": redis_url, "home": home,
+             **(flags or {})}
+    values.update({k: v for k, v in given.items() if v is not None})
+    if values.get("resubscribe", DEFAULT_STRATEGY) not in STRATEGIES:
+        raise ConfigError(f"resubscribe={values['resubscribe']!r} ({ENV_RESUBSCRIBE} or the "
+                          f"config file): choose one of {', '.join(STRATEGIES)}")
     if os.environ.get(ENV_STATIC, "0") not in ("", "0"):
         raise ConfigError(STATIC_MEMBERSHIP_REFUSED)
+    values["home"] = Path(values.get("home") or default_home()).expanduser()
+    values["kafka_extra"] = {**{str(k): str(v) for k, v in from_file.get("kafka", {}).items()},
+                             **kafka_extra_from_env()}
+    bootstrap, redis_url = values.pop("bootstrap_servers", None), values.pop("redis_url", None)
     if bootstrap and redis_url:
-        return Settings(bootstrap, redis_url, home=home, kafka_extra=extra, **strategy)
-    local = read_local_cluster(home)
+        return Settings(bootstrap, redis_url, **values)
+    local = read_local_cluster(values["home"])
     if local is None:
         return None
     return Settings(bootstrap or local["bootstrap_servers"], redis_url or local["redis_url"],
-                    home=home, kafka_extra=extra, local=not (bootstrap or redis_url),
-                    **strategy)
+                    local=not (bootstrap or redis_url), **values)

@@ -37,6 +37,12 @@ class PipelineFailed(MapReduceError):
     exit_code = 1
 
 
+class JobTimedOut(MapReduceError):
+    """A job did not end within the --timeout given (it goes on running)."""
+
+    exit_code = 3
+
+
 class ConsumerFailed(RuntimeError):
     """librdkafka reported a fatal consumer error: that consumer will never fetch again, so
     the worker starts afresh from what is committed."""

@@ -4,10 +4,10 @@ reachability checks. Nothing here connects at import time."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import structlog
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from shared import topics
@@ -145,3 +145,55 @@ def pipeline_topics(pipeline_id: str, partitions: int) -> dict[str, tuple[int, d
 def partition_count(client: AdminClient, topic: str, timeout: float = 10.0) -> int:
     md = client.list_topics(topic, timeout=timeout).topics.get(topic)
     return len(md.partitions) if md is not None and md.error is None else 0
+
+
+def high_watermarks(settings: Settings, topic: str,
+                    timeout: float = 10.0) -> dict[int, tuple[int, int]]:
+    """(low, high) offsets of every partition of a topic, as they are now."""
+    client = admin(settings)
+    md = client.list_topics(topic, timeout=timeout).topics.get(topic)
+    if md is None or md.error is not None:
+        raise KafkaException(KafkaError(KafkaError.UNKNOWN_TOPIC_OR_PART,
+                                        f"topic {topic} does not exist"))
+    consumer = Consumer(settings.consumer_config("mapreduce-watermarks"))
+    try:
+        return {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout,
+                                                  cached=False)
+                for p in sorted(md.partitions)}
+    finally:
+        consumer.close()
+
+
+def read_range(consumer: Consumer, topic: str, partition: int, start: int, end: int,
+               batch: int = 500, timeout: float = 30.0) -> Iterator[list[Message]]:
+    """The records at offsets [start, end) of one partition, in batches, through an
+    assign-only consumer (no group). Offsets compacted or deleted away are skipped; a range
+    whose records cannot be fetched within `timeout` raises KafkaException."""
+    if start >= end:
+        return
+    consumer.assign([TopicPartition(topic, partition, start)])
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            messages = consumer.consume(num_messages=batch, timeout=1.0)
+            wanted = []
+            for msg in messages:
+                error = msg.error()
+                if error is not None:
+                    if error.code() != KafkaError._PARTITION_EOF:
+                        raise KafkaException(error)
+                    continue
+                if msg.offset() < end:  # type: ignore[operator]
+                    wanted.append(msg)
+            if wanted:
+                deadline = time.monotonic() + timeout
+                yield wanted
+            position = consumer.position([TopicPartition(topic, partition)])[0].offset
+            if position >= end:
+                return
+            if time.monotonic() > deadline:
+                raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
+                                                f"{topic}[{partition}] records {start}..{end} "
+                                                f"not readable within {timeout}s"))
+    finally:
+        consumer.unassign()

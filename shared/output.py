@@ -1,22 +1,55 @@
-"""A job's output directory: written all or nothing (Hadoop's convention).
+"""A job's output: a directory written all or nothing (Hadoop's convention), or a topic.
 
-Each reduce partition becomes `part-NNNNN` (JSON lines, one [key, value] array per line,
-sorted by key) in a staging directory beside the output: written to a temporary name,
-fsynced, renamed. When every part exists, the staging directory is renamed to the output
-directory and an empty `_SUCCESS` is written last. A directory without `_SUCCESS` is not a
-result."""
+Each reduce partition becomes `part-NNNNN`, sorted by key (codec.key_order), in one of
+FORMATS: `jsonl`, one [key, value] JSON array per line, or `tsv`, mrjob's key<TAB>value
+with both fields JSON-encoded. Parts are written in a staging directory beside the output,
+each to a temporary name, fsynced, renamed. When every part exists, the staging directory
+is renamed to the output directory and an empty `_SUCCESS` is written last. A directory
+without `_SUCCESS` is not a result.
+
+`kafka:TOPIC` as the output writes each result as a record (key and value JSON-encoded,
+the pipeline id in a header) to that topic, created compacted if it is missing, and after
+the last one a completion record whose key is SUCCESS_KEY and whose value names the
+pipeline: the topic's `_SUCCESS`. A topic cannot be written all or nothing: a job that
+fails after some of its parts were written leaves them there, without a completion
+record, and a replayed part writes the same records again (compaction keeps one)."""
 
 from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 import orjson
 
 SUCCESS = "_SUCCESS"
+SUCCESS_KEY = b"__mapreduce_success__"
+FORMATS = ("jsonl", "tsv")
+TOPIC_PREFIX = "kafka:"
+
+
+def is_topic(output: str | Path) -> bool:
+    return str(output).startswith(TOPIC_PREFIX)
+
+
+def topic_of(output: str | Path) -> str:
+    return str(output)[len(TOPIC_PREFIX):]
+
+
+def encode_line(key: Any, value: Any, fmt: str = "jsonl") -> bytes:
+    if fmt == "tsv":
+        return orjson.dumps(key) + b"\t" + orjson.dumps(value) + b"\n"
+    return orjson.dumps([key, value]) + b"\n"
+
+
+def decode_line(line: bytes, fmt: str = "jsonl") -> tuple[Any, Any]:
+    if fmt == "tsv":
+        key, value = line.rstrip(b"\n").split(b"\t", 1)  # JSON escapes tabs in strings
+        return orjson.loads(key), orjson.loads(value)
+    key, value = orjson.loads(line)
+    return key, value
 
 
 def staging_dir(output_dir: str | Path, pipeline_id: str) -> Path:
@@ -28,13 +61,6 @@ def part_name(part: int) -> str:
     return f"part-{part:05d}"
 
 
-def sorted_items(data: dict[Any, Any]) -> list[tuple[Any, Any]]:
-    try:
-        return sorted(data.items())
-    except TypeError:  # keys of mixed types: order by their JSON text instead
-        return sorted(data.items(), key=lambda kv: orjson.dumps(kv[0]))
-
-
 def _fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
@@ -43,7 +69,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]]) -> int:
+def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]],
+               fmt: str = "jsonl") -> int:
     """Write a part file durably (temporary name, fsync, rename); returns its line count."""
     staging.mkdir(parents=True, exist_ok=True)
     final = staging / part_name(part)
@@ -51,7 +78,7 @@ def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]]) -> in
     lines = 0
     with open(temporary, "wb") as f:
         for k, v in items:
-            f.write(orjson.dumps([k, v]) + b"\n")
+            f.write(encode_line(k, v, fmt))
             lines += 1
         f.flush()
         os.fsync(f.fileno())
@@ -85,10 +112,14 @@ def is_complete(output_dir: str | Path) -> bool:
     return (Path(output_dir) / SUCCESS).exists()
 
 
-def read_output(output_dir: str | Path) -> list[tuple[Any, Any]]:
-    """Every [key, value] line of every part, in part order."""
-    items: list[tuple[Any, Any]] = []
+def iter_output(output_dir: str | Path, fmt: str = "jsonl") -> Iterator[tuple[Any, Any]]:
+    """Every (key, value) of every part, in part order, a line at a time."""
     for part in sorted(Path(output_dir).glob("part-*")):
         with open(part, "rb") as f:
-            items.extend((k, v) for k, v in map(orjson.loads, f))
-    return items
+            for line in f:
+                yield decode_line(line, fmt)
+
+
+def read_output(output_dir: str | Path, fmt: str = "jsonl") -> list[tuple[Any, Any]]:
+    """Every (key, value) of every part, in part order."""
+    return list(iter_output(output_dir, fmt))

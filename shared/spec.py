@@ -28,7 +28,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from shared.errors import PipelineDefinitionError
@@ -68,6 +68,7 @@ class PipelineSpec:
     guarantee: str = "exactly-once"  # one of GUARANTEES
     map_batch: Callable[[list[Any]], Iterable[Any]] | None = None
     map_chunk: Callable[[bytes], Iterable[Any]] | None = None
+    output_format: str = "jsonl"  # part files: shared/output.FORMATS
 
     def map_data(self, frame: bytes, decode: Callable[[bytes], list[Any]],
                  on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
@@ -195,7 +196,7 @@ def load_module(path: str | Path) -> ModuleType:
     return module
 
 
-def _callable(module: ModuleType, name: str, arity: int, required: bool, where: str) -> Any:
+def _callable(module: Any, name: str, arity: int, required: bool, where: str) -> Any:
     fn = getattr(module, name, None)
     if fn is None:
         if required:
@@ -216,7 +217,7 @@ def _callable(module: ModuleType, name: str, arity: int, required: bool, where: 
 
 
 def spec_from_module(
-    module: ModuleType,
+    module: Any,
     *,
     pipeline_id: str,
     fmt: str,
@@ -227,6 +228,7 @@ def spec_from_module(
     keep: bool = False,
     max_errors: int | None = None,
     guarantee: str = "exactly-once",
+    output_format: str = "jsonl",
 ) -> PipelineSpec:
     if guarantee not in GUARANTEES:
         raise PipelineDefinitionError(
@@ -264,4 +266,47 @@ def spec_from_module(
         keep=keep,
         max_errors=max_errors,
         guarantee=guarantee,
+        output_format=output_format,
     )
+
+
+@dataclass(frozen=True)
+class PipelineCode:
+    """What a user wrote, before it is a spec: a module loaded from a file, or plain
+    functions (a notebook's). `modules` are pickled by value with the spec, so that workers
+    never need to import them; functions defined in __main__ always travel by value."""
+
+    namespace: Any  # a module, or a namespace holding mapper, reducer, ...
+    name: str
+    modules: tuple[ModuleType, ...] = ()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> PipelineCode:
+        module = load_module(path)
+        return cls(module, Path(path).name, (module,))
+
+    @classmethod
+    def from_functions(cls, name: str = "pipeline", **functions: Any) -> PipelineCode:
+        """mapper=..., reducer=..., combiner=..., map_batch=..., map_chunk=...,
+        key_selector=..., value_selector=... (None for those not given)."""
+        known = {"mapper", "reducer", "combiner", "map_batch", "map_chunk", "key_selector",
+                 "value_selector"}
+        unknown = sorted(set(functions) - known)
+        if unknown:
+            raise PipelineDefinitionError(f"unknown pipeline functions {unknown}; "
+                                          f"a pipeline has {sorted(known)}")
+        modules = {sys.modules.get(getattr(fn, "__module__", "") or "")
+                   for fn in functions.values() if fn is not None}
+        by_value = tuple(m for m in modules if m is not None and _users_own(m))
+        return cls(SimpleNamespace(**{k: v for k, v in functions.items() if v is not None}),
+                   name, by_value)
+
+
+def _users_own(module: ModuleType) -> bool:
+    """A module the user wrote (not the standard library, not an installed package, not
+    __main__, which cloudpickle ships by value anyway): ship it with the spec."""
+    name = module.__name__
+    path = getattr(module, "__file__", None)
+    if name == "__main__" or path is None or name.split(".")[0] in sys.stdlib_module_names:
+        return False
+    return "site-packages" not in Path(path).parts and "dist-packages" not in Path(path).parts

@@ -48,6 +48,14 @@ def validate_pipeline_id(pipeline_id: str) -> str:
     return pipeline_id
 
 
+def validate_topic_name(name: str) -> str:
+    """A name Kafka accepts for a topic (an input or output topic a user names)."""
+    if not name or len(name) > _MAX_TOPIC or name in {".", ".."} or not _LEGAL.fullmatch(name):
+        raise InvalidPipelineId(f"{name!r} is not a Kafka topic name (letters, digits, '.', "
+                                f"'_', '-'; at most {_MAX_TOPIC} characters)")
+    return name
+
+
 def map_topic(pipeline_id: str) -> str:
     return MAP_PREFIX + pipeline_id
 

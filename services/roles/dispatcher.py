@@ -24,7 +24,7 @@ from services.runtime import lifecycle
 from services.runtime.process import Runtime, commit, consumer_lag, describe, envelope_of
 from shared import kafka, liveness, topics
 from shared.barrier import FLOW, Stage
-from shared.codec import Envelope, Kind
+from shared.codec import INPUT_KINDS, Envelope, Kind
 from shared.crashpoints import crash_point
 from shared.spec import PipelineSpec
 from shared.store import TERMINAL
@@ -207,7 +207,7 @@ class Dispatcher:
             self._ensure_ready(pipeline_id)
             pipelines.add(pipeline_id)
             map_topic = topics.map_topic(pipeline_id)
-            if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
+            if envelope.kind in INPUT_KINDS:
                 self.rt.producer.send(map_topic, msg.value(), envelope,
                                       partition=envelope.seq % spec.partitions)
                 self.forwarded += 1

@@ -10,9 +10,10 @@ sorted by key first (`shuffle_frames`)."""
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from confluent_kafka import Message
+from confluent_kafka import Consumer, Message
 
 from services.runtime import deadletter
 from services.runtime.pipeline_worker import PipelineTopicWorker
@@ -24,6 +25,7 @@ from shared.codec import (
     Envelope,
     Kind,
     Split,
+    TopicRange,
     decode_records,
     encode_checked,
     encode_items,
@@ -33,7 +35,8 @@ from shared.codec import (
     split_by_size,
 )
 from shared.crashpoints import crash_point
-from shared.spec import PipelineSpec
+from shared.inputs import read_split, topic_range_frames
+from shared.spec import ErrorHook, PipelineSpec
 
 Unencodable = tuple[Any, Any, str]  # key, values, why they cannot be sent
 
@@ -70,6 +73,12 @@ def shuffle_frames(groups: dict[Any, list[Any]], partitions: int,
     return frames, bad
 
 
+def _tagged(on_error: ErrorHook, piece: int) -> ErrorHook:
+    """on_error for a later piece of a frame: record indexes restart in each piece."""
+    return lambda role, at, data, exc: on_error(role, f"{piece}/{at}" if role == "mapper"
+                                                else at, data, exc)
+
+
 def _salvage(refused: list[tuple[Any, str]], bad: list[Unencodable]) -> list[list[Any]]:
     """Of groups that could not be encoded, the values that can, under their key; the rest
     (a bad key with all its values, or each bad value) is added to `bad`."""
@@ -102,6 +111,7 @@ class Mapper(PipelineTopicWorker):
         # Frames this process mapped, per (pipeline, partition): logged at the partition's
         # end, so that a fault run can tell at which stage a frame went missing.
         self.frames_seen: dict[tuple[str, int], set[int]] = defaultdict(set)
+        self._ranges: Consumer | None = None  # reads input topic ranges (assigned, no group)
 
     def topic_for(self, pipeline_id: str) -> str:
         return topics.map_topic(pipeline_id)
@@ -116,27 +126,53 @@ class Mapper(PipelineTopicWorker):
             deadletter.record(self.rt, spec, role, f"{role}:{envelope.seq}:{at}", data, exc,
                               {**where, "at": at})
 
-        frame = value
-        if envelope.kind is Kind.SPLIT:
-            frame = Split.decode(frame).read()  # CodecError fails the pipeline, loudly
-            if not frame.endswith(b"\n"):
-                frame += b"\n"  # a file's last line without one
-        groups = spec.map_data(frame, lambda data: decode_records(data, spec.fmt), on_error)
-        if spec.pipeline_id in self.rt.failed:
-            return  # --max-errors exceeded
-        frames, bad = shuffle_frames(groups, self.rt.shuffle_partitions,
-                                     self.rt.settings.frame_bytes)
-        for key, values, reason in bad:
-            at = deadletter.key_text(key)
-            deadletter.record(self.rt, spec, "mapper", f"encode:{envelope.seq}:{at}",
-                              (key, values), ValueError(reason), {**where, "at": at})
-        for partition, chunk, data in frames:
-            self.rt.producer.send_data(
-                topics.SHUFFLE, data,
-                Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq, chunk=chunk),
-                partition=partition)
+        def on_bad_record(offset: int, data: bytes, why: str) -> None:
+            deadletter.record(self.rt, spec, "mapper", f"input:{envelope.seq}:{offset}", data,
+                              ValueError(why), {**where, "at": offset})
+
+        # Chunks are numbered per shuffle partition across the frame's pieces (a compressed
+        # split or a topic range is mapped a piece at a time): the same on a replay.
+        chunks = [0] * self.rt.shuffle_partitions
+        for piece, frame in enumerate(self._frames(spec, envelope, value, on_bad_record)):
+            tag = f"{envelope.seq}" if piece == 0 else f"{envelope.seq}.{piece}"
+
+            groups = spec.map_data(frame, lambda data: decode_records(data, spec.fmt),
+                                   _tagged(on_error, piece) if piece else on_error)
+            if spec.pipeline_id in self.rt.failed:
+                return  # --max-errors exceeded
+            frames, bad = shuffle_frames(groups, self.rt.shuffle_partitions,
+                                         self.rt.settings.frame_bytes)
+            for key, values, reason in bad:
+                at = deadletter.key_text(key)
+                deadletter.record(self.rt, spec, "mapper", f"encode:{tag}:{at}",
+                                  (key, values), ValueError(reason), {**where, "at": at})
+            cut = [0] * self.rt.shuffle_partitions
+            for partition, chunk, data in frames:
+                self.rt.producer.send_data(
+                    topics.SHUFFLE, data,
+                    Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq,
+                             chunk=chunks[partition] + chunk),
+                    partition=partition)
+                cut[partition] = max(cut[partition], chunk + 1)
+            chunks = [before + now for before, now in zip(chunks, cut, strict=True)]
         self.mapped[spec.pipeline_id].append(envelope.seq)
         self.frames_seen[(spec.pipeline_id, kafka.partition_of(msg))].add(envelope.seq)
+
+    def _frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
+                on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
+        """The frames an input message stands for: itself, the split it names (read from
+        its file, CodecError if it changed), or the records of a topic range."""
+        if envelope.kind is Kind.SPLIT:
+            yield from read_split(Split.decode(value), self.rt.settings.split_bytes)
+        elif envelope.kind is Kind.TOPIC_RANGE:
+            if self._ranges is None:
+                config = self.rt.settings.consumer_config("mapreduce-input-ranges")
+                config["enable.partition.eof"] = True  # read_range stops at the range's end
+                self._ranges = Consumer(config)
+            yield from topic_range_frames(self._ranges, TopicRange.decode(value), spec.fmt,
+                                          self.rt.settings.split_bytes, on_bad)
+        else:
+            yield value
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()  # mark only what is durable

@@ -16,7 +16,11 @@ from __future__ import annotations
 
 import shutil
 import time
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
+
+import orjson
 
 from services.runtime import lifecycle
 from services.runtime.holding import Holding, HoldingWorker
@@ -63,14 +67,17 @@ class Sink(HoldingWorker):
         if (store.has_ended(pipeline_id, Stage.SINK, envelope.part)
                 or store.pipeline(pipeline_id).get("state") in TERMINAL):
             return  # a zombie's late copy: another sink already wrote this part
-        staging = output.staging_dir(spec.output_dir, pipeline_id)
-        store.add_staging(pipeline_id)
-        try:
-            latest = ((key, results[-1]) for key, results in holding.data.ordered())
-            keys = output.write_part(staging, envelope.part, latest)
-        except OSError as exc:
-            self._cannot_write(spec, exc)
-            return
+        latest = ((key, results[-1]) for key, results in holding.data.ordered())
+        if output.is_topic(spec.output_dir):
+            keys = self._produce_part(spec, latest)
+        else:
+            store.add_staging(pipeline_id)
+            try:
+                keys = output.write_part(output.staging_dir(spec.output_dir, pipeline_id),
+                                         envelope.part, latest, spec.output_format)
+            except OSError as exc:
+                self._cannot_write(spec, exc)
+                return
         crash_point("sink.after_part_written", pipeline_id)
         store.update_pipeline(pipeline_id, **{f"keys.{envelope.part}": str(keys)})
         complete = store.mark_ended(pipeline_id, Stage.SINK, envelope.part, spec.partitions)
@@ -93,17 +100,42 @@ class Sink(HoldingWorker):
                              state=claim)
             return
         crash_point("sink.after_claim", pipeline_id)
-        staging = output.staging_dir(spec.output_dir, pipeline_id)
-        try:
-            output.finalize(staging, spec.output_dir,
-                            after_rename=lambda: crash_point("sink.after_rename", pipeline_id))
-        except OSError as exc:
-            self._cannot_write(spec, exc, force=True)
-            return
+        if output.is_topic(spec.output_dir):
+            self._produce_success(spec)
+        else:
+            staging = output.staging_dir(spec.output_dir, pipeline_id)
+            try:
+                output.finalize(staging, spec.output_dir, after_rename=lambda: crash_point(
+                    "sink.after_rename", pipeline_id))
+            except OSError as exc:
+                self._cannot_write(spec, exc, force=True)
+                return
         crash_point("sink.after_success", pipeline_id)
         self.rt.store.remove_staging(pipeline_id)
         self.rt.log.info("output finalized", pipeline=pipeline_id, output=spec.output_dir)
         lifecycle.finish(self.rt.store, self.rt.producer, pipeline_id, "done", force=True)
+
+    def _produce_part(self, spec: PipelineSpec, results: Iterable[tuple[Any, Any]]) -> int:
+        """A part's results as records of the output topic, durable before the part is
+        marked (see shared/output.py)."""
+        topic, headers = output.topic_of(spec.output_dir), [("mr-p", spec.pipeline_id.encode())]
+        count = 0
+        for key, value in results:
+            self.rt.producer.send(topic, orjson.dumps(value), key=orjson.dumps(key),
+                                  headers=headers)
+            count += 1
+        self.rt.producer.flush()
+        return count
+
+    def _produce_success(self, spec: PipelineSpec) -> None:
+        """The topic's _SUCCESS: after every part, names the pipeline and its key count."""
+        status = self.rt.store.pipeline(spec.pipeline_id)
+        keys = sum(int(v) for k, v in status.items() if k.startswith("keys."))
+        self.rt.producer.send(output.topic_of(spec.output_dir),
+                              orjson.dumps({"pipeline": spec.pipeline_id, "keys": keys}),
+                              key=output.SUCCESS_KEY,
+                              headers=[("mr-p", spec.pipeline_id.encode())])
+        self.rt.producer.flush()
 
     def _cannot_write(self, spec: PipelineSpec, exc: OSError, force: bool = False) -> None:
         reason = (f"the sink cannot write the output {spec.output_dir}: "

@@ -28,7 +28,7 @@ from services.runtime.process import (
 )
 from services.runtime.resubscriber import build_strategy, consumer_overrides
 from shared import kafka
-from shared.codec import Envelope, Kind
+from shared.codec import INPUT_KINDS, Envelope, Kind
 from shared.crashpoints import crash_point
 from shared.reassembly import Reassembler, clamp
 from shared.spec import PipelineSpec
@@ -249,7 +249,7 @@ class PipelineTopicWorker:
                 continue
             self.processed += 1
             try:
-                if envelope.kind in (Kind.RECORDS, Kind.SPLIT):
+                if envelope.kind in INPUT_KINDS:
                     value = self._whole_value(envelope, msg)
                     if value is not None:
                         counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1

@@ -83,12 +83,15 @@ class OutputProducer:
 
     def send(self, topic: str, value: bytes | None, envelope: Envelope | None = None, *,
              partition: int = -1, key: bytes | None = None,
-             signature: bytes | None = None) -> None:
+             signature: bytes | None = None,
+             headers: list[tuple[str, bytes]] | None = None) -> None:
         epoch = self._epoch
         kwargs: dict[str, Any] = {"value": value,
                                   "on_delivery": functools.partial(self._on_delivery, epoch)}
         if envelope is not None:
             kwargs["headers"] = envelope.headers()
+        if headers:
+            kwargs["headers"] = [*kwargs.get("headers", []), *headers]
         if signature is not None:  # a pipeline spec's (shared/signing.py)
             kwargs["headers"] = [*kwargs.get("headers", []), (signing.HEADER, signature)]
         if partition >= 0:

@@ -32,7 +32,7 @@ from typing import Any
 
 from services import reference, source, supervisor
 from services.localcluster.cluster import LocalCluster, read_pid, wait_exited
-from shared import output
+from shared import inputs, output
 from shared.config import Settings
 from shared.errors import PipelineFailed
 from shared.spec import load_module, spec_from_module
@@ -139,7 +139,7 @@ class Harness:
                                     fmt="text", partitions=4, output_dir="-",
                                     source_partitions=4, where=shape.pipeline.name)
             self._expected[shape.name] = reference.run_sequential(
-                spec, source.input_files(list(shape.inputs)))
+                spec, inputs.input_files(list(shape.inputs)))
         return self._expected[shape.name]
 
     def baseline(self, shape: Shape | None = None, runs: int = 2) -> float:

@@ -106,10 +106,12 @@ def test_spec_that_workers_cannot_load_fails_only_its_pipeline(pool, tmp_path, m
                         "    for w in submitter_only_helper.words(line):\n"
                         "        yield w, 1\n"
                         "def reducer(k, vs):\n    return sum(vs)\n")
-    broken = jobs.submit(pool, pipeline, [REPO / "pipelines/samples/text"], tmp_path / "o1")
     healthy = jobs.submit(pool, jobs.WORDCOUNT, [REPO / "pipelines/samples/text"],
                           tmp_path / "o2")
+    # the submitter hears of it at once if the failure comes while it still sends input
     with pytest.raises(PipelineFailed, match="cannot be unpickled.*submitter_only_helper"):
+        broken = jobs.submit(pool, pipeline, [REPO / "pipelines/samples/text"],
+                             tmp_path / "o1")
         jobs.wait(pool, broken)
     jobs.wait(pool, healthy)
     jobs.assert_matches_sequential(healthy)

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from services import source
-from shared import output
+from shared import inputs, output
 from shared.errors import PipelineFailed
 from tests.conftest import REPO, make_corpus
 from tests.integration import jobs
@@ -156,7 +156,7 @@ def test_a_full_disk_fails_the_job_with_the_reason(pool, tmp_path):
 def test_a_line_just_under_the_record_limit_among_short_lines_is_exact(pool, tmp_path):
     """Frames sent through Kafka never outgrow a message, whatever precedes a long line."""
     data = tmp_path / "in.txt"
-    longest = source.MAX_RECORD_BYTES - 1
+    longest = inputs.MAX_RECORD_BYTES - 1
     with open(data, "wb") as f:
         f.write(b"short line one\n")
         f.write(b"a" * longest + b"\n")

@@ -34,8 +34,8 @@ class _TouchOnLoad:
 
 def test_spec_signed_with_another_key_is_refused(pool, tmp_path, monkeypatch):
     monkeypatch.setenv(signing.ENV_KEY, "not-the-cluster-key-" * 2)
-    job = jobs.submit(pool, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
     with pytest.raises(PipelineFailed, match="signature does not verify"):
+        job = jobs.submit(pool, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
         jobs.wait(pool, job)
     assert not (tmp_path / "out" / "_SUCCESS").exists()
 
@@ -45,8 +45,8 @@ def test_unsigned_spec_is_refused(pool, tmp_path):
     # in insecure mode.
     unsigned = pool.with_(home=tmp_path / "keyless-home", insecure_specs=True)
     assert unsigned.spec_policy().key is None
-    job = jobs.submit(unsigned, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
     with pytest.raises(PipelineFailed, match="unsigned pipeline spec refused"):
+        job = jobs.submit(unsigned, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
         jobs.wait(pool, job)
 
 

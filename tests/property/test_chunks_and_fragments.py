@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.roles.mapper import shuffle_frames
-from services.source import MAX_RECORD_BYTES, frame_spans
 from shared.codec import Fragment, decode_items, fragments
+from shared.inputs import MAX_RECORD_BYTES, frame_spans
 from shared.reassembly import Reassembler, clamp
 
 words = st.text(alphabet="abcdefghij", min_size=1, max_size=6)

@@ -69,3 +69,84 @@ def test_redis_urls_are_redacted_for_logs():
     assert redacted("rediss://user:pw@h/0?ssl_ca_certs=/ca.pem") == \
         "rediss://user:***@h/0?ssl_ca_certs=/ca.pem"
     assert redacted("redis://h:6379/0") == "redis://h:6379/0"
+
+
+def test_the_local_brokers_own_variables_are_not_passed_to_librdkafka(monkeypatch):
+    """MAPREDUCE_KAFKA_PORT (the local broker's port) once went to librdkafka as `port`,
+    which it refuses: every worker failed to start, and restarted forever."""
+    from confluent_kafka import Producer
+
+    from shared.config import kafka_extra_from_env
+
+    monkeypatch.setenv("MAPREDUCE_KAFKA_PORT", "29092")
+    monkeypatch.setenv("MAPREDUCE_KAFKA_HEAP", "1g")
+    monkeypatch.setenv("MAPREDUCE_KAFKA_CLIENT_ID", "mine")
+    assert kafka_extra_from_env() == {"client.id": "mine"}
+    Producer(Settings("127.0.0.1:9", "redis://r/0",
+                      kafka_extra=kafka_extra_from_env()).producer_config())  # accepted
+
+
+def test_flags_beat_environment_beat_config_file(tmp_path, monkeypatch):
+    from shared.config import resolve
+
+    config = tmp_path / "config.toml"
+    config.write_text('bootstrap_servers = "file:9092"\nredis_url = "redis://file/0"\n'
+                      'sink_memory_mb = 64\nshuffle_memory_mb = 128\n'
+                      'insecure_specs = true\n[kafka]\n"client.id" = "from-file"\n'
+                      '"socket.timeout.ms" = 5000\n')
+    monkeypatch.setenv("MAPREDUCE_SHUFFLE_MEMORY_MB", "256")
+    monkeypatch.setenv("MAPREDUCE_KAFKA_CLIENT_ID", "from-env")
+    settings = resolve(config=config, home=tmp_path)
+    assert settings is not None and not settings.local
+    assert (settings.bootstrap_servers, settings.sink_memory_mb, settings.shuffle_memory_mb,
+            settings.insecure_specs) == ("file:9092", 64, 256, True)
+    assert settings.kafka_extra == {"client.id": "from-env", "socket.timeout.ms": "5000"}
+    flagged = resolve("flag:9092", None, tmp_path, config=config,
+                      flags={"shuffle_memory_mb": 512})
+    assert flagged is not None
+    assert (flagged.bootstrap_servers, flagged.shuffle_memory_mb) == ("flag:9092", 512)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("shufle_memory_mb = 3\n", "unknown settings"),
+    ("sink_memory_mb = -1\n", "positive whole number"),
+    ("resubscribe = 'eventually'\n", "choose one of"),
+    ("not toml at all [\n", "config.toml"),
+])
+def test_a_bad_config_file_is_a_clear_error(tmp_path, text, message):
+    from shared.config import resolve
+    from shared.errors import ConfigError
+
+    config = tmp_path / "config.toml"
+    config.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        resolve("k:9092", "redis://r/0", config=config)
+
+
+def test_a_named_config_file_must_exist(tmp_path):
+    from shared.config import resolve
+    from shared.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        resolve("k:9092", "redis://r/0", config=tmp_path / "missing.toml")
+
+
+def test_every_setting_and_environment_variable_is_in_the_readme():
+    """One table in the README lists every setting; a variable the code reads and the
+    README does not name is a setting nobody can find."""
+    import re
+    from pathlib import Path
+
+    from shared.config import SETTINGS
+
+    repo = Path(__file__).resolve().parents[2]
+    readme = (repo / "README.md").read_text()
+    for setting in SETTINGS:
+        assert f"`{setting.env}`" in readme, setting.env
+    used = set()
+    for path in [*repo.glob("services/**/*.py"), *repo.glob("shared/**/*.py")]:
+        used |= set(re.findall(r"MAPREDUCE_[A-Z_]+[A-Z]", path.read_text()))
+    internal = {"MAPREDUCE_WORKER_RESTARTS", "MAPREDUCE_CRASH_POINTS_FILE",
+                "MAPREDUCE_KAFKA_SECURITY_PROTOCOL", "MAPREDUCE_KAFKA"}
+    missing = sorted(v for v in used - internal if v not in readme)
+    assert not missing, f"environment variables the README does not mention: {missing}"

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services import reference, source
-from shared import output
+from shared import inputs, output
 from shared.codec import decode_records
 from shared.errors import InputError, PipelineDefinitionError
 from shared.spec import load_module, spec_from_module
@@ -76,13 +76,13 @@ def test_selectors_and_combiner_are_used_by_map_frame(tmp_path):
 def test_input_files_directory_sorted_and_filtered(tmp_path):
     for name in ("b.txt", "a.txt", ".hidden", "_SUCCESS"):
         write(tmp_path, name, "x\n")
-    assert [p.name for p in source.input_files([tmp_path])] == ["a.txt", "b.txt"]
+    assert [p.name for p in inputs.input_files([tmp_path])] == ["a.txt", "b.txt"]
     with pytest.raises(InputError, match="does not exist"):
-        source.input_files([tmp_path / "missing"])
+        inputs.input_files([tmp_path / "missing"])
     with pytest.raises(InputError, match="no input files"):
         empty = tmp_path / "empty"
         empty.mkdir()
-        source.input_files([empty])
+        inputs.input_files([empty])
 
 
 def test_missing_output_parents_are_created(tmp_path):
@@ -101,7 +101,7 @@ def test_existing_output_is_refused(tmp_path):
 def test_frames_hold_whole_lines_and_lose_nothing(tmp_path):
     text = "".join(f"line {i} {'x' * (i % 37)}\n" for i in range(2000)) + "no newline at end"
     path = write(tmp_path, "in.txt", text)
-    frames = list(source.frames([path], 1000, "text"))
+    frames = list(inputs.frames([path], 1000, "text"))
     assert all(f.endswith(b"\n") for f in frames)
     assert b"".join(frames).decode() == text + "\n"
 
@@ -109,20 +109,20 @@ def test_frames_hold_whole_lines_and_lose_nothing(tmp_path):
 def test_bad_jsonl_line_is_reported_with_its_number(tmp_path):
     path = write(tmp_path, "in.jsonl", '{"a": 1}\n{"a": 2}\n{oops\n')
     with pytest.raises(InputError, match="line 3 is not valid JSON"):
-        list(source.frames([path], 1 << 20, "jsonl"))
+        list(inputs.frames([path], 1 << 20, "jsonl"))
 
 
 def test_oversized_record_names_the_limit(tmp_path):
-    path = write(tmp_path, "big.txt", "x" * (source.MAX_RECORD_BYTES + 10) + "\n")
-    with pytest.raises(InputError, match=str(source.MAX_RECORD_BYTES)):
-        list(source.frames([path], 64 * 1024, "text"))
+    path = write(tmp_path, "big.txt", "x" * (inputs.MAX_RECORD_BYTES + 10) + "\n")
+    with pytest.raises(InputError, match=str(inputs.MAX_RECORD_BYTES)):
+        list(inputs.frames([path], 64 * 1024, "text"))
 
 
 def test_output_is_all_or_nothing(tmp_path):
     out = tmp_path / "result"
     staging = output.staging_dir(out, "p")
     output.write_part(staging, 1, [("b", 2)])
-    output.write_part(staging, 0, output.sorted_items({"z": 1, "a": 3}))
+    output.write_part(staging, 0, sorted({"z": 1, "a": 3}.items()))
     assert not out.exists()
     output.finalize(staging, out)
     output.finalize(staging, out)  # a replay after a crash is harmless
@@ -130,9 +130,11 @@ def test_output_is_all_or_nothing(tmp_path):
     assert output.read_output(out) == [("a", 3), ("z", 1), ("b", 2)]
 
 
-def test_sorted_items_handles_mixed_key_types():
+def test_key_order_handles_mixed_key_types():
     # ordered by JSON text: '"a"' < '1' < '[1,2]'
-    assert [k for k, _ in output.sorted_items({1: 0, "a": 0, (1, 2): 0})] == ["a", 1, (1, 2)]
+    from shared.codec import key_order
+
+    assert sorted([1, "a", (1, 2), 0.5], key=key_order) == ["a", 0.5, 1, (1, 2)]
 
 
 def test_reference_and_compare(tmp_path):

@@ -108,18 +108,45 @@ def test_unloadable_spec_is_a_codec_error():
 
 def test_split_reads_its_bytes_and_refuses_a_changed_or_missing_file(tmp_path):
     from shared.codec import CodecError, Split
+    from shared.inputs import read_split
+
+    def read(split: Split) -> bytes:
+        return b"".join(read_split(split, 1 << 20))
 
     path = tmp_path / "in.txt"
     path.write_bytes(b"one\ntwo\nthree\n")
     stat = path.stat()
     split = Split(str(path), 4, 4, stat.st_size, stat.st_mtime_ns)
     assert Split.decode(split.encode()) == split
-    assert split.read() == b"two\n"
+    assert read(split) == b"two\n"
     path.write_bytes(b"one\nTWO\nthree\nfour\n")
     with pytest.raises(CodecError, match="changed since it was submitted"):
-        split.read()
+        read(split)
     path.unlink()
     with pytest.raises(CodecError, match="--input-mode kafka"):
-        split.read()
+        read(split)
     with pytest.raises(CodecError, match="undecodable input split"):
         Split.decode(b"[1, 2]")
+
+
+def test_a_compressed_split_is_its_whole_file_read_in_frames(tmp_path):
+    import bz2
+    import gzip
+    import lzma
+
+    import zstandard
+
+    from shared.codec import Split
+    from shared.inputs import read_split
+
+    text = b"".join(b"line %d of the input\n" % i for i in range(5000))
+    for name, compress in (("in.gz", gzip.compress), ("in.bz2", bz2.compress),
+                           ("in.xz", lzma.compress),
+                           ("in.zst", zstandard.ZstdCompressor().compress)):
+        path = tmp_path / name
+        path.write_bytes(compress(text))
+        stat = path.stat()
+        frames = list(read_split(Split(str(path), 0, stat.st_size, stat.st_size,
+                                       stat.st_mtime_ns), 16 * 1024))
+        assert len(frames) > 1 and all(len(f) <= 16 * 1024 for f in frames), name
+        assert b"".join(frames) == text, name

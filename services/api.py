@@ -1,0 +1,262 @@
+"""The Python API, for scripts and notebooks; the `mapreduce` command is a thin layer over it.
+
+    from services.api import Pipeline, connect
+
+    wordcount = Pipeline.from_file("pipelines/wordcount.py")
+    # or from plain functions, a notebook's included (they travel pickled by value):
+    # wordcount = Pipeline(mapper=my_mapper, reducer=my_reducer, combiner=my_combiner)
+
+    wordcount.run_inline(["pipelines/samples/text"], "out/wc-inline")  # no Kafka, no Redis
+
+    cluster = connect()  # the cluster the settings name, or the local one (started if need be)
+    job = cluster.submit(wordcount, ["pipelines/samples/text"], "out/wc")
+    status = job.wait(on_status=print)  # PipelineFailed if it failed, JobTimedOut on timeout
+    for word, count in job.results():
+        ...
+    job.cancel()  # or stop one that runs
+
+Settings come from the arguments of `connect`, then the environment, then the config file
+(shared/config.py); a job's options are those of `mapreduce submit`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+from confluent_kafka import Consumer
+
+from services import inline, source, supervisor
+from services.localcluster.cluster import LocalCluster
+from services.runtime import lifecycle
+from services.runtime.producer import OutputProducer
+from shared import config, kafka, output, topics
+from shared.errors import ConnectionFailed, MapReduceError
+from shared.spec import PipelineCode
+from shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
+
+log = structlog.get_logger("api")
+Status = dict[str, Any]
+
+
+class Pipeline:
+    """A pipeline: a module's functions, or plain ones (see shared/spec.py for what each
+    function receives and returns)."""
+
+    def __init__(self, mapper: Callable[..., Any] | None = None,
+                 reducer: Callable[..., Any] | None = None, *,
+                 combiner: Callable[..., Any] | None = None,
+                 map_batch: Callable[..., Any] | None = None,
+                 map_chunk: Callable[..., Any] | None = None,
+                 key_selector: Callable[..., Any] | None = None,
+                 value_selector: Callable[..., Any] | None = None,
+                 name: str = "pipeline", code: PipelineCode | None = None) -> None:
+        self.code = code or PipelineCode.from_functions(
+            name, mapper=mapper, reducer=reducer, combiner=combiner, map_batch=map_batch,
+            map_chunk=map_chunk, key_selector=key_selector, value_selector=value_selector)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Pipeline:
+        return cls(code=PipelineCode.from_file(path))
+
+    @property
+    def name(self) -> str:
+        return self.code.name
+
+    def run_inline(self, inputs: Iterable[str | Path], output_dir: str | Path | None = None,
+                   *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
+                   settings: config.Settings | None = None) -> inline.InlineResult:
+        """Run it in this process (services/inline.py): results, dead letters, and the
+        output directory when one is given."""
+        return inline.run_inline(self.code, inputs, output_dir, fmt=fmt,
+                                 partitions=partitions, output_format=output_format,
+                                 settings=settings)
+
+
+def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, *,
+            home: str | Path | None = None, config_file: str | Path | None = None,
+            start_local: bool = True, **settings: Any) -> Cluster:
+    """The cluster the settings name; without one, the local cluster (started, with its
+    worker pool, when `start_local`). Other keyword arguments override settings by name
+    (say, resubscribe="reconnect")."""
+    resolved = config.resolve(bootstrap_servers, redis_url,
+                              Path(home).expanduser() if home else None,
+                              flags=settings,
+                              config=Path(config_file) if config_file else None)
+    if resolved is not None and not resolved.local:
+        Store(resolved.redis_url).check_reachable()
+        kafka.check_reachable(resolved, timeout=5)
+        return Cluster(resolved)
+    if not start_local:
+        if resolved is None:
+            raise ConnectionFailed("no cluster configured and no local cluster running: "
+                                   "`mapreduce up`, or pass --bootstrap-servers/--redis-url")
+        return Cluster(resolved)
+    local_home = resolved.home if resolved else (
+        Path(home).expanduser() if home else config.default_home())
+    started = LocalCluster(local_home).start()
+    if resolved is not None:  # the local cluster's addresses, every other setting as given
+        started = resolved.with_(bootstrap_servers=started.bootstrap_servers,
+                                 redis_url=started.redis_url, local=True)
+    cluster = Cluster(started)
+    cluster.ensure_workers()
+    return cluster
+
+
+class Cluster:
+    """A running cluster: submit jobs, find them, see its workers."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self.settings = settings
+        self.store = Store(settings.redis_url)
+
+    def ensure_workers(self, counts: dict[str, int] | None = None) -> None:
+        """The local worker pool: start what is missing (every role without a live worker
+        gets its default count). Only for the local cluster: workers of a remote cluster run
+        on its hosts (`mapreduce worker ROLE`), never on the submitting one."""
+        if not self.settings.local:
+            raise MapReduceError("workers are started on the cluster's own hosts "
+                                 "(`mapreduce worker ROLE` there), not from here")
+        if counts is None:
+            have = {w.role for w in supervisor.running(self.settings.home)}
+            counts = {r: n for r, n in supervisor.DEFAULT_COUNTS.items() if r not in have}
+        if counts:
+            supervisor.scale(self.settings, counts)
+
+    def live_roles(self) -> set[str]:
+        """Roles with a worker that reported within SILENT_AFTER_S."""
+        now = self.store.now()
+        return {w.get("role", "") for w in self.store.workers()
+                if now - float(w.get("last_seen") or 0) < SILENT_AFTER_S}
+
+    def submit(self, pipeline: Pipeline | str | Path, inputs: Iterable[str | Path],
+               output_dir: str | Path, *, fmt: str = "text", partitions: int = 4,
+               pipeline_id: str = "", keep: bool = False, max_errors: int | None = None,
+               guarantee: str = "exactly-once", input_mode: str = "auto",
+               output_format: str = "jsonl",
+               on_progress: Callable[[int, int], None] = lambda sent, total: None) -> Job:
+        """Announce a job and stream its input; returns once the input is sent."""
+        code = pipeline.code if isinstance(pipeline, Pipeline) else Path(pipeline)
+        request = source.Job(code, [str(i) for i in inputs], output_dir, fmt, partitions,
+                             pipeline_id, keep, max_errors, guarantee, input_mode,
+                             output_format)
+        source.prepare(request, self.settings)
+        source.submit(request, self.settings, on_progress)
+        return Job(self, request.pipeline_id, request)
+
+    def job(self, pipeline_id: str) -> Job:
+        """A job submitted before, by its id."""
+        if not self.store.pipeline(pipeline_id):
+            raise MapReduceError(f"no pipeline {pipeline_id!r} on this cluster (or its "
+                                 "status has expired)")
+        return Job(self, pipeline_id)
+
+    def pipelines(self, everything: bool = False, recent_s: float = 24 * 3600) -> list[Status]:
+        """Running pipelines and those that ended within recent_s (or every one kept)."""
+        from services.status_view import pipeline_progress
+
+        now = self.store.now()
+        found = []
+        for pid in self.store.pipeline_ids():
+            info = self.store.pipeline(pid)
+            if not info:
+                continue
+            ended = info.get("state") in TERMINAL
+            if ended and not everything and now - float(info.get("finished") or 0) > recent_s:
+                continue
+            found.append({"id": pid, **info, **pipeline_progress(self.store, pid, info)})
+        return sorted(found, key=lambda p: float(p.get("submitted") or 0))
+
+
+@dataclass
+class Job:
+    """One job on a cluster (`request`: how it was submitted, when this process did)."""
+
+    cluster: Cluster
+    pipeline_id: str
+    request: source.Job | None = None
+
+    def status(self) -> Status:
+        from services.status_view import pipeline_progress
+
+        info = self.cluster.store.pipeline(self.pipeline_id)
+        return {"id": self.pipeline_id, **info,
+                **pipeline_progress(self.cluster.store, self.pipeline_id, info)}
+
+    def wait(self, on_status: Callable[[Status], None] = lambda status: None,
+             timeout: float | None = None) -> Status:
+        """Until the job ends: its final status. PipelineFailed if it failed, JobTimedOut
+        past `timeout` (the job goes on)."""
+        return source.wait(self.cluster.settings, self.pipeline_id, on_status, timeout)
+
+    def cancel(self, reason: str = "cancelled") -> str:
+        """Fail the job: every worker drops it, its topics, keys and staging files go. A
+        job whose output is complete and being finalized cannot be cancelled any more."""
+        store = self.cluster.store
+        state = store.pipeline(self.pipeline_id).get("state")
+        if state in TERMINAL:
+            raise MapReduceError(f"pipeline {self.pipeline_id} has already ended ({state})")
+        held = lifecycle.finish(store, OutputProducer(self.cluster.settings),
+                                self.pipeline_id, "failed", reason)
+        if held == FINALIZING:
+            raise MapReduceError(f"pipeline {self.pipeline_id} is finalizing a complete "
+                                 "output: too late to cancel")
+        return held
+
+    def output(self) -> tuple[str, str]:
+        info = self.cluster.store.pipeline(self.pipeline_id)
+        return info.get("output", ""), info.get("output_format", "jsonl")
+
+    def results(self) -> Iterator[tuple[Any, Any]]:
+        """The job's (key, value) results, streamed from its output directory or topic."""
+        where, fmt = self.output()
+        if output.is_topic(where):
+            yield from topic_results(self.cluster.settings, output.topic_of(where),
+                                     self.pipeline_id)
+        else:
+            yield from output.iter_output(where, fmt)
+
+    def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The records and keys of this job that its code failed on, oldest first."""
+        return dead_letters(self.cluster.settings, self.pipeline_id, limit)
+
+
+def topic_results(settings: config.Settings, topic: str,
+                  pipeline_id: str) -> Iterator[tuple[Any, Any]]:
+    """A job's records in an output topic (those its header names), without the completion
+    record, read up to the topic's end as it is now."""
+    for msg in _read_topic(settings, topic):
+        headers = dict(msg.headers() or [])
+        if headers.get("mr-p") == pipeline_id.encode() and msg.key() != output.SUCCESS_KEY:
+            yield orjson.loads(msg.key() or b"null"), orjson.loads(msg.value() or b"null")
+
+
+def dead_letters(settings: config.Settings, pipeline_id: str,
+                 limit: int | None = None) -> list[dict[str, Any]]:
+    letters = []
+    for msg in _read_topic(settings, topics.DEADLETTER):
+        if msg.key() == pipeline_id.encode():
+            letters.append(orjson.loads(msg.value() or b"{}"))
+            if limit is not None and len(letters) >= limit:
+                break
+    return letters
+
+
+def _read_topic(settings: config.Settings, topic: str) -> Iterator[Any]:
+    """Every record of a topic, from its start to its end as it is now."""
+    watermarks = kafka.high_watermarks(settings, topic)
+    consumer = Consumer({**settings.consumer_config("mapreduce-reader"),
+                         "enable.partition.eof": True})
+    try:
+        for partition, (low, high) in watermarks.items():
+            if high <= low:
+                continue
+            for batch in kafka.read_range(consumer, topic, partition, low, high):
+                yield from batch
+    finally:
+        consumer.close()
+

@@ -1,0 +1,123 @@
+"""The inline runner (mrjob's `-r inline`): a pipeline run in this process, with no Kafka or
+Redis, the way the workers run it, for developing and testing pipelines.
+
+Frames are cut as the source cuts them; each is mapped as a mapper maps it (`map_chunk`,
+`map_batch` or `mapper`, then the combiner), values are grouped by key, every key is
+reduced, and what the cluster would dead-letter (a record or key whose code raises, a key,
+value or result that is not a JSON value) is left out and reported. The output directory
+has the cluster's layout and format: one part per partition, keys sorted, `_SUCCESS` last.
+On the same input the part files are the same as the cluster's (tested on the samples).
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from services.reference import input_frames
+from services.roles.mapper import shuffle_frames
+from shared import output
+from shared.codec import decode_items, decode_records, encode_checked, key_order, partition_for
+from shared.config import Settings
+from shared.errors import InputError
+from shared.inputs import TopicInput, resolve_inputs
+from shared.spec import PipelineCode, PipelineSpec, spec_from_module
+
+PIPELINE_ID = "inline"
+
+
+@dataclass
+class InlineResult:
+    results: dict[Any, Any]
+    dead_letters: list[dict[str, Any]] = field(default_factory=list)
+    output: Path | None = None
+
+    @property
+    def keys(self) -> int:
+        return len(self.results)
+
+
+def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str | None = None,
+               *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
+               settings: Settings | None = None, frame_bytes: int = 1 << 20) -> InlineResult:
+    """Run a pipeline in this process. `settings` only for a `kafka:TOPIC` input (read up
+    to its high watermarks now); `out`, when given, a directory that must not exist."""
+    spec = spec_from_module(code.namespace, pipeline_id=PIPELINE_ID, fmt=fmt,
+                            partitions=partitions, output_dir=str(out or "-"),
+                            source_partitions=1, where=code.name,
+                            output_format=output_format)
+    sources = resolve_inputs(list(inputs))
+    files = [s for s in sources if isinstance(s, Path)]
+    topics = [s for s in sources if isinstance(s, TopicInput)]
+    if topics and settings is None:
+        raise InputError("a kafka: input needs a cluster: pass --bootstrap-servers or set "
+                         "MAPREDUCE_BOOTSTRAP_SERVERS")
+    from services.source import check_output, topic_ranges
+
+    target = check_output(out) if out is not None else None
+    if target is not None and output.is_topic(target):
+        raise InputError("the inline runner writes a directory, not a topic")
+    ranges = [r for t in topics for r in topic_ranges(settings, t.topic)]  # type: ignore[arg-type]
+    letters: list[dict[str, Any]] = []
+    groups = _map_all(spec, input_frames(spec, files, ranges, settings), letters, frame_bytes)
+    results = _reduce_all(spec, groups, letters)
+    result = InlineResult(results, letters)
+    if target is not None:
+        result.output = _write(spec, results, Path(target))
+    return result
+
+
+def _letter(role: str, identity: str, data: Any, exc: BaseException) -> dict[str, Any]:
+    return {"pipeline": PIPELINE_ID, "role": role, "identity": identity,
+            "error": f"{type(exc).__name__}: {exc}", "data": repr(data)[:2000],
+            "traceback": "".join(traceback.format_exception(exc))[-8000:]}
+
+
+def _map_all(spec: PipelineSpec, source: Iterable[bytes], letters: list[dict[str, Any]],
+             limit: int) -> dict[Any, list[Any]]:
+    groups: dict[Any, list[Any]] = {}
+    for seq, frame in enumerate(source):
+        def on_error(role: str, at: object, data: object, exc: BaseException,
+                     seq: int = seq) -> None:
+            letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
+
+        mapped = spec.map_data(frame, lambda data: decode_records(data, spec.fmt), on_error)
+        # what the mapper would send: the same encoding checks, then as the shuffler reads it
+        sent, bad = shuffle_frames(mapped, 1, limit)
+        for key, values, reason in bad:
+            letters.append(_letter("mapper", f"encode:{seq}:{key!r}", (key, values),
+                                   ValueError(reason)))
+        for _partition, _chunk, data in sent:
+            for key, values in decode_items(data):
+                groups.setdefault(key, []).extend(values)
+    return groups
+
+
+def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]],
+                letters: list[dict[str, Any]]) -> dict[Any, Any]:
+    results = []
+    for key, values in groups.items():
+        try:
+            results.append([key, spec.reducer(key, values)])
+        except Exception as exc:  # user code: dead-lettered, as the reducer does
+            letters.append(_letter("reducer", f"reducer:{key!r}", (key, values), exc))
+    _, good, bad = encode_checked(results)
+    for (key, result), reason in bad:
+        letters.append(_letter("reducer", f"reducer:{key!r}", (key, result),
+                               ValueError(f"the reducer's result {reason}")))
+    return {key: result for key, result in good}
+
+
+def _write(spec: PipelineSpec, results: dict[Any, Any], target: Path) -> Path:
+    parts: list[list[tuple[Any, Any]]] = [[] for _ in range(spec.partitions)]
+    for key, value in results.items():
+        parts[partition_for(key, spec.partitions)].append((key, value))
+    staging = output.staging_dir(target, PIPELINE_ID)
+    for part, items in enumerate(parts):
+        items.sort(key=lambda kv: key_order(kv[0]))
+        output.write_part(staging, part, items, spec.output_format)
+    output.finalize(staging, target)
+    return target

@@ -1,0 +1,93 @@
+"""What `mapreduce status` shows: a pipeline's progress from Redis, and the tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from shared import liveness
+from shared.barrier import Stage
+from shared.store import SILENT_AFTER_S, TERMINAL, Store
+
+STAGES = ("source", "map", "shuffle", "reduce", "sink")
+
+
+def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> dict[str, Any]:
+    """Barrier counts, frames mapped, errors and keys written: live while the pipeline runs,
+    the final figures (kept in its status) once it has ended; and, while it runs, what it
+    waits on."""
+    keys = sum(int(v) for k, v in info.items() if k.startswith("keys.") and v.isdigit())
+    if info.get("state") in TERMINAL and "final.map" in info:
+        counts: dict[str, Any] = {name: int(info.get(f"final.{name}") or 0)
+                                  for name in (*STAGES, "mapped")}
+        counts["errors"] = int(info.get("errors") or 0)
+        return {**counts, "keys": keys}
+    counts = dict(store.ended_counts(pipeline_id))
+    counts["errors"] = max(counts["errors"], int(info.get("errors") or 0))
+    counts["keys"] = keys
+    if info.get("state") not in TERMINAL:
+        partitions = int(info.get("partitions") or 0)
+        totals = {Stage.SOURCE: int(info.get("source_partitions") or 0), Stage.MAP: partitions,
+                  Stage.SHUFFLE: int(info.get("shuffle_partitions") or 0),
+                  Stage.REDUCE: partitions, Stage.SINK: partitions}
+        ended = {stage: int(counts[stage.value]) for stage in totals}
+        frames = int(info["frames"]) if "frames" in info else None
+        counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames)
+    return counts
+
+
+def pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
+    table = Table(title="pipelines")
+    for column in ("id", "state", "frames mapped", "map/shuffle/reduce/sink ended", "errors",
+                   "output", "waiting on / reason"):
+        table.add_column(column)
+    for p in pipelines:
+        table.add_row(p["id"], p.get("state", "?"), f"{p['mapped']}/{p.get('frames', '?')}",
+                      f"{p['map']}/{p['shuffle']}/{p['reduce']}/{p['sink']}",
+                      str(p["errors"]), p.get("output", ""),
+                      p.get("reason") or p.get("waiting_on", ""))
+    return table
+
+
+def workers_table(workers: list[dict[str, Any]]) -> Table:
+    table = Table(title=f"workers (silent: no heartbeat for {SILENT_AFTER_S} s)")
+    for column in ("host", "role", "pid", "partitions", "lag", "last heartbeat", ""):
+        table.add_column(column)
+    for w in workers:
+        table.add_row(w["host"], w["role"], w["pid"], _partitions_text(w["partitions"]),
+                      "?" if w["lag"] is None else str(w["lag"]),
+                      f"{w['last_seen_s']:.1f}s ago",
+                      "[red]SILENT[/red]" if w["silent"] else "ok")
+    return table
+
+
+def pipeline_detail(status: dict[str, Any], letters: list[dict[str, Any]]) -> Table:
+    """One pipeline: its state, each stage's partitions ended, frames mapped, keys written,
+    where it waits, and the first dead letters with their reasons."""
+    table = Table(title=f"pipeline {status['id']}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    partitions = status.get("partitions", "?")
+    totals = {"source": status.get("source_partitions", "?"), "map": partitions,
+              "shuffle": status.get("shuffle_partitions", "?"), "reduce": partitions,
+              "sink": partitions}
+    rows = [("state", status.get("state", "?")),
+            ("reason" if status.get("reason") else "waiting on",
+             status.get("reason") or status.get("waiting_on", "-")),
+            ("pipeline", status.get("name", "")), ("output", status.get("output", "")),
+            ("frames mapped", f"{status['mapped']}/{status.get('frames', '?')}"),
+            *((f"{stage} ended", f"{status[stage]}/{totals[stage]}") for stage in STAGES),
+            ("keys written", str(status.get("keys", 0))),
+            ("dead letters", str(status["errors"]))]
+    for name, value in rows:
+        table.add_row(name, str(value))
+    for letter in letters:
+        table.add_row("", f"{letter.get('identity')}: {letter.get('error')}")
+    return table
+
+
+def _partitions_text(partitions: list[str], shown: int = 6) -> str:
+    if len(partitions) <= shown:
+        return ",".join(partitions)
+    return ",".join(partitions[:shown]) + f" (+{len(partitions) - shown})"

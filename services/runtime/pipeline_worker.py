@@ -37,6 +37,10 @@ from shared.spec import PipelineSpec
 # trips better; shorter bounds how late a stop, a new pipeline or a commit is seen (a mapper
 # frame can take 0.1-0.2 s of user code, so a fixed count of frames would not do).
 BATCH_BUDGET_S = 0.25
+# With a consumer per pipeline (group-per-pipeline) each gets a batch in every round: this
+# shorter budget bounds how long one pipeline's batch holds up another's (a new pipeline's
+# first records, its consumer's callbacks) and how late a new pipeline is seen at all.
+SHARED_BATCH_BUDGET_S = 0.05
 MAX_BATCH = 500
 POLL_S = 0.2  # consume() wait when idle: bounds how late a stop or a new pipeline is seen
 # After a pipeline change, keep reading announcements until none arrives for this long, so
@@ -58,7 +62,9 @@ class PipelineTopicWorker:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.processed = 0
-        self.batch_size = 1  # adapted to BATCH_BUDGET_S from the measured cost per message
+        # per consumer: adapted to the batch budget from the measured cost per message (a
+        # pipeline of cheap messages must not size another pipeline's batches)
+        self.batch_sizes: dict[int, int] = {}
         self.assigned: set[str] = set()
         self.awaiting_first: set[str] = set()  # assigned partitions not yet read from
         self.pending = CommitQueue()  # processed batches whose outputs are in flight
@@ -98,39 +104,52 @@ class PipelineTopicWorker:
 
     def run(self) -> None:
         self.strategy.topics_changed(self.wanted(), "startup")
-        turn = idle = 0
+        idle = False
         while not self.rt.stopping:
             consumers = self.strategy.consumers()
             changed = self.rt.view.poll(timeout=0.0 if consumers else POLL_S)
             if changed:
-                changed |= self._settle()
+                if self.strategy.coalesce:
+                    changed |= self._settle()
                 self._forget_finished()
                 self.strategy.topics_changed(self.wanted(),
                                              f"pipelines changed: {','.join(sorted(changed))}")
                 consumers = self.strategy.consumers()
             if consumers:
-                # One batch from each consumer in turn (a pipeline each, with
-                # group-per-pipeline): no pipeline's backlog delays another's by more than
-                # a batch. Once a whole round found nothing, each waits its share of POLL_S.
-                turn = (turn + 1) % len(consumers)
-                wait = POLL_S / len(consumers) if idle >= len(consumers) - 1 else 0.0
-                messages = kafka.consume_ready(consumers[turn], self.batch_size, wait)
-                idle = 0 if messages else idle + 1
-                if messages:
-                    started = time.monotonic()
-                    self._process(messages)
-                    offsets = next_offsets(kafka.position_of(m) for m in messages
-                                           if m.error() is None)
-                    crash_point(self.point_batch_produced, *self._pipelines_of(offsets))
-                    self.pending.add(PendingBatch(
-                        self.rt.producer.mark(),
-                        clamp(offsets, self.pieces.first_offsets()),
-                        self.batch_payload()))
-                    self._adapt_batch(len(messages), time.monotonic() - started)
+                # A round: one batch from each consumer (a pipeline each, with
+                # group-per-pipeline), so no pipeline's backlog delays another's by more than
+                # a batch, and every consumer's callbacks are served every round. After a
+                # round that found nothing, each waits its share of POLL_S.
+                budget = SHARED_BATCH_BUDGET_S if self.strategy.fair_share else BATCH_BUDGET_S
+                wait = POLL_S / len(consumers) if idle else 0.0
+                idle = True
+                for consumer in consumers:
+                    if self._batch(consumer, wait, budget):
+                        idle = False
                 self._commit_durable(wait=len(self.pending) > MAX_PENDING_BATCHES)
             self.rt.heartbeat(processed=self.processed,
                               lag=lambda: sum(map(consumer_lag, self.strategy.consumers())))
         self.strategy.close()
+
+    def _batch(self, consumer: Consumer, wait: float, budget: float) -> bool:
+        """Process one batch from a consumer; whether there was one."""
+        size = self.batch_sizes.get(id(consumer), 1)
+        messages = kafka.consume_ready(consumer, size, wait)
+        if not messages:
+            return False
+        started = time.monotonic()
+        self._process(messages)
+        offsets = next_offsets(kafka.position_of(m) for m in messages if m.error() is None)
+        crash_point(self.point_batch_produced, *self._pipelines_of(offsets))
+        self.pending.add(PendingBatch(self.rt.producer.mark(),
+                                      clamp(offsets, self.pieces.first_offsets()),
+                                      self.batch_payload()))
+        self.batch_sizes[id(consumer)] = _adapted(size, len(messages),
+                                                  time.monotonic() - started, budget)
+        if len(self.batch_sizes) > 4 * len(self.strategy.consumers()) + 8:
+            live = {id(c) for c in self.strategy.consumers()}  # closed consumers' sizes
+            self.batch_sizes = {k: v for k, v in self.batch_sizes.items() if k in live}
+        return True
 
     def _pipelines_of(self, offsets: dict[tuple[str, int], int]) -> list[str]:
         return sorted({topic[len(self.prefix):] for topic, _ in offsets})
@@ -140,11 +159,6 @@ class PipelineTopicWorker:
         self.pieces.drop(lambda owner, _where: owner not in live)
         self.rt.forget_finished()
 
-    def _adapt_batch(self, count: int, elapsed: float) -> None:
-        per_message = max(elapsed / count, 1e-5)
-        target = int(BATCH_BUDGET_S / per_message)
-        # grow gently (a burst of cheap end markers must not make the next batch huge)
-        self.batch_size = max(1, min(MAX_BATCH, target, self.batch_size * 2))
 
     def _settle(self) -> set[str]:
         changed: set[str] = set()
@@ -287,6 +301,13 @@ class PipelineTopicWorker:
         reads progress from these)."""
         if counts:
             self.rt.log.debug("batch", counts=counts)
+
+
+def _adapted(size: int, count: int, elapsed: float, budget: float) -> int:
+    """The next batch size: what fits the budget at the measured cost per message, grown
+    gently (a burst of cheap end markers must not make the next batch huge)."""
+    per_message = max(elapsed / count, 1e-5)
+    return max(1, min(MAX_BATCH, int(budget / per_message), size * 2))
 
 
 def _on_commit(error: KafkaError | None, _partitions: list[TopicPartition]) -> None:

@@ -54,6 +54,11 @@ class ResubscribeGaveUp(RuntimeError):
 
 class Strategy(Protocol):
     name: str
+    # whether a burst of pipeline changes is waited out first, so that it costs one
+    # rebalance (strategies whose consumers rejoin one group on every change)
+    coalesce: bool
+    # whether consumers take short turns (a consumer per pipeline, served in rounds)
+    fair_share: bool
     # whether a revocation first flushes every output and commits (one consumer serves
     # every pipeline: fewer replays), or only commits what is durable already
     drain_on_revoke: bool
@@ -74,6 +79,8 @@ class _OneConsumer:
 
     consumer: Consumer | None
     drain_on_revoke = True
+    coalesce = True
+    fair_share = False
 
     def consumers(self) -> list[Consumer]:
         return [] if self.consumer is None else [self.consumer]
@@ -241,6 +248,8 @@ class GroupPerPipelineStrategy:
 
     name = "group-per-pipeline"
     drain_on_revoke = False
+    coalesce = False  # a new pipeline changes no running group: nothing to wait out
+    fair_share = True
 
     def __init__(self, make_consumer: Callable[[str], Consumer], drain: Callable[[], None],
                  forget: Callable[[str], None], subscribe: Callable[[Consumer, list[str]], None],

@@ -50,17 +50,14 @@ JOB_TIMEOUT_S = 180
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every worker point under the default strategy; the mapper's and the reducer's under
-    the others too. Every other test of this module runs on the default strategy."""
+    the others too. The strategy is a module-scoped parameter of its own, so the pool is
+    restarted once per strategy, not once per point."""
     if "armed_pool" not in metafunc.fixturenames:
         return
-    if metafunc.function is test_a_worker_dying_at_the_point_loses_and_duplicates_nothing:
-        combos = [(DEFAULT_STRATEGY, point) for point in WORKER_POINTS] + [
-            (strategy, point) for strategy in OTHER_STRATEGIES for point in STRATEGY_POINTS]
-        metafunc.parametrize("armed_pool,point", combos, indirect=["armed_pool"],
-                             scope="module", ids=[f"{s}-{p}" for s, p in combos])
-    else:
-        metafunc.parametrize("armed_pool", [DEFAULT_STRATEGY], indirect=True, scope="module",
-                             ids=[DEFAULT_STRATEGY])
+    strategies = (OTHER_STRATEGIES if metafunc.function
+                  is test_under_another_strategy_a_worker_dying_at_the_point_loses_nothing
+                  else [DEFAULT_STRATEGY])
+    metafunc.parametrize("armed_pool", strategies, indirect=True, scope="module")
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +102,19 @@ def test_the_suite_arms_every_declared_point():
     assert set(OTHER_STRATEGIES) | {DEFAULT_STRATEGY} >= {"reconnect", "group-per-pipeline"}
 
 
+@pytest.mark.parametrize("point", WORKER_POINTS)
 def test_a_worker_dying_at_the_point_loses_and_duplicates_nothing(armed_pool, inputs,
                                                                   tmp_path, point):
+    run_with_point_armed(armed_pool, inputs, tmp_path, point)
+
+
+@pytest.mark.parametrize("point", STRATEGY_POINTS)
+def test_under_another_strategy_a_worker_dying_at_the_point_loses_nothing(armed_pool, inputs,
+                                                                          tmp_path, point):
+    run_with_point_armed(armed_pool, inputs, tmp_path, point)
+
+
+def run_with_point_armed(armed_pool, inputs, tmp_path: Path, point: str) -> None:
     arming, settings = armed_pool
     arming.write_text(f"{point} crash\n")
     try:
@@ -116,13 +124,14 @@ def test_a_worker_dying_at_the_point_loses_and_duplicates_nothing(armed_pool, in
             status = jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)
             assert status["state"] == "done", (name, status)
             jobs.assert_matches_sequential(job)
+        # the dispatchers clean up after the job is done: its points come after the wait
+        for job in submitted.values():
+            assert_cleaned_up(settings, job.pipeline_id)
     finally:
         arming.write_text("")
     not_fired = [name for name, job in submitted.items()
                  if not crashpoints.fired(arming.parent, point, job.pipeline_id)]
     assert not not_fired, f"{point} was never reached by {not_fired}: the test proved nothing"
-    for job in submitted.values():
-        assert_cleaned_up(settings, job.pipeline_id)
 
 
 def assert_cleaned_up(settings, pipeline_id: str) -> None:

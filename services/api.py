@@ -33,7 +33,6 @@ from confluent_kafka import Consumer
 from services import inline, source, supervisor
 from services.localcluster.cluster import LocalCluster
 from services.runtime import lifecycle
-from services.runtime.producer import OutputProducer
 from shared import config, kafka, output, topics
 from shared.errors import ConnectionFailed, MapReduceError
 from shared.spec import PipelineCode
@@ -79,10 +78,10 @@ class Pipeline:
 
 def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, *,
             home: str | Path | None = None, config_file: str | Path | None = None,
-            start_local: bool = True, **settings: Any) -> Cluster:
+            start_local: bool = True, secure: bool = False, **settings: Any) -> Cluster:
     """The cluster the settings name; without one, the local cluster (started, with its
-    worker pool, when `start_local`). Other keyword arguments override settings by name
-    (say, resubscribe="reconnect")."""
+    worker pool, when `start_local`; secured, with `secure`: localcluster/secure.py). Other
+    keyword arguments override settings by name (say, resubscribe="reconnect")."""
     resolved = config.resolve(bootstrap_servers, redis_url,
                               Path(home).expanduser() if home else None,
                               flags=settings,
@@ -98,7 +97,7 @@ def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, 
         return Cluster(resolved)
     local_home = resolved.home if resolved else (
         Path(home).expanduser() if home else config.default_home())
-    started = LocalCluster(local_home).start()
+    started = LocalCluster(local_home, secure=secure).start()
     if resolved is not None:  # the local cluster's addresses, every other setting as given
         started = resolved.with_(bootstrap_servers=started.bootstrap_servers,
                                  redis_url=started.redis_url, local=True)
@@ -200,8 +199,7 @@ class Job:
         state = store.pipeline(self.pipeline_id).get("state")
         if state in TERMINAL:
             raise MapReduceError(f"pipeline {self.pipeline_id} has already ended ({state})")
-        held = lifecycle.finish(store, OutputProducer(self.cluster.settings),
-                                self.pipeline_id, "failed", reason)
+        held = lifecycle.finish(store, None, self.pipeline_id, "failed", reason)
         if held == FINALIZING:
             raise MapReduceError(f"pipeline {self.pipeline_id} is finalizing a complete "
                                  "output: too late to cancel")

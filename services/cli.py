@@ -135,16 +135,22 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 @click.option("--shuffle-memory", type=click.IntRange(1), default=None, metavar="MB",
               help="memory a shuffler holds before spilling sorted runs to disk "
                    f"[env {config.ENV_SHUFFLE_MEMORY}, default {config.DEFAULT_SHUFFLE_MEMORY_MB}]")
+@click.option("--secure", is_flag=True,
+              help="a local cluster with SASL_SSL, ACLs per role and Redis behind TLS with a "
+                   "password (made once per --home; see docs/security.md)")
 @click.pass_obj
-def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None,
+def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure: bool,
        **counts: int | None) -> None:
     """Start the local cluster and bring its worker pool to the requested counts, restarting
     workers that died. Idempotent. With a remote cluster configured, nothing is started
     here: its workers run on its hosts (`mapreduce worker ROLE`)."""
     wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
               for k, v in counts.items()}
-    overrides = {k: v for k, v in (("resubscribe", resubscribe),
-                                   ("shuffle_memory_mb", shuffle_memory)) if v is not None}
+    overrides: dict[str, Any] = {k: v for k, v in (("resubscribe", resubscribe),
+                                                   ("shuffle_memory_mb", shuffle_memory))
+                                 if v is not None}
+    if secure:
+        overrides["secure"] = True
     cluster = obj.cluster(**overrides)
     settings = cluster.settings
     if not settings.local:
@@ -411,6 +417,17 @@ def deadletters(obj: Context, pipeline_id: str, limit: int | None) -> None:
     key came from, the error and its traceback, the data."""
     for letter in api.dead_letters(obj.existing().settings, pipeline_id, limit):
         click.echo(json.dumps(letter))
+
+
+@cli.command()
+@click.argument("directory", type=click.Path(path_type=Path, file_okay=False))
+def keygen(directory: Path) -> None:
+    """Write an Ed25519 spec key pair and a message key to DIRECTORY: spec.key for the
+    submitters, spec.pub for the workers, message.key for both (see docs/security.md)."""
+    private, public, message = signing.write_ed25519_keys(directory)
+    click.echo(f"submitters: {signing.ENV_KEY_FILE}={private}\n"
+               f"workers:    {signing.ENV_KEY_FILE}={public}\n"
+               f"both:       {signing.ENV_MESSAGE_KEY_FILE}={message}")
 
 
 @cli.command()

@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -121,13 +121,26 @@ def prepare(job: Job, settings: Settings) -> Job:
         raise InputError(f"unknown output format {job.output_format!r}; choose one of "
                          f"{output.FORMATS}")
     job.output_dir = check_output(job.output_dir)
-    job.spec = spec_from_module(
+    job.spec = replace(spec_from_module(
         job.code.namespace, pipeline_id=job.pipeline_id, fmt=job.fmt,
         partitions=job.partitions, output_dir=str(job.output_dir),
         source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
-        max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format)
+        max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format),
+        input_files=_as_submitted(job.files))
     return job
 
+
+def _as_submitted(files: list[Path]) -> dict[str, tuple[int, int]]:
+    """The files a job reads, as the source sees them: what a mapper may read (signed)."""
+    named = {}
+    for path in files:
+        stat = path.stat()
+        named[str(path.resolve())] = (stat.st_size, stat.st_mtime_ns)
+    return named
+
+
+# A spec travels in one message on PIPELINES (the broker's default limit is 1 MiB).
+MAX_SPEC_BYTES = 900 * 1024
 
 # Records of an input topic per frame number: a range of up to this many offsets is read
 # by one mapper (more: fewer frames; fewer: a crash replays less).
@@ -159,9 +172,12 @@ def _messages(job: Job, settings: Settings,
                 job.ranges.append(split)
                 yield Kind.TOPIC_RANGE, split.encode(), 0, read
             continue
-        stat = item.stat()
-        compressed = compression(item) is not None
         resolved = str(item.resolve())
+        size, mtime_ns = spec.input_files[resolved] if spec.input_files else (0, 0)
+        stat = item.stat()
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime_ns):
+            raise InputError(f"input file {item} changed since the job was prepared")
+        compressed = compression(item) is not None
         if splits and compressed:  # one split; its lines checked here all the same
             for _ in frame_spans([item], settings.frame_bytes, spec.fmt):
                 pass
@@ -194,13 +210,11 @@ def submit(job: Job, settings: Settings,
     producer = OutputProducer(settings, idempotent=False)
     store = Store(settings.redis_url)
     store.check_reachable()
-    kafka.check_reachable(settings)
     admin = kafka.admin(settings)
-    kafka.ensure_topics(admin, kafka.fixed_topics(settings))
-    source_partitions = kafka.partition_count(admin, topics.SOURCE)
+    counts = kafka.fixed_topic_counts(admin, settings)  # one metadata request, usually
+    source_partitions = counts[topics.SOURCE]
     spec = job.spec
     if source_partitions != spec.source_partitions:
-        from dataclasses import replace
         spec = job.spec = replace(spec, source_partitions=source_partitions)
     total_bytes = sum(path.stat().st_size for path in job.files)
     splits = uses_splits(job.input_mode, settings)
@@ -214,11 +228,15 @@ def submit(job: Job, settings: Settings,
             "input_mode": "splits" if splits else "kafka",
             "inputs": len(job.sources), "keep": 1 if spec.keep else 0,
             "source_partitions": source_partitions,
-            "shuffle_partitions": kafka.partition_count(admin, topics.SHUFFLE)}):
+            "shuffle_partitions": counts[topics.SHUFFLE]}):
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     pid = spec.pipeline_id
     assert job.code is not None
     payload = dump_spec(spec, job.code.modules)
+    if len(payload) > MAX_SPEC_BYTES:
+        raise InputError(f"the pipeline's spec is {len(payload)} bytes (its code, and the "
+                         f"list of its {len(job.files)} input files), over the {MAX_SPEC_BYTES} "
+                         "bytes a Kafka message holds: use fewer, larger input files")
     sent = seq = 0
     try:
         with _beating(store, pid) as ended:
@@ -251,8 +269,7 @@ def submit(job: Job, settings: Settings,
     except BaseException as exc:
         reason = f"source stopped mid-stream: {type(exc).__name__}: {exc}"
         # a fresh producer: the failure may be this one's, and a failed delivery is sticky
-        lifecycle.finish(store, OutputProducer(settings, idempotent=False), pid, "failed",
-                         reason)
+        lifecycle.finish(store, None, pid, "failed", reason)
         raise
     return {"pipeline_id": pid, "frames": seq, "bytes": sent}
 

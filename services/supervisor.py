@@ -14,7 +14,7 @@ import structlog
 
 from services.localcluster.cluster import read_pid, terminate, write_pid
 from services.worker import ROLES
-from shared.config import Settings
+from shared.config import Settings, read_local_cluster
 
 log = structlog.get_logger("supervisor")
 
@@ -54,7 +54,7 @@ def start(settings: Settings, role: str, index: int,
     directory.mkdir(parents=True, exist_ok=True)
     (settings.home / "logs").mkdir(exist_ok=True)
     logfile = settings.home / "logs" / f"{role}-{index}.log"
-    env = {**os.environ, **settings.env()}
+    env = {**os.environ, **settings.env(), **role_principal(settings, role)}
     with open(logfile, "ab") as out:
         proc = subprocess.Popen([*launcher, sys.executable, "-m", "services.worker", role],
                                 env=env,
@@ -63,6 +63,18 @@ def start(settings: Settings, role: str, index: int,
     write_pid(directory / f"{role}-{index}.pid", proc.pid)
     log.info("worker started", role=role, index=index, pid=proc.pid, log=str(logfile))
     return WorkerProcess(role, index, proc.pid)
+
+
+def role_principal(settings: Settings, role: str) -> dict[str, str]:
+    """A secured local cluster's principal for the role (localcluster/secure.py): the
+    worker authenticates as itself, with only its role's ACLs."""
+    if not settings.local:
+        return {}
+    recorded = read_local_cluster(settings.home) or {}
+    password = recorded.get("principals", {}).get(role)
+    if not password:
+        return {}
+    return {"MAPREDUCE_KAFKA_SASL_USERNAME": role, "MAPREDUCE_KAFKA_SASL_PASSWORD": password}
 
 
 def scale(settings: Settings, counts: dict[str, int],

@@ -54,11 +54,9 @@ def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
     refused again, forever. Fail them (with a fresh producer: the old one's failure is
     sticky), so that the replay skips them."""
     from services.runtime import lifecycle
-    from services.runtime.producer import OutputProducer
 
-    producer = OutputProducer(rt.settings)  # type: ignore[attr-defined]
     for pipeline_id in sorted(pipelines):
-        lifecycle.finish(rt.store, producer, pipeline_id, "failed",  # type: ignore[attr-defined]
+        lifecycle.finish(rt.store, None, pipeline_id, "failed",  # type: ignore[attr-defined]
                          f"the broker refused its output: {error}")
 
 

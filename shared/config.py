@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from shared import signing
+from shared.auth import MessageAuth
 from shared.errors import ConfigError
 
 ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
@@ -48,6 +49,8 @@ ENV_SHUFFLE_MEMORY = "MAPREDUCE_SHUFFLE_MEMORY_MB"
 ENV_SINK_MEMORY = "MAPREDUCE_SINK_MEMORY_MB"
 ENV_SESSION_TIMEOUT = "MAPREDUCE_SESSION_TIMEOUT_MS"
 ENV_PIPELINE_CONSUMERS = "MAPREDUCE_PIPELINE_CONSUMERS"
+ENV_SPEC_MAX_AGE = "MAPREDUCE_SPEC_MAX_AGE_S"
+ENV_INPUT_ROOTS = "MAPREDUCE_INPUT_ROOTS"
 ENV_SPLIT_BYTES = "MAPREDUCE_SPLIT_BYTES"
 DEFAULT_SPLIT_BYTES = 1 << 20
 # Per shuffler: 2 shufflers on a 24 GiB machine leave plenty for everything else, and a
@@ -57,23 +60,29 @@ DEFAULT_SHUFFLE_MEMORY_MB = 2048
 DEFAULT_SINK_MEMORY_MB = 512
 # How mappers and reducers follow the set of live pipelines (services/runtime/resubscriber.py).
 STRATEGIES = ("reconnect", "in-place", "consumer-protocol", "regex", "group-per-pipeline")
-# KIP-848: the fastest pickup and the shortest pauses measured (README, "Resubscription
-# strategies"). It needs a Kafka 4 broker whose group.consumer.session.timeout.ms is short
-# (the local broker's is 10 s; Kafka's default, 45 s, makes failover slow).
-DEFAULT_STRATEGY = "consumer-protocol"
+# A consumer group per pipeline: the only strategy that met every rebalance goal
+# (docs/measurements.md, "Rebalance"): a new pipeline changes no running pipeline's group.
+# Its groups use KIP-848, so it needs a Kafka 4 broker whose group.consumer.session.timeout.ms
+# is short (the local broker's is 10 s; Kafka's default, 45 s, makes failover slow).
+DEFAULT_STRATEGY = "group-per-pipeline"
 
 
 def redacted(url: str) -> str:
-    """A Redis URL fit for logs and messages: its password replaced by ***."""
-    from urllib.parse import urlsplit, urlunsplit
+    """A Redis URL fit for logs and messages: its password replaced by ***, in the URL's
+    user part and in a `password=` query parameter (redis-py accepts both)."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port else ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}{port}"))
+    if parts.password is not None:
+        user = parts.username or ""
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        parts = parts._replace(netloc=f"{user}:***@{host}{port}")
+    if parts.query:
+        query = [(k, "***" if k.lower() == "password" else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*/"))
+    return urlunsplit(parts)
 
 
 def default_home() -> Path:
@@ -106,6 +115,11 @@ class Settings:
     # What a shuffler holds in memory before it spills sorted runs to disk (runtime/spill.py).
     shuffle_memory_mb: int = DEFAULT_SHUFFLE_MEMORY_MB
     sink_memory_mb: int = DEFAULT_SINK_MEMORY_MB
+    # A spec older than this is refused (a replayed one); 0 turns the check off.
+    spec_max_age_s: int = 24 * 3600
+    # Directories mappers may read input splits from (symlinks resolved); empty: any file
+    # the pipeline's signed spec names.
+    input_roots: tuple[Path, ...] = ()
     # group-per-pipeline: the consumers (pipelines served at once) a mapper or reducer
     # holds; past it, newer pipelines wait for a slot (shared/pipeline_groups.py).
     pipeline_consumers: int = 16
@@ -125,6 +139,8 @@ class Settings:
                ENV_SINK_MEMORY: str(self.sink_memory_mb),
                ENV_SESSION_TIMEOUT: str(self.session_timeout_ms),
                ENV_PIPELINE_CONSUMERS: str(self.pipeline_consumers),
+               ENV_SPEC_MAX_AGE: str(self.spec_max_age_s),
+               ENV_INPUT_ROOTS: os.pathsep.join(map(str, self.input_roots)),
                signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
         if self.signing_key_file is not None:
             env[signing.ENV_KEY_FILE] = str(self.signing_key_file)
@@ -135,6 +151,10 @@ class Settings:
     def spec_policy(self) -> signing.SpecPolicy:
         """How this process signs specs and which it accepts (ConfigError without a key)."""
         return signing.policy(self.home, self.signing_key_file, self.insecure_specs)
+
+    def message_auth(self) -> MessageAuth:
+        """How this process tags and checks messages (shared/auth.py)."""
+        return MessageAuth(signing.message_key(self.spec_policy()))
 
     # ---- librdkafka -------------------------------------------------------------------
 
@@ -152,6 +172,11 @@ class Settings:
             # bounds a worker's memory (librdkafka's default is 1 GiB); a full queue only
             # makes send() wait for deliveries
             "queue.buffering.max.kbytes": 65_536,
+            # first retry after 10 ms, not 100 (backing off exponentially to 1 s): a new
+            # pipeline's partitions refuse a first write for a moment (NOT_LEADER), and
+            # every new pipeline waited out that 100 ms (measured: opening 8 partitions
+            # took 0.11 s, 0.03 s with this)
+            "retry.backoff.ms": 10,
         }
         forced = {"enable.idempotence": True}  # broker retries must not duplicate or reorder
         return {**self._merge(defaults, forced), **overrides}
@@ -166,6 +191,10 @@ class Settings:
             "fetch.max.bytes": 52_428_800,
             # prefetched messages count in a worker's memory (librdkafka's default is 64 MiB)
             "queued.max.messages.kbytes": 16_384,
+            # a partition whose fetch failed is fetched again after this (librdkafka's 500 ms
+            # default was a new pipeline's first fetch, when its partitions were a moment old)
+            "fetch.error.backoff.ms": 50,
+            "retry.backoff.ms": 10,
             "topic.metadata.refresh.interval.ms": 5_000,
         }
         if protocol == "classic":
@@ -207,17 +236,24 @@ def _cluster_file(home: Path) -> Path:
     return home / "cluster.json"
 
 
-def read_local_cluster(home: Path) -> dict[str, str] | None:
+def read_local_cluster(home: Path) -> dict[str, Any] | None:
     try:
         return json.loads(_cluster_file(home).read_text())  # type: ignore[no-any-return]
     except FileNotFoundError:
         return None
 
 
-def write_local_cluster(home: Path, bootstrap: str, redis_url: str) -> None:
+def write_local_cluster(home: Path, bootstrap: str, redis_url: str,
+                        kafka: dict[str, str] | None = None,
+                        principals: dict[str, str] | None = None) -> None:
+    """The local cluster's record: its addresses, a secured cluster's client settings (the
+    submitter's principal) and each role's password (the file is its owner's only)."""
     home.mkdir(parents=True, exist_ok=True)
-    _cluster_file(home).write_text(json.dumps({"bootstrap_servers": bootstrap,
-                                               "redis_url": redis_url}))
+    path = _cluster_file(home)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump({"bootstrap_servers": bootstrap, "redis_url": redis_url,
+                   "kafka": kafka or {}, "principals": principals or {}}, f)
 
 
 def kafka_extra_from_env() -> dict[str, str]:
@@ -260,11 +296,17 @@ SETTINGS: tuple[Setting, ...] = (
             "default 10000, at least 6000"),
     Setting("pipeline_consumers", ENV_PIPELINE_CONSUMERS, "",
             "group-per-pipeline: pipelines a mapper or reducer serves at once; default 16"),
+    Setting("spec_max_age_s", ENV_SPEC_MAX_AGE, "",
+            "workers refuse a spec older than this (a replay); default 86400, 0: no limit"),
+    Setting("input_roots", ENV_INPUT_ROOTS, "",
+            "directories (separated by ':') mappers may read input from; default: any "
+            "file the signed spec names"),
 )
 _PATHS = {"home", "signing_key_file"}
 _BOOLS = {"insecure_specs"}
 _INTS = {"shuffle_memory_mb", "sink_memory_mb", "split_bytes", "session_timeout_ms",
-         "pipeline_consumers"}
+         "pipeline_consumers", "spec_max_age_s"}
+_ZERO_OK = {"spec_max_age_s"}
 
 
 def config_file(explicit: Path | None = None) -> Path | None:
@@ -309,13 +351,17 @@ def _typed(setting: Setting, raw: Any, where: str) -> Any:
             return str(raw) in ("1", "true")
         raise ConfigError(f"{where}={raw!r}: must be 1 or 0 (true or false)")
     if name in _INTS:
-        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= 1:
+        least = 0 if name in _ZERO_OK else 1
+        if isinstance(raw, int) and not isinstance(raw, bool) and raw >= least:
             return raw
-        if isinstance(raw, str) and raw.isdigit() and int(raw) >= 1:
+        if isinstance(raw, str) and raw.isdigit() and int(raw) >= least:
             return int(raw)
         raise ConfigError(f"{where}={raw!r}: must be a positive whole number")
     if name in _PATHS:
         return Path(str(raw)).expanduser()
+    if name == "input_roots":
+        parts = raw if isinstance(raw, list) else str(raw).split(os.pathsep)
+        return tuple(Path(str(p)).expanduser() for p in parts if str(p))
     return str(raw)
 
 
@@ -351,5 +397,8 @@ def resolve(bootstrap: str | None = None, redis_url: str | None = None,
     local = read_local_cluster(values["home"])
     if local is None:
         return None
+    local_cluster = not (bootstrap or redis_url)
+    if local_cluster:  # a secured local cluster's client settings, below the user's own
+        values["kafka_extra"] = {**local.get("kafka", {}), **values["kafka_extra"]}
     return Settings(bootstrap or local["bootstrap_servers"], redis_url or local["redis_url"],
-                    local=not (bootstrap or redis_url), **values)
+                    local=local_cluster, **values)

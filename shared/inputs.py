@@ -18,6 +18,7 @@ import bz2
 import glob
 import gzip
 import lzma
+import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,6 +231,21 @@ def values_frame(values: list[bytes | None], fmt: str,
         else:
             lines.append(value.rstrip(b"\n"))
     return b"".join(line + b"\n" for line in lines)
+
+
+def confined(split: Split, named: dict[str, tuple[int, int]] | None,
+             roots: Sequence[Path] = ()) -> None:
+    """CodecError unless the split's file is one the pipeline's signed spec names, as the
+    source saw it (path, size, mtime), and lies under one of `roots` (when any is set),
+    symlinks resolved: a forged split cannot make a mapper read any other file."""
+    if named is not None and tuple(named.get(split.path, ())) != (split.size, split.mtime_ns):
+        raise CodecError(f"input split names {split.path}, a file this pipeline's spec does "
+                         "not name (as submitted): refused")
+    if roots:
+        real = Path(os.path.realpath(split.path))
+        if not any(real.is_relative_to(os.path.realpath(root)) for root in roots):
+            raise CodecError(f"input split names {split.path}, outside the input roots "
+                             f"{', '.join(map(str, roots))}: refused")
 
 
 def read_split(split: Split, frame_bytes: int) -> Iterator[bytes]:

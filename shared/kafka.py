@@ -142,6 +142,24 @@ def pipeline_topics(pipeline_id: str, partitions: int) -> dict[str, tuple[int, d
             topics.reduce_topic(pipeline_id): (partitions, {})}
 
 
+def fixed_topic_counts(client: AdminClient, settings: Settings,
+                       timeout: float = 8.0) -> dict[str, int]:
+    """Partitions of each fixed topic, creating those that are missing; ConnectionFailed when
+    the cluster does not answer. One metadata request when every topic exists."""
+    try:
+        metadata = client.list_topics(timeout=timeout).topics
+    except KafkaException as exc:
+        raise ConnectionFailed(
+            f"cannot reach Kafka at {settings.bootstrap_servers} ({exc.args[0].str()}); "
+            "start a local cluster with `mapreduce up`, or pass --bootstrap-servers / "
+            "set MAPREDUCE_BOOTSTRAP_SERVERS") from exc
+    wanted = fixed_topics(settings)
+    if any(name not in metadata or metadata[name].error is not None for name in wanted):
+        ensure_topics(client, wanted)
+        metadata = client.list_topics(timeout=timeout).topics
+    return {name: len(metadata[name].partitions) for name in wanted}
+
+
 def partition_count(client: AdminClient, topic: str, timeout: float = 10.0) -> int:
     md = client.list_topics(topic, timeout=timeout).topics.get(topic)
     return len(md.partitions) if md is not None and md.error is None else 0

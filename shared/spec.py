@@ -24,6 +24,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import sys
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -69,6 +70,13 @@ class PipelineSpec:
     map_batch: Callable[[list[Any]], Iterable[Any]] | None = None
     map_chunk: Callable[[bytes], Iterable[Any]] | None = None
     output_format: str = "jsonl"  # part files: shared/output.FORMATS
+    # Inside the signature: when the spec was made, and a nonce, so that a replayed spec is
+    # told apart (refused past the spec age limit) and no two specs sign the same bytes.
+    created: float = 0.0
+    nonce: str = ""
+    # The input files the source read, as it saw them: path -> (size, mtime_ns). A mapper
+    # reads no other file, whatever a split names.
+    input_files: dict[str, tuple[int, int]] | None = None
 
     def map_data(self, frame: bytes, decode: Callable[[bytes], list[Any]],
                  on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
@@ -267,6 +275,8 @@ def spec_from_module(
         max_errors=max_errors,
         guarantee=guarantee,
         output_format=output_format,
+        created=time.time(),
+        nonce=uuid.uuid4().hex,
     )
 
 

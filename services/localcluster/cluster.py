@@ -20,6 +20,7 @@ import psutil
 import structlog
 from confluent_kafka import KafkaException
 
+from services.localcluster import secure as secure_mod
 from shared import config, retry, signing
 from shared.errors import ClusterError, ConnectionFailed
 from shared.kafka import check_reachable
@@ -231,6 +232,16 @@ class LocalCluster:
     # How long a dead worker's partitions wait before they move, for both group protocols
     # (the broker's, for KIP-848 groups; the clients', through Settings, for classic ones).
     session_timeout_ms: int = 10_000
+    # SASL_SSL, ACLs per role, Redis with a password behind TLS (localcluster/secure.py).
+    secure: bool = False
+
+    def __post_init__(self) -> None:
+        if self.files.credentials.exists():
+            self.secure = True  # a home once secured stays secured
+
+    @property
+    def files(self) -> secure_mod.SecureFiles:
+        return secure_mod.SecureFiles(self.root / "secure")
 
     @property
     def root(self) -> Path:
@@ -242,11 +253,15 @@ class LocalCluster:
 
     @property
     def redis_url(self) -> str:
+        if self.secure:
+            return secure_mod.redis_url(self.files, self.host, self.redis_port)
         return f"redis://{self.host}:{self.redis_port}/0"
 
-    def settings(self) -> config.Settings:
+    def settings(self, principal: str = "source") -> config.Settings:
+        """The cluster's settings, for a client acting as `principal` when it is secured."""
+        extra = secure_mod.client_config(self.files, principal) if self.secure else {}
         return config.Settings(self.bootstrap, self.redis_url, home=self.home, local=True,
-                               session_timeout_ms=self.session_timeout_ms)
+                               session_timeout_ms=self.session_timeout_ms, kafka_extra=extra)
 
     def running(self) -> bool:
         return (read_pid(self.root / "kafka.pid") is not None
@@ -257,14 +272,31 @@ class LocalCluster:
         Also makes the local cluster's spec signing key, once (shared/signing.py)."""
         self.root.mkdir(parents=True, exist_ok=True)
         signing.ensure_key_file(self.home)
+        if self.secure:
+            secure_mod.make_material(self.files.directory, self.host)
         if read_pid(self.root / "redis.pid") is None:
             self._start_redis()
         if read_pid(self.root / "kafka.pid") is None:
             self._start_kafka()
+        self._wait_ready(self.settings(secure_mod.ADMIN) if self.secure else self.settings(),
+                         timeout)
+        if self.secure:
+            self._grant()
         settings = self.settings()
-        self._wait_ready(settings, timeout)
-        config.write_local_cluster(self.home, self.bootstrap, self.redis_url)
+        config.write_local_cluster(self.home, self.bootstrap, self.redis_url,
+                                   kafka=settings.kafka_extra,
+                                   principals=(self.files.passwords() if self.secure else {}))
         return settings
+
+    def _grant(self) -> None:
+        """As the admin: the fixed topics, and each role's ACLs (secure.ROLE_ACLS)."""
+        from shared import kafka
+
+        admin = kafka.admin(self.settings(secure_mod.ADMIN))
+        kafka.ensure_topics(admin, kafka.fixed_topics(self.settings()))
+        bindings = [b for role in secure_mod.ROLE_ACLS for b in secure_mod.acl_bindings(role)]
+        for future in admin.create_acls(bindings).values():
+            future.result()
 
     def _require_free(self, name: str, port: int, env: str) -> None:
         """Refuse to start on a port something else holds: we would talk to a stranger."""
@@ -294,7 +326,10 @@ class LocalCluster:
         data = self.root / "redis"
         data.mkdir(exist_ok=True)
         conf = self.root / "redis.conf"
-        conf.write_text(REDIS_CONF.format(host=self.host, port=self.redis_port, data=data))
+        if self.secure:
+            conf.write_text(secure_mod.redis_conf(self.files, self.host, self.redis_port, data))
+        else:
+            conf.write_text(REDIS_CONF.format(host=self.host, port=self.redis_port, data=data))
         self._spawn("redis", [redis_server(), str(conf)])
 
     def _start_kafka(self) -> None:
@@ -308,17 +343,24 @@ class LocalCluster:
         data = self.root / "kafka-data"
         props = self.root / "server.properties"
         proxied = self.proxied_port is not None and self.proxied_address is not None
-        props.write_text(SERVER_PROPERTIES.format(
-            host=self.host, port=self.kafka_port, controller_port=self.controller_port,
-            data=data, session_timeout_ms=self.session_timeout_ms,
-            proxied_listener=f",PROXIED://{self.host}:{self.proxied_port}" if proxied else "",
-            proxied_advertised=f",PROXIED://{self.proxied_address}" if proxied else ""))
+        if self.secure:
+            props.write_text(secure_mod.server_properties(
+                self.files, self.host, self.kafka_port, self.controller_port, data,
+                self.session_timeout_ms))
+        else:
+            props.write_text(SERVER_PROPERTIES.format(
+                host=self.host, port=self.kafka_port, controller_port=self.controller_port,
+                data=data, session_timeout_ms=self.session_timeout_ms,
+                proxied_listener=(f",PROXIED://{self.host}:{self.proxied_port}" if proxied
+                                  else ""),
+                proxied_advertised=f",PROXIED://{self.proxied_address}" if proxied else ""))
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
         if not (data / "meta.properties").exists():
             result = subprocess.run(
                 [java, "-cp", classpath, log4j, "kafka.tools.StorageTool", "format",
-                 "--standalone", "-t", _cluster_id(), "-c", str(props)],
+                 "--standalone", "-t", _cluster_id(), "-c", str(props),
+                 *(secure_mod.scram_arguments(self.files) if self.secure else [])],
                 capture_output=True, text=True)
             if result.returncode != 0:
                 raise ClusterError(f"formatting Kafka storage failed: {result.stderr[-2000:]}")

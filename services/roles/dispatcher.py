@@ -11,8 +11,8 @@ tombstone it deletes the pipeline's topics.
 
 Every WATCH_S it also looks after the pipelines no single worker can: one whose source died
 mid-stream is failed; one that stopped moving while its inputs are complete gets the lost
-hand-off sent again (shared/liveness.py); one that ended but whose cleanup was cut short
-is cleaned up (services/runtime/lifecycle.py)."""
+hand-off sent again (shared/liveness.py); one that ended is cleaned up: its spec
+tombstoned, its keys dropped (services/runtime/lifecycle.py; only dispatchers do it)."""
 
 from __future__ import annotations
 
@@ -35,9 +35,9 @@ from shared.store import TERMINAL
 BATCH = 32
 POLL_S = 0.2
 WATCH_S = 2.0  # how often to look after running and ending pipelines (see the docstring)
-# A pipeline that ended this long ago and is still on the finishing list lost its cleanup:
-# longer than a cleanup takes, so that a live finisher is not raced for nothing.
-CLEANUP_REPAIR_S = 10.0
+# A complete stream whose announcement never reached the dispatcher's view in this long: the
+# announcement was flushed before the first record, so it is not merely late.
+UNANNOUNCED_S = 30.0
 
 
 class Dispatcher:
@@ -87,9 +87,8 @@ class Dispatcher:
                 self._watch_pipeline(pipeline_id, now)
         self.stalls.forget(set(active))
         self.streams_complete &= set(active)
-        for pipeline_id in self.rt.store.finishing(older_than_s=CLEANUP_REPAIR_S):
-            self.rt.log.warning("pipeline ended but its cleanup was cut short: finishing it",
-                                pipeline=pipeline_id)
+        for pipeline_id in self.rt.store.finishing(older_than_s=0):
+            self.rt.log.info("cleaning up an ended pipeline", pipeline=pipeline_id)
             lifecycle.cleanup(self.rt.store, self.rt.producer, pipeline_id)
 
     def _watch_pipeline(self, pipeline_id: str, now: float) -> None:
@@ -104,6 +103,8 @@ class Dispatcher:
                 self.rt.fail(pipeline_id, "source stopped mid-stream: its heartbeat expired "
                                           "before it ended the stream; the input is incomplete")
                 return
+        if self._unannounced(pipeline_id, status):
+            return
         spec = self.rt.view.spec(pipeline_id) if pipeline_id in self.rt.view.entries else None
         if spec is None or pipeline_id not in self.made_ready:
             return
@@ -120,6 +121,20 @@ class Dispatcher:
                                 "again", pipeline=pipeline_id, stage=str(waiting),
                                 stalled_s=self.stalls.stall_s)
             self._resend_handoff(spec, source)
+
+    def _unannounced(self, pipeline_id: str, status: dict[str, str]) -> bool:
+        """A pipeline whose stream is complete but that has no announcement here: its spec
+        was refused (its tag or signature did not verify, or it was a replay), or never
+        came. The source sent it before its first record, so it will not come now."""
+        if pipeline_id in self.rt.view.entries or "frames" not in status:
+            return False
+        refused = self.rt.view.refused.get(pipeline_id)
+        waited = time.time() - float(status.get("submitted") or time.time())
+        if refused is None and waited < UNANNOUNCED_S:
+            return False
+        self.rt.fail(pipeline_id, f"its announcement was refused: {refused}" if refused
+                     else f"no announcement of it arrived in {UNANNOUNCED_S:.0f} s")
+        return True
 
     def _totals(self, spec: PipelineSpec) -> dict[Stage, int]:
         return {Stage.SOURCE: spec.source_partitions, Stage.MAP: spec.partitions,

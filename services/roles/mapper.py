@@ -35,7 +35,7 @@ from shared.codec import (
     split_by_size,
 )
 from shared.crashpoints import crash_point
-from shared.inputs import read_split, topic_range_frames
+from shared.inputs import confined, read_split, topic_range_frames
 from shared.spec import ErrorHook, PipelineSpec
 
 Unencodable = tuple[Any, Any, str]  # key, values, why they cannot be sent
@@ -163,7 +163,9 @@ class Mapper(PipelineTopicWorker):
         """The frames an input message stands for: itself, the split it names (read from
         its file, CodecError if it changed), or the records of a topic range."""
         if envelope.kind is Kind.SPLIT:
-            yield from read_split(Split.decode(value), self.rt.settings.split_bytes)
+            split = Split.decode(value)
+            confined(split, spec.input_files, self.rt.settings.input_roots)
+            yield from read_split(split, self.rt.settings.split_bytes)
         elif envelope.kind is Kind.TOPIC_RANGE:
             if self._ranges is None:
                 config = self.rt.settings.consumer_config("mapreduce-input-ranges")

@@ -113,7 +113,7 @@ class Sink(HoldingWorker):
         crash_point("sink.after_success", pipeline_id)
         self.rt.store.remove_staging(pipeline_id)
         self.rt.log.info("output finalized", pipeline=pipeline_id, output=spec.output_dir)
-        lifecycle.finish(self.rt.store, self.rt.producer, pipeline_id, "done", force=True)
+        lifecycle.finish(self.rt.store, None, pipeline_id, "done", force=True)
 
     def _produce_part(self, spec: PipelineSpec, results: Iterable[tuple[Any, Any]]) -> int:
         """A part's results as records of the output topic, durable before the part is
@@ -142,8 +142,7 @@ class Sink(HoldingWorker):
                   f"{exc.strerror or exc} ({getattr(exc, 'filename', None) or 'output'})")
         self.rt.log.error("pipeline failed", pipeline=spec.pipeline_id, reason=reason)
         self.rt.failed.add(spec.pipeline_id)
-        lifecycle.finish(self.rt.store, self.rt.producer, spec.pipeline_id, "failed", reason,
-                         force=force)
+        lifecycle.finish(self.rt.store, None, spec.pipeline_id, "failed", reason, force=force)
         self._remove_staging(spec.pipeline_id, spec.output_dir)
 
     def run(self) -> None:

@@ -3,8 +3,10 @@
 Ending is three durable steps: the terminal state (which also puts the pipeline on the
 `finishing` list, unless it is kept), the tombstone of its spec (workers drop it, the
 dispatchers delete its topics), then dropping its coordination keys (which takes it off
-the list). A crash between them leaves the pipeline on the list, and the dispatchers
-finish the cleanup (`cleanup`, idempotent) once it has waited there a while."""
+the list). Whoever ends a pipeline records the terminal state; only dispatchers tombstone
+and clean up (`cleanup`, idempotent), for every pipeline on the list: so no other role needs
+to write PIPELINES (docs/security.md), and a crash anywhere in between is finished by the
+next dispatcher pass."""
 
 from __future__ import annotations
 
@@ -18,11 +20,12 @@ from shared.store import TERMINAL, Store
 log = structlog.get_logger("lifecycle")
 
 
-def finish(store: Store, producer: OutputProducer, pipeline_id: str, state: str,
+def finish(store: Store, producer: OutputProducer | None, pipeline_id: str, state: str,
            reason: str = "", *, force: bool = False) -> str:
-    """Record the terminal state, then (unless the pipeline is kept) clean up. Returns the
-    state that holds: an earlier terminal state, or `finalizing` when a failure came after
-    the sink claimed a complete output (`force`: the sink failing it itself)."""
+    """Record the terminal state; a dispatcher (one that passes its `producer`) also cleans
+    up at once, unless the pipeline is kept. Returns the state that holds: an earlier
+    terminal state, or `finalizing` when a failure came after the sink claimed a complete
+    output (`force`: the sink failing it itself)."""
     held = store.finish_pipeline(pipeline_id, state, reason, force=force)
     if held not in TERMINAL:
         log.info("failure refused: the output is complete and being finalized",
@@ -30,7 +33,7 @@ def finish(store: Store, producer: OutputProducer, pipeline_id: str, state: str,
         return held
     log.info("pipeline finished", pipeline=pipeline_id, state=held, reason=reason or None)
     crash_point("lifecycle.after_terminal", pipeline_id)
-    if store.pipeline(pipeline_id).get("keep") != "1":
+    if producer is not None and store.pipeline(pipeline_id).get("keep") != "1":
         cleanup(store, producer, pipeline_id)
     return held
 

@@ -1,16 +1,31 @@
 """Every worker's view of the PIPELINES topic, read whole (assigned, not shared through a
 consumer group: every worker needs every spec). Compacted, keyed by pipeline id; the latest
-record of an id is its state: ANNOUNCED, READY (topics exist), or a tombstone (finished)."""
+record of an id is its state: ANNOUNCED, READY (topics exist), or a tombstone (finished).
+
+Nothing is taken on trust: a record whose message tag does not verify (shared/auth.py) is
+dropped and logged; a spec is loaded only if its signature verifies (shared/signing.py);
+an id that has ended (tombstoned here, or done or failed in Redis) is never announced again,
+and a spec older than the spec age limit is refused: a signed spec cannot be replayed. Once
+an id has a verified spec, a different record for it that does not verify is ignored: junk
+under a live id cannot replace or fail it."""
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import structlog
-from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Message,
+    TopicPartition,
+)
 
 from shared import kafka, retry, signing, topics
 from shared.codec import CodecError, Envelope, Kind, load_spec
@@ -36,8 +51,13 @@ class Entry:
 
 
 class PipelineView:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings,
+                 has_ended: Callable[[str], bool] = lambda pipeline_id: False) -> None:
         self._policy = settings.spec_policy()
+        self._auth = settings.message_auth()
+        self._max_age_s = settings.spec_max_age_s
+        self._has_ended = has_ended  # Redis's word: the id is done or failed
+        self.refused: dict[str, str] = {}  # ids whose announcement was refused, and why
         no_eof: dict[str, Any] = {"enable.partition.eof": False}
         self._consumer = Consumer(settings.consumer_config(
             f"pipeline-view-{uuid.uuid4().hex}", **no_eof))
@@ -46,6 +66,7 @@ class PipelineView:
         self.entries: dict[str, Entry] = {}
         self._finished: dict[str, None] = {}  # tombstoned ids, oldest first
         self._changed: set[str] = set()  # applied, not yet returned by poll()
+        self._caught_up = False  # past the records that were there when this view started
 
     def close(self) -> None:
         self._consumer.close()
@@ -73,6 +94,7 @@ class PipelineView:
         """Read to the end of the topic as it is now: afterwards every spec announced before
         this call is known. Returns (and reports no more) what changed."""
         self._read_to_end(timeout)
+        self._caught_up = True
         return self._take_changed()
 
     def _take_changed(self) -> set[str]:
@@ -85,7 +107,7 @@ class PipelineView:
             if not messages:
                 return
             for msg in messages:
-                error = msg.error()
+                error = msg.error()  # each record is authenticated in _apply
                 if error is not None:
                     if error.fatal() or error.code() == KafkaError._FATAL:
                         raise ConsumerFailed(f"fatal pipelines consumer error: {error.str()}")
@@ -112,16 +134,30 @@ class PipelineView:
                 return
             self._read(timeout=0.5)
 
-    def _apply(self, pipeline_id: str, msg: object) -> bool:
-        value = msg.value()  # type: ignore[attr-defined]
-        if value is None:
-            self._finish(pipeline_id)
-            return self.entries.pop(pipeline_id, None) is not None
-        try:
-            envelope = Envelope.from_headers(msg.headers())  # type: ignore[attr-defined]
-        except CodecError as exc:
-            log.error("undecodable pipelines record", pipeline=pipeline_id, error=str(exc))
+    def _apply(self, pipeline_id: str, msg: Message) -> bool:
+        # a consumer's headers are (str, bytes) pairs; the client's type also covers a producer's
+        value = msg.value()
+        headers = cast(list[tuple[str, bytes | None]], msg.headers() or [])
+        envelope = None
+        if value is not None:
+            try:
+                envelope = Envelope.from_headers(headers)
+            except CodecError as exc:
+                log.error("undecodable pipelines record", pipeline=pipeline_id, error=str(exc))
+                return False
+        if not self._auth.check(pipeline_id, topics.PIPELINES, -1, envelope, msg.key(), value,
+                                headers):
+            self._refuse(pipeline_id, msg, "its message tag does not verify (forged, or "
+                                           "written with another cluster's key)")
             return False
+        if value is None:
+            # A change also for an id whose announcement this view refused (it had ended
+            # before a restart): whoever cleans up must still hear of its tombstone.
+            changed = (self.entries.pop(pipeline_id, None) is not None
+                       or pipeline_id not in self._finished)
+            self._finish(pipeline_id)
+            return changed
+        assert envelope is not None
         ready = envelope.kind is Kind.READY
         old = self.entries.get(pipeline_id)
         if old is not None and old.raw == value:
@@ -129,23 +165,46 @@ class PipelineView:
                 return False
             old.ready = True
             return True
-        signature = dict(msg.headers() or []).get(signing.HEADER)  # type: ignore[attr-defined]
+        if pipeline_id in self._finished or self._has_ended(pipeline_id):
+            if self._caught_up or pipeline_id in self._finished:
+                self._refuse(pipeline_id, msg,
+                             "its id has ended: a spec is never announced twice")
+            else:  # history read at start: its tombstone follows (every restart meets it)
+                log.debug("announcement of an ended pipeline skipped", pipeline=pipeline_id)
+            return False
+        signature = dict(headers).get(signing.HEADER)
         # Checked before unpickling: unpickling a spec runs code.
         refusal = self._policy.refusal(pipeline_id, value, signature)
         spec: PipelineSpec | None = None
-        if refusal is not None:
-            error = refusal
-            log.error("pipeline spec refused", pipeline=pipeline_id, reason=refusal,
-                      offset=msg.offset())  # type: ignore[attr-defined]
-        else:
+        error = ""
+        if refusal is None:
             try:
-                spec, error = _as_spec(load_spec(value)), ""
+                spec = _as_spec(load_spec(value))
             except CodecError as exc:
                 error = str(exc)
                 log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
+            else:
+                refusal = self._too_old(spec)
+        if refusal is not None:
+            if old is not None and old.spec is not None:
+                self._refuse(pipeline_id, msg, f"{refusal}; the verified spec stays")
+                return False
+            spec, error = None, refusal
+            self._refuse(pipeline_id, msg, refusal)
         self.entries[pipeline_id] = Entry(value, ready, spec, error, signature)
-        self._finished.pop(pipeline_id, None)
         return True
+
+    def _too_old(self, spec: PipelineSpec) -> str | None:
+        age = time.time() - spec.created
+        if self._max_age_s and age > self._max_age_s:
+            return (f"pipeline spec refused: created {age:.0f} s ago, older than the spec age "
+                    f"limit ({self._max_age_s} s): a replayed spec, or a clock far off")
+        return None
+
+    def _refuse(self, pipeline_id: str, msg: Message, reason: str) -> None:
+        self.refused[pipeline_id] = reason
+        log.error("pipeline spec refused", pipeline=pipeline_id, reason=reason,
+                  topic=topics.PIPELINES, offset=msg.offset())
 
     def spec(self, pipeline_id: str) -> PipelineSpec | None:
         """The spec of a live pipeline. One new to us was announced (flushed) before any of

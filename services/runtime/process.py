@@ -26,6 +26,7 @@ from shared.spec import PipelineSpec
 from shared.store import Store
 
 HEARTBEAT_S = 2.0  # how often a worker tells Redis it is alive (status shows silence)
+UNAUTHENTICATED_LOG_INTERVAL_S = 1.0  # per partition: a flood of forgeries logs a line a second
 
 
 # A commit refused because the group is rebalancing loses nothing: outputs are already
@@ -125,20 +126,27 @@ def processing_failure(role: str, exc: BaseException, msg: Message) -> str:
 
 
 def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:
-    """The envelope of a consumed message; None (and logged) for a consumer error or a
-    message that cannot be decoded, which every role skips. A fatal consumer error raises
-    ConsumerFailed."""
+    """The envelope of a consumed message; None (and logged) for a consumer error, a message
+    that cannot be decoded or whose tag does not verify (shared/auth.py), which every role
+    skips. A fatal consumer error raises ConsumerFailed."""
     error = msg.error()
     if error is not None:
         check_consumer_error(rt.log, error)
         return None
+    # a consumer's headers are (str, bytes) pairs; the client's type also covers a producer's
+    headers = cast(list[tuple[str, bytes | None]], msg.headers())
     try:
-        # a consumer's headers are (str, bytes) pairs; the client's type also covers a producer's
-        return Envelope.from_headers(cast(list[tuple[str, bytes | None]], msg.headers()))
+        envelope = Envelope.from_headers(headers)
     except CodecError as exc:
         rt.log.error("undecodable message skipped", topic=msg.topic(),
                      partition=msg.partition(), offset=msg.offset(), error=str(exc))
         return None
+    topic, partition, _ = kafka.position_of(msg)
+    if not rt.auth.check(envelope.pipeline, topic, partition, envelope, msg.key(), msg.value(),
+                         headers):
+        rt.unauthenticated(msg, envelope)
+        return None
+    return envelope
 
 
 @dataclass
@@ -167,7 +175,10 @@ class Runtime:
         self.output_partitions = kafka.partition_count(client, topics.OUTPUT)
         self.admin = client
         self.producer = OutputProducer(self.settings)
-        self.view = PipelineView(self.settings)
+        self.auth = self.settings.message_auth()
+        # unauthenticated messages not logged yet, and when the last was logged, per partition
+        self._dropped: dict[tuple[str, int], tuple[int, float]] = {}
+        self.view = PipelineView(self.settings, self._has_ended)
         self.view.catch_up()
 
     def spec(self, pipeline_id: str) -> PipelineSpec | None:
@@ -183,12 +194,32 @@ class Runtime:
                                        f"{entry.error}")
         return spec
 
+    def _has_ended(self, pipeline_id: str) -> bool:
+        return self.store.pipeline(pipeline_id).get("state") in ("done", "failed")
+
+    def unauthenticated(self, msg: Message, envelope: Envelope) -> None:
+        """A message whose tag does not verify: dropped and logged, at most once a second
+        per partition with the number dropped since (an attacker's flood must not flood
+        the logs too)."""
+        where = (msg.topic() or "", msg.partition() or 0)
+        count, last = self._dropped.get(where, (0, float("-inf")))
+        now = time.monotonic()
+        if now - last < UNAUTHENTICATED_LOG_INTERVAL_S:
+            self._dropped[where] = (count + 1, last)
+            return
+        self._dropped[where] = (0, now)
+        self.log.error("unauthenticated message dropped", topic=where[0],
+                       partition=where[1], offset=msg.offset(), kind=envelope.kind.value,
+                       pipeline=envelope.pipeline, dropped_since_last_line=count)
+
     def fail(self, pipeline_id: str, reason: str) -> None:
         if pipeline_id in self.failed:
             return
         self.failed.add(pipeline_id)
         self.log.error("pipeline failed", pipeline=pipeline_id, reason=reason)
-        lifecycle.finish(self.store, self.producer, pipeline_id, "failed", reason)
+        # only dispatchers write PIPELINES: they tombstone it (services/runtime/lifecycle.py)
+        lifecycle.finish(self.store, self.producer if self.role == "dispatcher" else None,
+                         pipeline_id, "failed", reason)
 
     def forget_finished(self) -> None:
         """Drop what this process remembers of pipelines that are gone (a long-lived worker

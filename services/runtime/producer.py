@@ -26,7 +26,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from shared import signing
+from shared import auth, signing, topics
 from shared.codec import CodecError, Envelope, fragments
 from shared.config import Settings
 
@@ -54,6 +54,7 @@ class OutputProducer:
         self._producer = Producer(settings.producer_config(
             **({} if idempotent else {"enable.idempotence": False})))
         self.fragment_bytes = settings.frame_bytes
+        self.auth = settings.message_auth()
         self._errors: list[str] = []
         self._failed: DeliveryFailed | None = None  # sticky: see the module's docstring
         self._refused: set[str] = set()  # pipelines with a record refused for good
@@ -92,6 +93,12 @@ class OutputProducer:
             kwargs["headers"] = envelope.headers()
         if headers:
             kwargs["headers"] = [*kwargs.get("headers", []), *headers]
+        pipeline = (envelope.pipeline if envelope is not None
+                    else key.decode() if topic == topics.PIPELINES and key else None)
+        if self.auth.enabled and pipeline is not None:
+            mac = self.auth.tag(pipeline, topic, partition if partition >= 0 else -1,
+                                envelope, key, value)
+            kwargs["headers"] = [*kwargs.get("headers", []), (auth.HEADER, mac)]
         if signature is not None:  # a pipeline spec's (shared/signing.py)
             kwargs["headers"] = [*kwargs.get("headers", []), (signing.HEADER, signature)]
         if partition >= 0:
@@ -145,6 +152,8 @@ class OutputProducer:
         overtaken by a later batch (the loss above), and once it is in, the partition's
         leader is serving. Readers of those topics skip the markers."""
         self.flush()  # earlier deliveries fail here, not in the loop below
+        for topic in topic_names:  # learn the new partitions' leaders now: a produce to an
+            self._producer.list_topics(topic, timeout=10)  # unknown topic waits ~100 ms
         attempt = 1
         while True:
             for topic in topic_names:

@@ -145,15 +145,21 @@ def test_a_remote_cluster_gets_no_workers_started_by_the_submitter(pool, tmp_pat
 
 def test_a_foreground_worker_takes_the_global_flags(pool, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAPREDUCE_")}
-    proc = subprocess.Popen([*MAPREDUCE, "--bootstrap-servers", pool.bootstrap_servers,
-                             "--redis-url", pool.redis_url, "--home", str(tmp_path),
-                             "--signing-key-file", str(pool.home / "signing.key"),
-                             "worker", "sink"], env=env, cwd=REPO,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # Its log goes to a file: a pipe nobody reads fills up (the worker logs every refused
+    # spec it meets in PIPELINES) and blocks the worker.
+    log = tmp_path / "worker.log"
+    with log.open("wb") as sink_log:
+        proc = subprocess.Popen([*MAPREDUCE, "--bootstrap-servers", pool.bootstrap_servers,
+                                 "--redis-url", pool.redis_url, "--home", str(tmp_path),
+                                 "--signing-key-file", str(pool.home / "signing.key"),
+                                 "worker", "sink"], env=env, cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=sink_log)
     store = Store(pool.redis_url)
     try:
         wait_for(lambda: any(w.get("pid") == str(proc.pid) for w in store.workers()), 60,
                  "the foreground worker's first heartbeat in the cluster's Redis")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; its log ends: {log.read_text()[-2000:]}") from exc
     finally:
         proc.terminate()
         proc.wait(30)

@@ -85,8 +85,9 @@ def test_finished_pipeline_topics_and_keys_are_removed(pool, tmp_path):
     names = {topics.map_topic(job.pipeline_id), topics.reduce_topic(job.pipeline_id)}
     wait_for(lambda: not names & set(admin.list_topics(timeout=10).topics), 30,
              "the pipeline's topics to be deleted")
-    counts = Store(pool.redis_url).ended_counts(job.pipeline_id)
-    assert not any(counts.values()), counts
+    store = Store(pool.redis_url)
+    wait_for(lambda: not any(store.ended_counts(job.pipeline_id).values()), 30,
+             "the pipeline's coordination keys to be dropped")
     assert Store(pool.redis_url).pipeline(job.pipeline_id)["state"] == "done"
 
 

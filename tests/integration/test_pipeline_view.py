@@ -40,3 +40,28 @@ def test_changes_read_during_a_spec_lookup_reach_the_next_poll(pool):
         assert view.poll() == set()  # reported once
     finally:
         view.close()
+
+
+def test_the_tombstone_of_an_id_whose_announcement_was_refused_is_still_reported(pool):
+    """A dispatcher restarted after a pipeline ended refuses its announcement (the id has
+    ended, says Redis); the tombstone that follows must still reach it, or the pipeline's
+    topics are never deleted."""
+    ended = f"view-test-{uuid.uuid4().hex[:8]}"
+    view = PipelineView(pool, has_ended=lambda pipeline_id: pipeline_id == ended)
+    try:
+        view.catch_up()
+        producer = OutputProducer(pool)
+        announce(pool, producer, ended, dump_spec({"a": "spec"}))
+        producer.flush()
+        # (the pool's dispatcher, which fails this spec, may tombstone it first)
+        changed = view.catch_up()
+        assert ended not in view.entries and "has ended" in view.refused[ended]
+        producer.send(topics.PIPELINES, None, key=ended.encode())
+        producer.flush()
+        changed |= view.catch_up()
+        assert ended in changed
+        producer.send(topics.PIPELINES, None, key=ended.encode())  # another: no change
+        producer.flush()
+        assert view.catch_up() == set()
+    finally:
+        view.close()

@@ -72,3 +72,33 @@ def test_short_or_missing_keys_are_clear_errors(tmp_path):
         signing.policy(tmp_path, tmp_path / "missing.key", False, env={})
     with pytest.raises(ConfigError, match="too short"):
         signing.policy(tmp_path, None, False, env={signing.ENV_KEY: "abc"})
+
+
+def test_ed25519_submitters_sign_workers_only_verify(tmp_path):
+    from shared.errors import ConfigError
+
+    private, public, message = signing.write_ed25519_keys(tmp_path / "keys")
+    env = {signing.ENV_MESSAGE_KEY_FILE: str(message)}
+    submitter = signing.policy(tmp_path, private, False, env)
+    worker = signing.policy(tmp_path, public, False, env)
+    signature = submitter.sign("p1", b"spec")
+    assert signature is not None and signature.startswith(signing.ED25519)
+    assert worker.refusal("p1", b"spec", signature) is None
+    assert "does not verify" in (worker.refusal("p2", b"spec", signature) or "")  # other id
+    assert "does not verify" in (worker.refusal("p1", b"spec!", signature) or "")
+    with pytest.raises(ConfigError, match="verifies specs"):
+        worker.sign("p1", b"spec")  # a worker's key cannot sign
+    hmac_signed = signing.SpecPolicy(b"k" * 32).sign("p1", b"spec")
+    assert "no signing key" in (worker.refusal("p1", b"spec", hmac_signed) or "")
+    assert (signing.message_key(worker) == signing.message_key(submitter)
+            == message.read_bytes().strip())
+    for path in (private, public, message):
+        assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_ed25519_needs_a_message_key(tmp_path):
+    from shared.errors import ConfigError
+
+    private, _public, _message = signing.write_ed25519_keys(tmp_path / "keys")
+    with pytest.raises(ConfigError, match="MAPREDUCE_MESSAGE_KEY_FILE"):
+        signing.policy(tmp_path, private, False, {})

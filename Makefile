@@ -8,13 +8,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo-wordcount
 
-.PHONY: install system-packages toxiproxy demo test test-faults test-crashpoints test-multihost test-unit lint down clean
+.PHONY: install system-packages toxiproxy demo test test-faults test-crashpoints test-replicated test-multihost test-unit lint down clean
 
-# Debian packages the project needs: Redis, Java 17 and Maven (to fetch Kafka's jars from
+# Debian packages the project needs: Redis and its Sentinel, Java 17 and Maven (to fetch Kafka's jars from
 # Maven Central), docker-compose (only to validate compose/). Installed only when missing.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v redis-sentinel >/dev/null || missing="$$missing redis-sentinel"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
@@ -49,7 +50,7 @@ demo: install
 	@echo "demo ok: output in $(DEMO_OUT); the cluster keeps running (stop it: make down)"
 
 # Everything: unit, property, integration, every strategy, the crash-point suite, the
-# bounded fault suite, the multi-host lab.
+# bounded fault suite, the replicated cluster's suite, the multi-host lab.
 test: install
 	$(BIN)/pytest -q tests
 
@@ -61,6 +62,11 @@ test-faults: install
 # A worker killed at every crash point (shared/crashpoints.py), three pipeline shapes.
 test-crashpoints: install
 	$(BIN)/pytest -q -m crashpoints tests
+
+# Three brokers and Redis with Sentinel: a partition leader, the active controller and the
+# Redis primary killed mid-job, a rolling restart of every broker.
+test-replicated: install
+	$(BIN)/pytest -q -m replicated tests
 
 # Workers on network-namespace hosts: partitions, a one-sided cut, toxiproxy (needs root).
 test-multihost: install

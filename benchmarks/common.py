@@ -13,16 +13,18 @@ from typing import Any
 from services import supervisor
 from services.localcluster.cluster import LocalCluster
 from shared.config import Settings
-from tests.conftest import free_port
+from tests.conftest import free_port, replicated_cluster
 
 
 @contextlib.contextmanager
-def local_cluster(prefix: str, home: Path | None = None
+def local_cluster(prefix: str, home: Path | None = None, replicated: bool = False
                   ) -> Iterator[tuple[Path, Settings, LocalCluster]]:
+    """One broker and one Redis; or, `replicated`, three brokers and Redis with Sentinel."""
     home = home or Path(tempfile.mkdtemp(prefix=prefix))
-    cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                           redis_port=free_port())
-    settings = cluster.start()
+    cluster = (replicated_cluster(home) if replicated else
+               LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
+                            redis_port=free_port()))
+    settings = cluster.start(timeout=180)
     try:
         yield home, settings, cluster
     finally:

@@ -9,6 +9,11 @@ and restart, a source killed mid-stream) is injected. Faults land within a horiz
 unless given, is a share of a fault-free job of that shape measured first (the JSON
 records it). Trial i uses seed S+i: re-run one with --seed S+i --trials 1. Writes
 benchmarks/results/faults.json and prints a table.
+
+--cluster replicated runs on three brokers and Redis with Sentinel instead, with faults
+that leave a node down until the trial ends (the leader of the job's partitions, the active
+controller, the Redis primary) or restart every broker in turn, beside worker kills and
+stops; it writes benchmarks/results/faults-replicated.json.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from pathlib import Path
 from benchmarks.common import local_cluster
 from services import supervisor
 from shared import config
-from tests.faults.harness import KINDS, SHAPES, Harness, plan, shapes_for
+from tests.faults.harness import KINDS, REPLICATED_KINDS, SHAPES, Harness, plan, shapes_for
 
 RESULTS = Path(__file__).parent / "results"
 HORIZON_SHARE = 0.8  # of a fault-free job: later faults would often find the job done
@@ -42,16 +47,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--horizon", type=float, default=None,
                         help="faults land in [0.5, horizon] s after submission (default: "
                              f"{HORIZON_SHARE} of a fault-free job measured first)")
-    parser.add_argument("--kinds", default=",".join(KINDS))
+    parser.add_argument("--cluster", choices=("single", "replicated"), default="single",
+                        help="one broker and one Redis, or three brokers and Redis with "
+                             "Sentinel")
+    parser.add_argument("--kinds", default=None,
+                        help=f"fault kinds (default, single: {','.join(KINDS)}; replicated: "
+                             f"{','.join(REPLICATED_KINDS)})")
     parser.add_argument("--shapes", default=",".join(SHAPES),
                         help="pipeline shapes to draw from (tests/faults/harness.py)")
     parser.add_argument("--resubscribe", choices=config.STRATEGIES,
                         default=config.DEFAULT_STRATEGY, help="the workers' strategy")
-    parser.add_argument("--out", type=Path, default=RESULTS / "faults.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/faults.json, or "
+                             "faults-replicated.json")
     args = parser.parse_args(argv)
-    kinds = tuple(args.kinds.split(","))
+    replicated = args.cluster == "replicated"
+    kinds = tuple((args.kinds or ",".join(REPLICATED_KINDS if replicated else KINDS))
+                  .split(","))
+    out = args.out or RESULTS / ("faults-replicated.json" if replicated else "faults.json")
 
-    with local_cluster("mapreduce-faults-") as (home, settings, cluster):
+    with local_cluster("mapreduce-faults-", replicated=replicated) as (home, settings,
+                                                                      cluster):
         settings = settings.with_(resubscribe=args.resubscribe)
         results = []
         started = time.time()
@@ -77,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {
         "command": "python -m benchmarks.faults " + " ".join(argv or sys.argv[1:]),
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "input_mb": args.mb, "resubscribe": args.resubscribe,
+        "input_mb": args.mb, "resubscribe": args.resubscribe, "cluster": args.cluster,
         "fault_free_job_s": baselines, "horizon_s": horizons,
         "trials_per_shape": dict(Counter(r.shape for r in results)),
         "mismatched_per_shape": dict(Counter(r.shape for r in results if not r.ok)),
@@ -96,10 +112,10 @@ def main(argv: list[str] | None = None) -> int:
                            "median": statistics.median(durations) if durations else 0},
         "trials_detail": [asdict(r) | {"ok": r.ok} for r in results],
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
     print_table(summary)
-    print(f"\nwritten: {args.out}")
+    print(f"\nwritten: {out}")
     return 0 if summary["mismatched_trials"] == 0 else 1
 
 

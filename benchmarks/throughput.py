@@ -48,7 +48,7 @@ from typing import Any
 
 from benchmarks.common import local_cluster, write_results
 from services import source, supervisor
-from services.localcluster.cluster import LocalCluster, read_pid
+from services.localcluster.cluster import LocalCluster
 from shared import output
 from shared.config import DEFAULT_SPLIT_BYTES, Settings
 from shared.spec import load_module
@@ -174,10 +174,10 @@ BASELINES: dict[str, Callable[[list[Path]], tuple[float, dict[str, int]]]] = {
 def cpu_seconds(settings: Settings, cluster: LocalCluster) -> dict[int, tuple[str, float]]:
     """pid -> (role, CPU seconds so far) for the workers, the broker and Redis."""
     pids = {w.pid: w.role for w in supervisor.running(settings.home)}
-    for name, role in (("kafka", "broker"), ("redis", "redis")):
-        pid = read_pid(cluster.root / f"{name}.pid")
+    for node in cluster.nodes:  # every broker counts as "broker", every Redis node as "redis"
+        pid = cluster.pid(node.name)
         if pid is not None:
-            pids[pid] = role
+            pids[pid] = "broker" if node.kind == "kafka" else "redis"
     tick = os.sysconf("SC_CLK_TCK")
     out = {}
     for pid, role in pids.items():
@@ -273,19 +273,29 @@ def main(argv: list[str] | None = None) -> int:
                         help="the shufflers' memory budget (default: the workers' default)")
     parser.add_argument("--home", type=Path, default=None,
                         help="where the cluster and corpora live (default: a new temp dir)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "throughput.json")
+    parser.add_argument("--cluster", choices=("single", "replicated"), default="single",
+                        help="one broker and one Redis; or three brokers, every topic at "
+                             "replication factor 3, Redis with replicas and Sentinel")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="default benchmarks/results/throughput.json (or "
+                             "throughput-replicated.json)")
     args = parser.parse_args(argv)
+    replicated = args.cluster == "replicated"
+    out = args.out or RESULTS / ("throughput-replicated.json" if replicated
+                                 else "throughput.json")
     sizes = [float(s) for s in args.sizes.split(",")]
     baselines = dict(BASELINES)
     if pyspark_available() and not args.no_pyspark:
         baselines["pyspark"] = pyspark_local2
 
-    with local_cluster("mapreduce-throughput-", args.home) as (home, settings, cluster):
+    with local_cluster("mapreduce-throughput-", args.home, replicated) as (home, settings,
+                                                                          cluster):
         if args.shuffle_memory:
             settings = settings.with_(shuffle_memory_mb=args.shuffle_memory)
         results: dict[str, Any] = {
             "command": "python -m benchmarks.throughput " + " ".join(argv or sys.argv[1:]),
-            "machine": machine(), "shuffle_memory_mb": settings.shuffle_memory_mb,
+            "machine": machine(), "cluster": args.cluster,
+            "shuffle_memory_mb": settings.shuffle_memory_mb,
             "split_bytes": settings.split_bytes, "methods": ["framework", *baselines],
             "sizes": {}, "small_job_s": None, "scaling": {}}
         runs = 0
@@ -341,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.scaling:
             results["scaling"] = scaling(settings, home, out_dir)
 
-    write_results(args.out, results, plot, print_table)
+    write_results(out, results, plot, print_table)
     return 0
 
 

@@ -34,7 +34,7 @@ from services import inline, source, supervisor
 from services.localcluster.cluster import LocalCluster
 from services.runtime import lifecycle
 from shared import config, kafka, output, topics
-from shared.errors import ConnectionFailed, MapReduceError
+from shared.errors import ClusterError, ConnectionFailed, MapReduceError
 from shared.spec import PipelineCode
 from shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
 
@@ -78,10 +78,12 @@ class Pipeline:
 
 def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, *,
             home: str | Path | None = None, config_file: str | Path | None = None,
-            start_local: bool = True, secure: bool = False, **settings: Any) -> Cluster:
+            start_local: bool = True, secure: bool = False, brokers: int | None = None,
+            **settings: Any) -> Cluster:
     """The cluster the settings name; without one, the local cluster (started, with its
-    worker pool, when `start_local`; secured, with `secure`: localcluster/secure.py). Other
-    keyword arguments override settings by name (say, resubscribe="reconnect")."""
+    worker pool, when `start_local`; secured, with `secure`: localcluster/secure.py; with
+    `brokers` > 1, replicated: localcluster/replicated.py). Other keyword arguments override
+    settings by name (say, resubscribe="reconnect")."""
     resolved = config.resolve(bootstrap_servers, redis_url,
                               Path(home).expanduser() if home else None,
                               flags=settings,
@@ -97,7 +99,14 @@ def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, 
         return Cluster(resolved)
     local_home = resolved.home if resolved else (
         Path(home).expanduser() if home else config.default_home())
-    started = LocalCluster(local_home, secure=secure).start()
+    local = LocalCluster(local_home, secure=secure)
+    if brokers is not None and brokers != local.brokers:
+        if local.running() or (local.root / "brokers").exists():
+            raise ClusterError(f"the local cluster in {local_home} has {local.brokers} "
+                               f"broker(s): its shape is fixed once made; `mapreduce down` "
+                               f"and remove {local.root}, or use another --home")
+        local = LocalCluster(local_home, secure=secure, brokers=brokers)
+    started = local.start()
     if resolved is not None:  # the local cluster's addresses, every other setting as given
         started = resolved.with_(bootstrap_servers=started.bootstrap_servers,
                                  redis_url=started.redis_url, local=True)

@@ -21,8 +21,9 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services import api, reference, source, supervisor
+from services.cluster_health import cluster_health
 from services.localcluster.cluster import LocalCluster
-from services.status_view import pipeline_detail, pipelines_table, workers_table
+from services.status_view import cluster_table, pipeline_detail, pipelines_table, workers_table
 from services.worker_status import worker_rows
 from shared import config, output, signing
 from shared.errors import MapReduceError
@@ -138,9 +139,13 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 @click.option("--secure", is_flag=True,
               help="a local cluster with SASL_SSL, ACLs per role and Redis behind TLS with a "
                    "password (made once per --home; see docs/security.md)")
+@click.option("--brokers", type=click.IntRange(1, 9), default=None,
+              help="Kafka brokers of a new local cluster; more than one: every topic "
+                   "replicated (factor min(3, brokers), min.insync.replicas one less) and Redis "
+                   "with two replicas behind three Sentinels (fixed per --home) [default 1]")
 @click.pass_obj
 def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure: bool,
-       **counts: int | None) -> None:
+       brokers: int | None, **counts: int | None) -> None:
     """Start the local cluster and bring its worker pool to the requested counts, restarting
     workers that died. Idempotent. With a remote cluster configured, nothing is started
     here: its workers run on its hosts (`mapreduce worker ROLE`)."""
@@ -151,6 +156,8 @@ def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure
                                  if v is not None}
     if secure:
         overrides["secure"] = True
+    if brokers is not None:
+        overrides["brokers"] = brokers
     cluster = obj.cluster(**overrides)
     settings = cluster.settings
     if not settings.local:
@@ -372,8 +379,9 @@ def status(obj: Context, pipeline_id: str | None, as_json: bool, everything: boo
            watch: bool) -> None:
     """Without an id: running pipelines and those that ended in the last 24 hours, with what
     each waits on, then every worker on every host (role, pid, partitions, lag, last
-    heartbeat, silent or not). With an id: that pipeline's stages, frames, keys and first
-    dead letters."""
+    heartbeat, silent or not), then the cluster: brokers up or down, partitions
+    under-replicated or offline, Redis's primary and its replicas. With an id: that
+    pipeline's stages, frames, keys and first dead letters."""
     cluster = obj.existing()
 
     def snapshot() -> dict[str, Any]:
@@ -383,12 +391,14 @@ def status(obj: Context, pipeline_id: str | None, as_json: bool, everything: boo
             return {"pipeline": info,
                     "dead_letters": job.dead_letters(limit=5) if int(info["errors"]) else []}
         return {"pipelines": cluster.pipelines(everything),
-                "workers": worker_rows(cluster.store.workers(), cluster.store.now())}
+                "workers": worker_rows(cluster.store.workers(), cluster.store.now()),
+                "cluster": cluster_health(cluster.settings, cluster.store)}
 
     def render(data: dict[str, Any]) -> Any:
         if pipeline_id:
             return pipeline_detail(data["pipeline"], data["dead_letters"])
-        return Group(pipelines_table(data["pipelines"]), workers_table(data["workers"]))
+        return Group(pipelines_table(data["pipelines"]), workers_table(data["workers"]),
+                     cluster_table(data["cluster"]))
 
     if as_json:
         click.echo(json.dumps(snapshot(), indent=2, default=str))

@@ -242,7 +242,8 @@ def submit(job: Job, settings: Settings,
         with _beating(store, pid) as ended:
             if output.is_topic(spec.output_dir):
                 kafka.ensure_topics(admin, {output.topic_of(spec.output_dir):
-                                            (settings.output_partitions, kafka.COMPACTED)})
+                                            (settings.output_partitions, kafka.COMPACTED)},
+                                    replication_factor=settings.replication_factor)
             producer.send(topics.PIPELINES, payload, Envelope(Kind.ANNOUNCED, pid),
                           key=pid.encode(), signature=policy.sign(pid, payload))
             producer.flush()  # the spec is in the log before any of its records

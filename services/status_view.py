@@ -50,6 +50,32 @@ def pipelines_table(pipelines: list[dict[str, Any]]) -> Table:
     return table
 
 
+def cluster_table(health: dict[str, Any]) -> Table:
+    """The brokers (up or down), partitions under-replicated or offline, Redis's primary."""
+    table = Table(title="cluster")
+    for column in ("part", "address", "state"):
+        table.add_column(column)
+    kafka, store = health["kafka"], health["redis"]
+    if "error" in kafka:
+        table.add_row("kafka", "", f"[red]unreachable: {kafka['error']}[/red]")
+    for broker in kafka["brokers"]:
+        state = "up" if broker["state"] == "up" else "[red]DOWN[/red]"
+        table.add_row(f"broker {broker['id'] if broker['id'] is not None else '?'}",
+                      broker["address"], state)
+    if kafka["partitions"]:
+        counts = kafka["partitions"]
+        bad = counts["under_replicated"] or counts["offline"]
+        text = (f"{counts['partitions']} partitions, {counts['under_replicated']} "
+                f"under-replicated, {counts['offline']} offline")
+        table.add_row("partitions", "", f"[red]{text}[/red]" if bad else text)
+    if "error" in store:
+        table.add_row("redis", "", f"[red]unreachable: {store['error']}[/red]")
+    else:
+        table.add_row("redis primary", store["primary"],
+                      f"{store['replicas']} replicas; writes wait for {store['wait_replicas']}")
+    return table
+
+
 def workers_table(workers: list[dict[str, Any]]) -> Table:
     table = Table(title=f"workers (silent: no heartbeat for {SILENT_AFTER_S} s)")
     for column in ("host", "role", "pid", "partitions", "lag", "last heartbeat", ""):

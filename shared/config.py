@@ -49,6 +49,7 @@ ENV_SHUFFLE_MEMORY = "MAPREDUCE_SHUFFLE_MEMORY_MB"
 ENV_SINK_MEMORY = "MAPREDUCE_SINK_MEMORY_MB"
 ENV_SESSION_TIMEOUT = "MAPREDUCE_SESSION_TIMEOUT_MS"
 ENV_PIPELINE_CONSUMERS = "MAPREDUCE_PIPELINE_CONSUMERS"
+ENV_REPLICATION_FACTOR = "MAPREDUCE_REPLICATION_FACTOR"
 ENV_SPEC_MAX_AGE = "MAPREDUCE_SPEC_MAX_AGE_S"
 ENV_INPUT_ROOTS = "MAPREDUCE_INPUT_ROOTS"
 ENV_SPLIT_BYTES = "MAPREDUCE_SPLIT_BYTES"
@@ -73,11 +74,9 @@ def redacted(url: str) -> str:
     from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
     parts = urlsplit(url)
-    if parts.password is not None:
-        user = parts.username or ""
-        host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        parts = parts._replace(netloc=f"{user}:***@{host}{port}")
+    userinfo, at, hosts = parts.netloc.rpartition("@")  # hosts: several, for Sentinel
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hosts}")
     if parts.query:
         query = [(k, "***" if k.lower() == "password" else v)
                  for k, v in parse_qsl(parts.query, keep_blank_values=True)]
@@ -123,6 +122,9 @@ class Settings:
     # group-per-pipeline: the consumers (pipelines served at once) a mapper or reducer
     # holds; past it, newer pipelines wait for a slot (shared/pipeline_groups.py).
     pipeline_consumers: int = 16
+    # Replicas of every topic the framework creates; 0: min(3, the brokers that are up).
+    # Above 1, min.insync.replicas is one less (shared/kafka.py).
+    replication_factor: int = 0
     # The trust boundary (shared/signing.py): the key that signs and verifies pipeline specs
     # (None: $MAPREDUCE_SIGNING_KEY, or home/signing.key), and whether unsigned specs run.
     signing_key_file: Path | None = None
@@ -139,6 +141,7 @@ class Settings:
                ENV_SINK_MEMORY: str(self.sink_memory_mb),
                ENV_SESSION_TIMEOUT: str(self.session_timeout_ms),
                ENV_PIPELINE_CONSUMERS: str(self.pipeline_consumers),
+               ENV_REPLICATION_FACTOR: str(self.replication_factor),
                ENV_SPEC_MAX_AGE: str(self.spec_max_age_s),
                ENV_INPUT_ROOTS: os.pathsep.join(map(str, self.input_roots)),
                signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
@@ -296,6 +299,8 @@ SETTINGS: tuple[Setting, ...] = (
             "default 10000, at least 6000"),
     Setting("pipeline_consumers", ENV_PIPELINE_CONSUMERS, "",
             "group-per-pipeline: pipelines a mapper or reducer serves at once; default 16"),
+    Setting("replication_factor", ENV_REPLICATION_FACTOR, "",
+            "replicas of each topic the framework creates; default 0: min(3, brokers up)"),
     Setting("spec_max_age_s", ENV_SPEC_MAX_AGE, "",
             "workers refuse a spec older than this (a replay); default 86400, 0: no limit"),
     Setting("input_roots", ENV_INPUT_ROOTS, "",
@@ -305,8 +310,8 @@ SETTINGS: tuple[Setting, ...] = (
 _PATHS = {"home", "signing_key_file"}
 _BOOLS = {"insecure_specs"}
 _INTS = {"shuffle_memory_mb", "sink_memory_mb", "split_bytes", "session_timeout_ms",
-         "pipeline_consumers", "spec_max_age_s"}
-_ZERO_OK = {"spec_max_age_s"}
+         "pipeline_consumers", "spec_max_age_s", "replication_factor"}
+_ZERO_OK = {"spec_max_age_s", "replication_factor"}
 
 
 def config_file(explicit: Path | None = None) -> Path | None:

@@ -77,12 +77,29 @@ def check_reachable(settings: Settings, timeout: float = 8.0, quiet: bool = Fals
         ) from exc
 
 
+def replication(replication_factor: int, brokers: int) -> tuple[int, dict[str, str]]:
+    """The replication factor of a new topic and the config that goes with it: the one
+    asked for, or (0) min(3, the brokers that are up); with more than one replica, a write
+    is acknowledged once all but one hold it (min.insync.replicas), so one broker can fail
+    without stopping writes or losing an acknowledged one."""
+    factor = replication_factor or max(1, min(3, brokers))
+    if factor == 1:
+        return 1, {}
+    return factor, {"min.insync.replicas": str(factor - 1)}
+
+
 def ensure_topics(client: AdminClient, wanted: dict[str, tuple[int, dict[str, str]]],
-                  timeout: float = 30.0) -> None:
+                  timeout: float = 30.0, replication_factor: int = 0) -> None:
     """Create topics that do not exist ("already exists" is success), then wait until every
     partition has a leader: a fresh topic can answer UNKNOWN_TOPIC_OR_PART for a moment."""
-    existing = client.list_topics(timeout=timeout).topics
-    new = [NewTopic(name, num_partitions=n, replication_factor=-1, config=cfg)
+    metadata = client.list_topics(timeout=timeout)
+    existing = metadata.topics
+    factor, replicated = replication(replication_factor, len(metadata.brokers))
+    if replication_factor and factor > len(metadata.brokers):
+        log.warning("fewer brokers up than the replication factor: topic creation waits",
+                    replication_factor=factor, brokers=len(metadata.brokers))
+    new = [NewTopic(name, num_partitions=n, replication_factor=factor,
+                    config={**replicated, **cfg})
            for name, (n, cfg) in wanted.items() if name not in existing]
     if new:
         for name, future in client.create_topics(new, operation_timeout=timeout).items():
@@ -155,7 +172,7 @@ def fixed_topic_counts(client: AdminClient, settings: Settings,
             "set MAPREDUCE_BOOTSTRAP_SERVERS") from exc
     wanted = fixed_topics(settings)
     if any(name not in metadata or metadata[name].error is not None for name in wanted):
-        ensure_topics(client, wanted)
+        ensure_topics(client, wanted, replication_factor=settings.replication_factor)
         metadata = client.list_topics(timeout=timeout).topics
     return {name: len(metadata[name].partitions) for name in wanted}
 

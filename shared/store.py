@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 import redis
 
-from shared import retry
+from shared import redis_client, retry
 from shared.barrier import Stage, is_complete
 from shared.config import redacted
 from shared.errors import ConnectionFailed
@@ -108,16 +108,34 @@ def _fields(values: dict[str, Any]) -> dict[Any, FieldValue]:
     return {k: v if isinstance(v, str | int | float) else str(v) for k, v in values.items()}
 
 
+class NotReplicated(redis.TimeoutError):
+    """A write the primary took but too few replicas confirmed in time: it is not counted
+    as done (it is retried, and it is idempotent)."""
+
+
 F = TypeVar("F", bound=Callable[..., Any])
+# NotReplicated is a TimeoutError: retried like an outage.
 _TRANSIENT = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError)
+# How long a write waits for its replicas before it is retried.
+WAIT_TIMEOUT_MS = 2_000
 
 
 def _retried(fn: F) -> F:
     """Retry a coordination call through a Redis outage (named policy in shared/retry)."""
 
+    def attempt(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except redis.ResponseError as exc:
+            # A primary without a replica in touch refuses writes (min-replicas-to-write):
+            # just after a failover, until the other replica follows the new primary.
+            if str(exc).startswith("NOREPLICAS"):
+                raise NotReplicated(str(exc)) from exc
+            raise
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        return retry.redis_calls(_TRANSIENT)(fn, *args, **kwargs)
+        return retry.redis_calls(_TRANSIENT)(attempt, *args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
 
@@ -133,14 +151,30 @@ def _ended_key(pipeline_id: str, stage: Stage) -> str:
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
-        self.redis = redis.Redis.from_url(url, decode_responses=True,
-                                          socket_connect_timeout=5, socket_timeout=10,
-                                          health_check_interval=30)
+        self.target = redis_client.parse(url)
+        self.redis = redis_client.connect(self.target)
         self._finish = self.redis.register_script(_FINISH)
         self._create = self.redis.register_script(_CREATE)
         self._claim = self.redis.register_script(_CLAIM_FINALIZING)
         self._add_if_active = self.redis.register_script(_ADD_IF_ACTIVE)
         self._set_if_active = self.redis.register_script(_SET_IF_ACTIVE)
+
+    def _durably(self, write: Callable[[Any], Any]) -> Any:
+        """Run `write` against a client and return the result of its last command; with
+        replicas to wait for, its commands and a WAIT go down one connection (WAIT counts
+        that connection's writes) and the write counts only once enough replicas hold it."""
+        wanted = self.target.wait_replicas
+        if not wanted:
+            return write(self.redis)
+        pipe = self.redis.pipeline(transaction=False)
+        write(pipe)
+        pipe.wait(wanted, WAIT_TIMEOUT_MS)
+        *results, acknowledged = pipe.execute()
+        result = results[-1] if results else None
+        if acknowledged < wanted:
+            raise NotReplicated(f"a coordination write reached {acknowledged} of the "
+                                f"{wanted} replicas it must reach in {WAIT_TIMEOUT_MS} ms")
+        return result
 
     def check_reachable(self) -> None:
         try:
@@ -159,16 +193,18 @@ class Store:
         token = fields.setdefault("token", uuid.uuid4().hex)  # same token if the call is retried
         values = _fields({"state": "submitted", **fields, "submitted": time.time()})
         flat = [x for kv in values.items() for x in kv]
-        return bool(self._create(keys=[_pipeline_key(pipeline_id), "mr:pipelines", "mr:active"],
-                                 args=[token, pipeline_id, *flat]))
+        return bool(self._durably(lambda client: self._create(
+            keys=[_pipeline_key(pipeline_id), "mr:pipelines", "mr:active"],
+            args=[token, pipeline_id, *flat], client=client)))
 
     @_retried
     def update_pipeline(self, pipeline_id: str, *, if_state: str = "", **fields: Any) -> bool:
         """Set fields of an active pipeline (and only if its state is `if_state`, when
         given); False when it is no longer active (or in another state)."""
         flat = [x for kv in _fields(fields).items() for x in kv]
-        return bool(self._set_if_active(keys=["mr:active", _pipeline_key(pipeline_id)],
-                                        args=[pipeline_id, if_state, *flat]))
+        return bool(self._durably(lambda client: self._set_if_active(
+            keys=["mr:active", _pipeline_key(pipeline_id)], args=[pipeline_id, if_state, *flat],
+            client=client)))
 
     @_retried
     def finish_pipeline(self, pipeline_id: str, state: str, reason: str = "",
@@ -176,15 +212,17 @@ class Store:
         """Move to a terminal state once; return the state that holds (a refused failure
         returns `finalizing`: the sink is putting a complete output in place)."""
         assert state in TERMINAL
-        return str(self._finish(keys=[_pipeline_key(pipeline_id), "mr:active", "mr:finishing"],
-                                args=[state, reason, time.time(), pipeline_id,
-                                      "1" if force else "0"]))
+        return str(self._durably(lambda client: self._finish(
+            keys=[_pipeline_key(pipeline_id), "mr:active", "mr:finishing"],
+            args=[state, reason, time.time(), pipeline_id, "1" if force else "0"],
+            client=client)))
 
     @_retried
     def claim_finalizing(self, pipeline_id: str) -> str:
         """The sink's claim before it puts the output in place: `finalizing` when granted
         (or already held), else the terminal state (or `gone`) that holds."""
-        return str(self._claim(keys=[_pipeline_key(pipeline_id)]))
+        return str(self._durably(lambda client: self._claim(
+            keys=[_pipeline_key(pipeline_id)], client=client)))
 
     @_retried
     def pipeline(self, pipeline_id: str) -> dict[str, str]:
@@ -229,18 +267,22 @@ class Store:
         status hash, which expires later."""
         counts = self.ended_counts(pipeline_id)
         status = self.pipeline(pipeline_id)
-        pipe = self.redis.pipeline(transaction=True)
-        if status:
-            final: dict[str, FieldValue] = {f"final.{name}": count
-                                            for name, count in counts.items()}
-            final["errors"] = max(counts["errors"], int(status.get("errors") or 0))
-            pipe.hset(_pipeline_key(pipeline_id), mapping=final)  # type: ignore[arg-type]
-            pipe.expire(_pipeline_key(pipeline_id), keep_status_s)
-        pipe.delete(*[_ended_key(pipeline_id, s) for s in Stage],
-                    f"mr:mapped:{pipeline_id}", f"mr:errors:{pipeline_id}",
-                    f"mr:source:{pipeline_id}")
-        pipe.zrem("mr:finishing", pipeline_id)
-        pipe.execute()
+
+        def forget(client: Any) -> Any:
+            if status:
+                final: dict[str, FieldValue] = {f"final.{name}": count
+                                                for name, count in counts.items()}
+                final["errors"] = max(counts["errors"], int(status.get("errors") or 0))
+                client.hset(_pipeline_key(pipeline_id), mapping=final)
+                client.expire(_pipeline_key(pipeline_id), keep_status_s)
+            client.delete(*[_ended_key(pipeline_id, s) for s in Stage],
+                          f"mr:mapped:{pipeline_id}", f"mr:errors:{pipeline_id}",
+                          f"mr:source:{pipeline_id}")
+            # last: a pipeline stays on the list until all of the above is done (whoever
+            # finds it there does it again; every step is idempotent)
+            return client.zrem("mr:finishing", pipeline_id)
+
+        self._durably(forget)
 
     # ---- barriers -------------------------------------------------------------------
 
@@ -248,8 +290,9 @@ class Store:
     def mark_ended(self, pipeline_id: str, stage: Stage, partition: int, total: int) -> bool:
         """Add a partition to the stage's ended set; return whether all `total` have ended.
         A pipeline that is no longer active is never complete (and nothing is written)."""
-        members = self._add_if_active(keys=["mr:active", _ended_key(pipeline_id, stage)],
-                                      args=[pipeline_id, "members", partition])
+        members = self._durably(lambda client: self._add_if_active(
+            keys=["mr:active", _ended_key(pipeline_id, stage)],
+            args=[pipeline_id, "members", partition], client=client))
         return members is not None and is_complete(map(int, members), total)
 
     @_retried
@@ -287,8 +330,9 @@ class Store:
     def add_error(self, pipeline_id: str, identity: str) -> int:
         """Count a failed record or key once, however often it is replayed (0 once the
         pipeline is no longer active)."""
-        count = self._add_if_active(keys=["mr:active", f"mr:errors:{pipeline_id}"],
-                                    args=[pipeline_id, "count", identity])
+        count = self._durably(lambda client: self._add_if_active(
+            keys=["mr:active", f"mr:errors:{pipeline_id}"], args=[pipeline_id, "count", identity],
+            client=client))
         return int(count or 0)
 
     @_retried
@@ -311,7 +355,7 @@ class Store:
 
     @_retried
     def add_staging(self, pipeline_id: str) -> None:
-        self.redis.sadd("mr:staging", pipeline_id)
+        self._durably(lambda client: client.sadd("mr:staging", pipeline_id))
 
     @_retried
     def staging_ids(self) -> list[str]:

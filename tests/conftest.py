@@ -26,6 +26,33 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def free_port_block(count: int) -> int:
+    """A first port such that it and the `count` - 1 after it are free."""
+    for _ in range(200):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = int(probe.getsockname()[1])
+        if base + count > 65_000:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+def replicated_cluster(home: Path) -> LocalCluster:
+    """A replicated local cluster (three brokers, Redis with Sentinel) on free ports."""
+    kafka_base, redis_base, sentinel_base = (free_port_block(6), free_port_block(3),
+                                             free_port_block(3))
+    return LocalCluster(home, kafka_port=kafka_base, controller_port=kafka_base + 1,
+                        redis_port=redis_base, sentinel_port=sentinel_base,
+                        session_timeout_ms=6000, brokers=3)
+
+
 @pytest.fixture(scope="session")
 def infrastructure(
     tmp_path_factory: pytest.TempPathFactory,

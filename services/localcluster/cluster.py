@@ -1,11 +1,13 @@
 """The local cluster: one Apache Kafka 4 broker (KRaft, combined broker+controller, on the
 machine's Java 17, jars from Maven Central) and one Debian redis-server, both on loopback,
-with their data, logs and pids under $MAPREDUCE_HOME. Sized for a 2-core machine."""
+with their data, logs and pids under $MAPREDUCE_HOME. Sized for a 2-core machine. With
+`brokers` > 1, a replicated cluster instead: see replicated.py."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -19,7 +21,9 @@ from pathlib import Path
 import psutil
 import structlog
 from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
 
+from services.localcluster import replicated as replicated_mod
 from services.localcluster import secure as secure_mod
 from shared import config, retry, signing
 from shared.errors import ClusterError, ConnectionFailed
@@ -141,6 +145,14 @@ def redis_server() -> str:
     return path
 
 
+def redis_sentinel() -> str:
+    path = shutil.which("redis-sentinel")
+    if path is None:
+        raise ClusterError("redis-sentinel not found: install Debian's redis-sentinel "
+                           "(apt-get install redis-sentinel) or run `make install`")
+    return path
+
+
 def _alive(pid: int) -> bool:
     # Reap it if it is our own dead child; if it is not our child, its parent reaps it.
     with contextlib.suppress(ChildProcessError):
@@ -152,7 +164,7 @@ def _alive(pid: int) -> bool:
 
 
 # What the processes a pid file can name run (a worker, the broker, Redis).
-OUR_COMMANDS = ("services.worker", "kafka.Kafka", "redis-server")
+OUR_COMMANDS = ("services.worker", "kafka.Kafka", "redis-server", "redis-sentinel")
 
 
 def write_pid(path: Path, pid: int) -> None:
@@ -223,6 +235,7 @@ class LocalCluster:
     kafka_port: int = int(os.environ.get("MAPREDUCE_KAFKA_PORT", "19092"))
     controller_port: int = int(os.environ.get("MAPREDUCE_CONTROLLER_PORT", "19093"))
     redis_port: int = int(os.environ.get("MAPREDUCE_REDIS_PORT", "16379"))
+    sentinel_port: int = int(os.environ.get("MAPREDUCE_SENTINEL_PORT", "16479"))
     # Run the broker and Redis inside this network namespace (the multi-host test lab).
     netns: str | None = None
     # A second listener, PROXIED on this port, that advertises `proxied_address` (a fault
@@ -234,10 +247,20 @@ class LocalCluster:
     session_timeout_ms: int = 10_000
     # SASL_SSL, ACLs per role, Redis with a password behind TLS (localcluster/secure.py).
     secure: bool = False
+    # More than one: a replicated cluster, Redis with replicas and Sentinel (replicated.py).
+    brokers: int = 1
 
     def __post_init__(self) -> None:
         if self.files.credentials.exists():
             self.secure = True  # a home once secured stays secured
+        recorded = self.root / "brokers"
+        if recorded.exists():  # a home keeps the shape it was first started with
+            self.brokers = int(recorded.read_text())
+        if self.brokers < 1:
+            raise ClusterError("a cluster needs at least one broker")
+        if self.secure and self.replicated:
+            raise ClusterError("a secured cluster has one broker: --secure and --brokers "
+                               "cannot be combined")
 
     @property
     def files(self) -> secure_mod.SecureFiles:
@@ -248,13 +271,32 @@ class LocalCluster:
         return self.home / "cluster"
 
     @property
+    def replicated(self) -> bool:
+        return self.brokers > 1
+
+    @property
+    def kafka_nodes(self) -> list[replicated_mod.Node]:
+        return replicated_mod.kafka_nodes(self.brokers, self.kafka_port, self.controller_port)
+
+    @property
+    def redis_nodes(self) -> list[replicated_mod.Node]:
+        """Redis's data nodes, then its Sentinels (none for one broker)."""
+        return replicated_mod.redis_nodes(self.replicated, self.redis_port, self.sentinel_port)
+
+    @property
+    def nodes(self) -> list[replicated_mod.Node]:
+        return self.redis_nodes + self.kafka_nodes
+
+    @property
     def bootstrap(self) -> str:
-        return f"{self.host}:{self.kafka_port}"
+        return ",".join(f"{self.host}:{n.port}" for n in self.kafka_nodes)
 
     @property
     def redis_url(self) -> str:
         if self.secure:
             return secure_mod.redis_url(self.files, self.host, self.redis_port)
+        if self.replicated:
+            return replicated_mod.sentinel_url(self.host, self.redis_nodes)
         return f"redis://{self.host}:{self.redis_port}/0"
 
     def settings(self, principal: str = "source") -> config.Settings:
@@ -263,21 +305,63 @@ class LocalCluster:
         return config.Settings(self.bootstrap, self.redis_url, home=self.home, local=True,
                                session_timeout_ms=self.session_timeout_ms, kafka_extra=extra)
 
+    def pid(self, name: str) -> int | None:
+        """The pid of a node (see `nodes`), if it runs."""
+        return read_pid(self.root / f"{name}.pid")
+
+    def kafka_data(self, node: replicated_mod.Node) -> Path:
+        return self.root / ("kafka-data" if node.name == "kafka" else f"{node.name}-data")
+
+    def active_controller(self) -> replicated_mod.Node | None:
+        """The broker that leads the KRaft quorum now: the leader named in the quorum state
+        with the newest epoch among the nodes' metadata logs (each node writes its view
+        there at every election)."""
+        views = []
+        for node in self.kafka_nodes:
+            try:
+                state = json.loads((self.kafka_data(node) / "__cluster_metadata-0"
+                                    / "quorum-state").read_text())
+            except (OSError, ValueError):
+                continue
+            views.append((int(state.get("leaderEpoch", -1)), int(state.get("leaderId", -1))))
+        if not views:
+            return None
+        leader = max(views)[1]
+        return next((n for n in self.kafka_nodes if n.node_id == leader), None)
+
+    def wait_in_sync(self, timeout: float = 120.0) -> None:
+        """Wait until every broker is up and no partition lacks a leader or an in-sync
+        replica (a broker just restarted catches up first)."""
+        from services.cluster_health import partition_health
+
+        admin = AdminClient({**self.settings().admin_config(), "log_level": 0})
+
+        def in_sync() -> None:
+            metadata = admin.list_topics(timeout=5)
+            health = partition_health(metadata)
+            if len(metadata.brokers) < self.brokers or health["under_replicated"] or \
+                    health["offline"]:
+                raise ConnectionFailed(f"{len(metadata.brokers)} of {self.brokers} brokers "
+                                       f"up, {health['under_replicated']} partitions "
+                                       f"under-replicated, {health['offline']} offline")
+
+        retry.until_deadline("brokers in sync", in_sync, seconds=timeout,
+                             on=(ConnectionFailed, KafkaException))
+
     def running(self) -> bool:
-        return (read_pid(self.root / "kafka.pid") is not None
-                and read_pid(self.root / "redis.pid") is not None)
+        return all(self.pid(node.name) is not None for node in self.nodes)
 
     def start(self, timeout: float = 90.0) -> config.Settings:
-        """Start whatever is not running, wait until both answer, record the addresses.
+        """Start whatever is not running, wait until all answer, record the addresses.
         Also makes the local cluster's spec signing key, once (shared/signing.py)."""
         self.root.mkdir(parents=True, exist_ok=True)
+        (self.root / "brokers").write_text(str(self.brokers))
         signing.ensure_key_file(self.home)
         if self.secure:
             secure_mod.make_material(self.files.directory, self.host)
-        if read_pid(self.root / "redis.pid") is None:
-            self._start_redis()
-        if read_pid(self.root / "kafka.pid") is None:
-            self._start_kafka()
+        for node in self.nodes:  # Redis first: the Sentinels look for the primary at once
+            if self.pid(node.name) is None:
+                self._start_node(node)
         self._wait_ready(self.settings(secure_mod.ADMIN) if self.secure else self.settings(),
                          timeout)
         if self.secure:
@@ -293,7 +377,8 @@ class LocalCluster:
         from shared import kafka
 
         admin = kafka.admin(self.settings(secure_mod.ADMIN))
-        kafka.ensure_topics(admin, kafka.fixed_topics(self.settings()))
+        kafka.ensure_topics(admin, kafka.fixed_topics(self.settings()),
+                            replication_factor=self.settings().replication_factor)
         bindings = [b for role in secure_mod.ROLE_ACLS for b in secure_mod.acl_bindings(role)]
         for future in admin.create_acls(bindings).values():
             future.result()
@@ -321,62 +406,106 @@ class LocalCluster:
         write_pid(self.root / f"{name}.pid", proc.pid)
         log.info("started", process=name, pid=proc.pid, log=str(logs))
 
-    def _start_redis(self) -> None:
-        self._require_free("Redis", self.redis_port, "MAPREDUCE_REDIS_PORT")
-        data = self.root / "redis"
-        data.mkdir(exist_ok=True)
-        conf = self.root / "redis.conf"
-        if self.secure:
-            conf.write_text(secure_mod.redis_conf(self.files, self.host, self.redis_port, data))
+    def _start_node(self, node: replicated_mod.Node) -> None:
+        if node.kind == "kafka":
+            self._start_kafka(node)
+        elif node.kind == "redis":
+            self._start_redis(node)
         else:
-            conf.write_text(REDIS_CONF.format(host=self.host, port=self.redis_port, data=data))
-        self._spawn("redis", [redis_server(), str(conf)])
+            self._start_sentinel(node)
 
-    def _start_kafka(self) -> None:
-        self._require_free("Kafka", self.kafka_port, "MAPREDUCE_KAFKA_PORT")
-        self._require_free("Kafka controller", self.controller_port, "MAPREDUCE_CONTROLLER_PORT")
+    def _start_redis(self, node: replicated_mod.Node) -> None:
+        self._require_free("Redis", node.port, "MAPREDUCE_REDIS_PORT")
+        data = self.root / node.name
+        data.mkdir(exist_ok=True)
+        conf = self.root / f"{node.name}.conf"
+        if self.secure:
+            conf.write_text(secure_mod.redis_conf(self.files, self.host, node.port, data))
+        else:
+            text = REDIS_CONF.format(host=self.host, port=node.port, data=data)
+            if self.replicated:
+                text += replicated_mod.redis_replica_lines(
+                    self.host, self.redis_port, node.port == self.redis_port)
+            # a node that ran before keeps what Sentinel made it (a replica stays one)
+            if not (conf.exists() and self.replicated):
+                conf.write_text(text)
+        self._spawn(node.name, [redis_server(), str(conf)])
+
+    def _start_sentinel(self, node: replicated_mod.Node) -> None:
+        self._require_free("Redis Sentinel", node.port, "MAPREDUCE_SENTINEL_PORT")
+        data = self.root / node.name
+        data.mkdir(exist_ok=True)
+        conf = self.root / f"{node.name}.conf"
+        if not conf.exists():  # Sentinel keeps what it learns in its file: keep the file
+            conf.write_text(replicated_mod.sentinel_conf(self.host, node, self.redis_port, data))
+        self._spawn(node.name, [redis_sentinel(), str(conf)])
+
+    def _start_kafka(self, node: replicated_mod.Node) -> None:
+        self._require_free("Kafka", node.port, "MAPREDUCE_KAFKA_PORT")
+        self._require_free("Kafka controller", node.controller_port, "MAPREDUCE_CONTROLLER_PORT")
         libs = ensure_kafka_jars()
         java = shutil.which("java")
         if java is None:
             raise ClusterError("java not found: Kafka needs a Java 17 runtime "
                                "(apt-get install openjdk-17-jre-headless)")
-        data = self.root / "kafka-data"
-        props = self.root / "server.properties"
+        data = self.kafka_data(node)
+        props = self.root / ("server.properties" if node.name == "kafka"
+                             else f"{node.name}.properties")
         proxied = self.proxied_port is not None and self.proxied_address is not None
         if self.secure:
             props.write_text(secure_mod.server_properties(
-                self.files, self.host, self.kafka_port, self.controller_port, data,
+                self.files, self.host, node.port, node.controller_port, data,
                 self.session_timeout_ms))
         else:
-            props.write_text(SERVER_PROPERTIES.format(
-                host=self.host, port=self.kafka_port, controller_port=self.controller_port,
+            text = SERVER_PROPERTIES.format(
+                host=self.host, port=node.port, controller_port=node.controller_port,
                 data=data, session_timeout_ms=self.session_timeout_ms,
                 proxied_listener=(f",PROXIED://{self.host}:{self.proxied_port}" if proxied
                                   else ""),
-                proxied_advertised=f",PROXIED://{self.proxied_address}" if proxied else ""))
+                proxied_advertised=f",PROXIED://{self.proxied_address}" if proxied else "")
+            if self.replicated:  # later lines win: identity, quorum and replication
+                text = text.replace(
+                    f"controller.quorum.bootstrap.servers={self.host}:{node.controller_port}\n",
+                    "") + replicated_mod.kafka_properties(self.host, node, self.kafka_nodes)
+            props.write_text(text)
         classpath = f"{libs}/*"
         log4j = f"-Dlog4j2.configurationFile={HERE / 'log4j2.properties'}"
         if not (data / "meta.properties").exists():
+            # one broker: a standalone dynamic quorum; several: the static voters above
+            quorum = ["--standalone"] if not self.replicated else []
             result = subprocess.run(
                 [java, "-cp", classpath, log4j, "kafka.tools.StorageTool", "format",
-                 "--standalone", "-t", _cluster_id(), "-c", str(props),
+                 *quorum, "-t", self._cluster_id(), "-c", str(props),
                  *(secure_mod.scram_arguments(self.files) if self.secure else [])],
                 capture_output=True, text=True)
             if result.returncode != 0:
                 raise ClusterError(f"formatting Kafka storage failed: {result.stderr[-2000:]}")
-        self._spawn("kafka", [java, f"-Xmx{KAFKA_HEAP}", f"-Xms{KAFKA_HEAP}", "-XX:+UseG1GC",
-                              "-XX:MaxGCPauseMillis=20", "-Djava.awt.headless=true",
-                              *KAFKA_JVM_OPTS, log4j, "-cp", classpath, "kafka.Kafka",
-                              str(props)])
+        self._spawn(node.name, [java, f"-Xmx{KAFKA_HEAP}", f"-Xms{KAFKA_HEAP}",
+                                "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20",
+                                "-Djava.awt.headless=true", *KAFKA_JVM_OPTS, log4j, "-cp",
+                                classpath, "kafka.Kafka", str(props)])
+
+    def _cluster_id(self) -> str:
+        """One id for all of this cluster's brokers, kept beside their data."""
+        path = self.root / "cluster-id"
+        if not path.exists():
+            path.write_text(_cluster_id())
+        return path.read_text().strip()
 
     def _wait_ready(self, settings: config.Settings, timeout: float) -> None:
         def probe() -> None:
-            for name in ("kafka", "redis"):
-                if read_pid(self.root / f"{name}.pid") is None:
-                    tail = (self.root / f"{name}.log").read_text()[-1500:]
-                    raise ClusterError(f"{name} exited during start-up; its log ends:\n{tail}")
+            for node in self.nodes:
+                if self.pid(node.name) is None:
+                    tail = (self.root / f"{node.name}.log").read_text()[-1500:]
+                    raise ClusterError(f"{node.name} exited during start-up; its log "
+                                       f"ends:\n{tail}")
             Store(settings.redis_url).check_reachable()
             check_reachable(settings, timeout=3, quiet=True)
+            if self.replicated:
+                up = len(AdminClient({**settings.admin_config(), "log_level": 0})
+                         .list_topics(timeout=3).brokers)
+                if up < self.brokers:
+                    raise ConnectionFailed(f"{up} of {self.brokers} brokers up")
 
         try:
             retry.until_deadline("local cluster start", probe, seconds=timeout,
@@ -385,10 +514,17 @@ class LocalCluster:
             raise ClusterError(f"local cluster did not become ready in {timeout}s: {exc}") from exc
 
     def stop(self) -> None:
-        for name, grace in (("kafka", 30.0), ("redis", 10.0)):
-            pid = read_pid(self.root / f"{name}.pid")
-            if pid is not None:
-                log.info("stopping", process=name, pid=pid)
-                terminate(pid, grace)
-            (self.root / f"{name}.pid").unlink(missing_ok=True)
+        """The brokers first, all at once (one by one, the last would wait for a quorum
+        that is gone), then Redis and its Sentinels."""
+        for group, grace in ((self.kafka_nodes, 30.0), (self.redis_nodes, 10.0)):
+            running = [(node, self.pid(node.name)) for node in group]
+            for node, pid in running:
+                if pid is not None:
+                    log.info("stopping", process=node.name, pid=pid)
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGTERM)
+            for node, pid in running:
+                if pid is not None:
+                    terminate(pid, grace)
+                (self.root / f"{node.name}.pid").unlink(missing_ok=True)
         (self.home / "cluster.json").unlink(missing_ok=True)

@@ -181,7 +181,8 @@ class Dispatcher:
             started = time.monotonic()
             self.rt.log.info("pipeline announced", pipeline=pipeline_id)
             kafka.ensure_topics(self.rt.admin,
-                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions))
+                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions),
+                                replication_factor=self.rt.settings.replication_factor)
             crash_point("dispatcher.after_topics_created", pipeline_id)
             created = time.monotonic()
             self._open_partitions(pipeline_id, entry.spec.partitions)

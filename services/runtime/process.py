@@ -170,7 +170,8 @@ class Runtime:
         self.store.check_reachable()
         kafka.check_reachable(self.settings)
         client = kafka.admin(self.settings)
-        kafka.ensure_topics(client, kafka.fixed_topics(self.settings))
+        kafka.ensure_topics(client, kafka.fixed_topics(self.settings),
+                            replication_factor=self.settings.replication_factor)
         self.shuffle_partitions = kafka.partition_count(client, topics.SHUFFLE)
         self.output_partitions = kafka.partition_count(client, topics.OUTPUT)
         self.admin = client

@@ -11,6 +11,11 @@ Fault kinds
 - redis:  SIGKILL Redis, restart it after `pause` seconds;
 - source: SIGKILL the submitting process mid-stream: the job must fail, never finalize.
 
+On a replicated cluster (LocalCluster(brokers=3)), the kinds of tests/faults/replicated.py
+instead of broker and redis: the leader of the job's partitions, the active controller or
+the Redis primary killed and left down until the trial ends, or a rolling restart of every
+broker; at most one of the broker kinds per trial, so that a quorum always remains.
+
 Each trial runs one pipeline shape (Shape): word count, or the shapes of tests/shapes that
 reach paths word count does not (several chunks per shuffle partition from a set-iterating
 mapper, dict and list values). Each shape has its own input and its own fault-free
@@ -37,10 +42,12 @@ from shared.config import Settings
 from shared.errors import PipelineFailed
 from shared.spec import load_module, spec_from_module
 from shared.store import Store
+from tests.faults import replicated as replicated_faults
 
 REPO = Path(__file__).resolve().parents[2]
 WORDCOUNT = REPO / "pipelines" / "wordcount.py"
 KINDS = ("kill", "stop", "broker", "redis", "source")
+REPLICATED_KINDS = ("kill", "stop", *replicated_faults.KINDS)
 ROLES = tuple(supervisor.DEFAULT_COUNTS)
 
 
@@ -88,12 +95,29 @@ def plan(seed: int, faults: int, horizon: float, kinds: tuple[str, ...] = KINDS)
     if "source" in kinds and rng.random() < SOURCE_SHARE:
         return [Fault(0.0, "source")]
     kinds = tuple(k for k in kinds if k != "source")
-    chosen = [rng.choice(kinds) for _ in range(faults)]
+    chosen = _one_node_down_at_a_time([rng.choice(kinds) for _ in range(faults)])
     return sorted(
         (Fault(round(rng.uniform(0.5, horizon), 2), kind,
                rng.choice(ROLES) if kind in ("kill", "stop") else "",
                round(rng.uniform(0.0, 3.0), 2))
          for kind in chosen), key=lambda f: f.at)
+
+
+def _one_node_down_at_a_time(chosen: list[str]) -> list[str]:
+    """A second broker fault (or a second Redis primary kill) in one trial becomes a worker
+    kill: two brokers of three down stop every write (min.insync.replicas=2), two Redis
+    nodes of three leave no replica to wait for. That is a quorum lost, not a fault a
+    replicated cluster is built to survive."""
+    seen: set[str] = set()
+    kept = []
+    for kind in chosen:
+        group = ("broker" if kind in replicated_faults.BROKER_KINDS
+                 else "primary" if kind == "primary" else kind)
+        if group in ("broker", "primary") and group in seen:
+            kind = "kill"
+        seen.add(group)
+        kept.append(kind)
+    return kept
 
 
 @dataclass
@@ -130,6 +154,7 @@ class Harness:
         self.shapes = shapes
         self.log = log
         self.store = Store(settings.redis_url)
+        self.pipeline_id = ""  # the running trial's job
         self._expected: dict[str, dict[Any, Any]] = {}
 
     def expected(self, shape: Shape) -> dict[Any, Any]:
@@ -184,6 +209,7 @@ class Harness:
                shape: Shape) -> None:
         job = source.Job(shape.pipeline, list(shape.inputs), out, partitions=4)
         source.prepare(job, self.settings)
+        self.pipeline_id = job.pipeline_id  # the replicated faults aim at its partitions
         source.submit(job, self.settings)
         submitted = time.monotonic()
         done = threading.Event()
@@ -273,6 +299,12 @@ class Harness:
             os.kill(worker.pid, signal.SIGCONT)
             self.log(f"  SIGCONT {fault.role} pid {worker.pid}")
             return True
+        if fault.kind in replicated_faults.FAULTS:
+            if self.cluster is None or not self.cluster.replicated:
+                return False
+            self.log("  " + replicated_faults.FAULTS[fault.kind](
+                self.cluster, self.settings, self.pipeline_id))
+            return True
         if fault.kind in ("broker", "redis"):
             if self.cluster is None:
                 return False
@@ -307,7 +339,9 @@ class Harness:
     def _restore(self) -> None:
         """Leave the system as the next trial expects it: cluster up, every worker running
         (none stopped), pool at its default size."""
-        if self.cluster is not None:
+        if self.cluster is not None and self.cluster.replicated:
+            replicated_faults.restore(self.cluster)
+        elif self.cluster is not None:
             self.cluster.start()
         for worker in supervisor.running(self.settings.home):
             try:

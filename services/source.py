@@ -263,7 +263,8 @@ def submit(job: Job, settings: Settings,
                 producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
                               partition=partition)
             producer.flush()
-            if not store.update_pipeline(pid, frames=seq):  # the stream is complete only now
+            # the stream is complete only now
+            if not store.update_pipeline(pid, frames=seq, sent=time.time()):
                 ended.set()
                 _stop_if_ended(store, pid, ended)
         store.clear_source(pid)

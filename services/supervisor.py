@@ -15,6 +15,7 @@ import structlog
 from services.localcluster.cluster import read_pid, terminate, write_pid
 from services.worker import ROLES
 from shared.config import Settings, read_local_cluster
+from shared.logging import ENV_LOG_FILE
 
 log = structlog.get_logger("supervisor")
 
@@ -54,8 +55,11 @@ def start(settings: Settings, role: str, index: int,
     directory.mkdir(parents=True, exist_ok=True)
     (settings.home / "logs").mkdir(exist_ok=True)
     logfile = settings.home / "logs" / f"{role}-{index}.log"
-    env = {**os.environ, **settings.env(), **role_principal(settings, role)}
-    with open(logfile, "ab") as out:
+    env = {**os.environ, **settings.env(), **role_principal(settings, role),
+           ENV_LOG_FILE: str(logfile)}  # the worker's events, rotated by size
+    # what is not an event (a crash before logging is set up, the interpreter's own
+    # messages) goes to a file beside it
+    with open(logfile.with_suffix(".out"), "ab") as out:
         proc = subprocess.Popen([*launcher, sys.executable, "-m", "services.worker", role],
                                 env=env,
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

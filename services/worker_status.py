@@ -19,5 +19,7 @@ def worker_rows(workers: list[dict[str, str]], now: float,
         rows.append({"id": w["id"], "host": w.get("host", "?"), "role": w.get("role", "?"),
                      "pid": w.get("pid", "?"), "partitions": partitions,
                      "lag": int(w["lag"]) if (w.get("lag") or "").isdigit() else None,
-                     "last_seen_s": round(age, 1), "silent": age > silent_after})
+                     "last_seen_s": round(age, 1), "silent": age > silent_after,
+                     "restarts": int(w["restarts"]) if (w.get("restarts") or "").isdigit()
+                     else 0})
     return sorted(rows, key=lambda r: (r["host"], r["role"], r["id"]))

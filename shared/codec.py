@@ -123,6 +123,13 @@ def split_lines(frame: bytes) -> list[bytes]:
     return frame[:-1].split(b"\n") if frame.endswith(b"\n") else frame.split(b"\n")
 
 
+def count_lines(frame: bytes) -> int:
+    """len(split_lines(frame)), without making the lines (a C-speed count)."""
+    if not frame:
+        return 0
+    return frame.count(b"\n") + (not frame.endswith(b"\n"))
+
+
 def decode_records(frame: bytes, fmt: str) -> list[Any]:
     """The user-visible records of a frame: str lines, or parsed JSON values for jsonl."""
     lines = split_lines(frame)

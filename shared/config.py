@@ -33,6 +33,7 @@ from typing import Any
 from shared import signing
 from shared.auth import MessageAuth
 from shared.errors import ConfigError
+from shared.logging import librdkafka_logger
 
 ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
 ENV_REDIS = "MAPREDUCE_REDIS_URL"
@@ -162,8 +163,9 @@ class Settings:
     # ---- librdkafka -------------------------------------------------------------------
 
     def _merge(self, defaults: dict[str, Any], forced: dict[str, Any]) -> dict[str, Any]:
+        # librdkafka's own log lines as structured events (shared/logging.py)
         return {**defaults, **self.kafka_extra, "bootstrap.servers": self.bootstrap_servers,
-                **forced}
+                "logger": librdkafka_logger(), **forced}
 
     def producer_config(self, **overrides: Any) -> dict[str, Any]:
         defaults = {
@@ -222,7 +224,7 @@ class Settings:
         return self._merge({"socket.timeout.ms": 10_000}, {})
 
 
-# Static membership (group.instance.id) was an option until session 5. With the classic
+# Static membership (group.instance.id) was an option until commit 5b39da0. With the classic
 # protocol a static member that rejoins with new topics keeps its old assignment, so new
 # pipelines were never picked up (the job hung). With KIP-848 (librdkafka 2.16, Kafka 4.1)
 # static members restarted on GROUP_ID_NOT_FOUND for about 8 s when they joined, and in

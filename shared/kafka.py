@@ -14,6 +14,7 @@ from shared import topics
 from shared.codec import CodecError
 from shared.config import Settings
 from shared.errors import ConnectionFailed
+from shared.metrics import METRICS
 
 log = structlog.get_logger("kafka")
 
@@ -25,11 +26,13 @@ def consume_ready(consumer: Consumer, max_messages: int, timeout: float) -> list
     whenever fewer messages than a batch were left (0.2-0.3 s per pipeline change, per
     batch of end markers)."""
     messages = consumer.consume(num_messages=max_messages, timeout=0)
-    if messages or timeout <= 0:
-        return messages
-    messages = consumer.consume(num_messages=1, timeout=timeout)
-    if messages and max_messages > 1:
-        messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
+    if not messages and timeout > 0:
+        messages = consumer.consume(num_messages=1, timeout=timeout)
+        if messages and max_messages > 1:
+            messages += consumer.consume(num_messages=max_messages - 1, timeout=0)
+    if messages:
+        METRICS.count(messages_in=len(messages),
+                      bytes_in=sum(len(m.value() or b"") for m in messages))
     return messages
 
 

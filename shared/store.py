@@ -8,6 +8,7 @@ Keys (all under ``mr:``):
                                 cleanup (tombstone, keys) is not finished: see lifecycle
   mr:staging                    pipelines whose sink created a staging directory
   mr:pipeline:<id>              hash: state, reason, output, partitions, frames, times
+                                (submitted, ready, sent, completed.<stage>, finished)
   mr:ended:<id>:<stage>         set of partitions that ended at that stage (the barrier)
   mr:mapped:<id>                set of source frame numbers mapped (progress, idempotent)
   mr:errors:<id>                set of identities of records or keys that failed
@@ -72,6 +73,16 @@ if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
 redis.call('SADD', KEYS[2], unpack(ARGV, 3))
 if ARGV[2] == 'members' then return redis.call('SMEMBERS', KEYS[2]) end
 return redis.call('SCARD', KEYS[2])
+"""
+
+# A barrier mark: _ADD_IF_ACTIVE's SADD, and when the set is full the first time, the time
+# the stage completed in the pipeline's status (its timeline: `status`, the dashboard).
+_MARK_ENDED = """
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 0 then return false end
+redis.call('SADD', KEYS[2], ARGV[2])
+local members = redis.call('SMEMBERS', KEYS[2])
+if #members >= tonumber(ARGV[3]) then redis.call('HSETNX', KEYS[3], ARGV[4], ARGV[5]) end
+return members
 """
 
 # Fields written only while the pipeline is active (progress figures, the running state).
@@ -157,6 +168,7 @@ class Store:
         self._create = self.redis.register_script(_CREATE)
         self._claim = self.redis.register_script(_CLAIM_FINALIZING)
         self._add_if_active = self.redis.register_script(_ADD_IF_ACTIVE)
+        self._mark_ended = self.redis.register_script(_MARK_ENDED)
         self._set_if_active = self.redis.register_script(_SET_IF_ACTIVE)
 
     def _durably(self, write: Callable[[Any], Any]) -> Any:
@@ -290,9 +302,10 @@ class Store:
     def mark_ended(self, pipeline_id: str, stage: Stage, partition: int, total: int) -> bool:
         """Add a partition to the stage's ended set; return whether all `total` have ended.
         A pipeline that is no longer active is never complete (and nothing is written)."""
-        members = self._durably(lambda client: self._add_if_active(
-            keys=["mr:active", _ended_key(pipeline_id, stage)],
-            args=[pipeline_id, "members", partition], client=client))
+        members = self._durably(lambda client: self._mark_ended(
+            keys=["mr:active", _ended_key(pipeline_id, stage), _pipeline_key(pipeline_id)],
+            args=[pipeline_id, partition, total, f"completed.{stage.value}", time.time()],
+            client=client))
         return members is not None and is_complete(map(int, members), total)
 
     @_retried

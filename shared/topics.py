@@ -63,3 +63,17 @@ def map_topic(pipeline_id: str) -> str:
 def reduce_topic(pipeline_id: str) -> str:
     return REDUCE_PREFIX + pipeline_id
 
+
+def pipeline_of(topic: str) -> str | None:
+    """The pipeline a MAP---<id> or REDUCE---<id> topic belongs to (None for the others)."""
+    for prefix in (MAP_PREFIX, REDUCE_PREFIX):
+        if topic.startswith(prefix):
+            return topic[len(prefix):]
+    return None
+
+
+def pipelines_of(partitions: list[str]) -> list[str]:
+    """The pipelines of partitions named TOPIC[N] (for log events: grep finds an id)."""
+    return sorted({p for p in (pipeline_of(name.rpartition("[")[0]) for name in partitions)
+                   if p is not None})
+

@@ -26,6 +26,7 @@ from shared import kafka, liveness, topics
 from shared.barrier import FLOW, Stage
 from shared.codec import INPUT_KINDS, Envelope, Kind
 from shared.crashpoints import crash_point
+from shared.metrics import METRICS
 from shared.spec import PipelineSpec
 from shared.store import TERMINAL
 
@@ -54,6 +55,7 @@ class Dispatcher:
         self._watched = 0.0
 
     def _assigned(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        METRICS.count(rebalances=1)
         self.rt.assignment = describe(parts)
         self.rt.log.info("partitions assigned", partitions=self.rt.assignment)
 
@@ -186,7 +188,8 @@ class Dispatcher:
             crash_point("dispatcher.after_topics_created", pipeline_id)
             created = time.monotonic()
             self._open_partitions(pipeline_id, entry.spec.partitions)
-            self.rt.store.update_pipeline(pipeline_id, if_state="submitted", state="running")
+            self.rt.store.update_pipeline(pipeline_id, if_state="submitted", state="running",
+                                          ready=time.time())
             crash_point("dispatcher.before_ready", pipeline_id)
             self.rt.producer.send(topics.PIPELINES, entry.raw,
                                   Envelope(Kind.READY, pipeline_id), key=pipeline_id.encode(),

@@ -26,6 +26,7 @@ from shared.codec import (
     Kind,
     Split,
     TopicRange,
+    count_lines,
     decode_records,
     encode_checked,
     encode_items,
@@ -36,6 +37,7 @@ from shared.codec import (
 )
 from shared.crashpoints import crash_point
 from shared.inputs import confined, read_split, topic_range_frames
+from shared.metrics import METRICS
 from shared.spec import ErrorHook, PipelineSpec
 
 Unencodable = tuple[Any, Any, str]  # key, values, why they cannot be sent
@@ -138,6 +140,7 @@ class Mapper(PipelineTopicWorker):
 
             groups = spec.map_data(frame, lambda data: decode_records(data, spec.fmt),
                                    _tagged(on_error, piece) if piece else on_error)
+            METRICS.count(records_in=count_lines(frame), records_out=len(groups))
             if spec.pipeline_id in self.rt.failed:
                 return  # --max-errors exceeded
             frames, bad = shuffle_frames(groups, self.rt.shuffle_partitions,

@@ -19,6 +19,7 @@ from shared.barrier import Stage
 from shared.codec import Envelope, Kind, decode_items, encode_checked
 from shared.codec import split_by_size as split_items
 from shared.crashpoints import crash_point
+from shared.metrics import METRICS
 from shared.spec import PipelineSpec
 
 
@@ -40,7 +41,9 @@ class Reducer(PipelineTopicWorker):
         where = {"topic": msg.topic(), "partition": part, "offset": msg.offset()}
         reduce = spec.reducer
         results: list[Any] = []
+        keys = 0
         for key, values in decode_items(value):
+            keys += 1
             try:
                 results.append([key, reduce(key, values)])
             except Exception as exc:  # user code: dead-letter the key, go on
@@ -48,6 +51,7 @@ class Reducer(PipelineTopicWorker):
                 deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values), exc,
                                   {**where, "at": at})
         data, results, bad = encode_checked(results)
+        METRICS.count(records_in=keys, records_out=len(results))
         for (key, result), reason in bad:
             at = deadletter.key_text(key)
             deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, result),

@@ -30,6 +30,7 @@ from shared import output, topics
 from shared.barrier import Stage
 from shared.codec import Envelope, decode_items, key_order
 from shared.crashpoints import crash_point
+from shared.metrics import METRICS
 from shared.spec import PipelineSpec
 from shared.store import FINALIZING, TERMINAL
 
@@ -58,7 +59,9 @@ class Sink(HoldingWorker):
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
                value: bytes) -> None:
-        holding.data.add([(key, [result]) for key, result in decode_items(value)], len(value))
+        items = [(key, [result]) for key, result in decode_items(value)]
+        METRICS.count(records_in=len(items))
+        holding.data.add(items, len(value))
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
@@ -79,6 +82,7 @@ class Sink(HoldingWorker):
                 self._cannot_write(spec, exc)
                 return
         crash_point("sink.after_part_written", pipeline_id)
+        METRICS.count(records_out=keys)
         store.update_pipeline(pipeline_id, **{f"keys.{envelope.part}": str(keys)})
         complete = store.mark_ended(pipeline_id, Stage.SINK, envelope.part, spec.partitions)
         if complete:

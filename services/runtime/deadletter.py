@@ -13,6 +13,7 @@ import orjson
 from services.runtime.process import Runtime
 from shared import topics
 from shared.codec import CodecError, Envelope, Kind, key_bytes
+from shared.metrics import METRICS
 from shared.spec import PipelineSpec
 
 MAX_DATA_CHARS = 2000  # how much of the offending record a dead letter carries
@@ -28,6 +29,7 @@ def record(rt: Runtime, spec: PipelineSpec, role: str, identity: str, data: Any,
     }
     rt.producer.send(topics.DEADLETTER, orjson.dumps(letter),
                      Envelope(Kind.RECORDS, spec.pipeline_id), key=spec.pipeline_id.encode())
+    METRICS.count(dead_letters=1)
     count = rt.store.add_error(spec.pipeline_id, identity)
     rt.log.warning("user code raised; record dead-lettered", pipeline=spec.pipeline_id,
                    identity=identity, error=letter["error"], errors=count)

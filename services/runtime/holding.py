@@ -36,6 +36,7 @@ from services.runtime.process import (
 from shared import kafka
 from shared.barrier import Stage
 from shared.codec import Envelope, Kind
+from shared.metrics import METRICS
 from shared.reassembly import Reassembler
 from shared.spec import PipelineSpec
 from shared.store import TERMINAL
@@ -98,6 +99,7 @@ class HoldingWorker:
     # ---- rebalance: revoke == crash -------------------------------------------------
 
     def _assigned(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        METRICS.count(rebalances=1)
         for tp in parts:
             self.held[tp.partition] = {}
             self.emitted[tp.partition] = set()
@@ -105,6 +107,7 @@ class HoldingWorker:
         self.rt.log.info("partitions assigned", partitions=self.rt.assignment)
 
     def _revoked(self, _c: Consumer, parts: list[TopicPartition]) -> None:
+        METRICS.count(rebalances=1)
         for tp in parts:
             dropped = self.held.pop(tp.partition, {})
             for holding in dropped.values():
@@ -113,7 +116,8 @@ class HoldingWorker:
             self.next_offset.pop(tp.partition, None)
             if dropped:
                 self.rt.log.info("held data dropped with revoked partition",
-                                 partition=tp.partition, holdings=len(dropped))
+                                 partition=tp.partition, holdings=len(dropped),
+                                 pipelines=sorted({self._pipeline_of(k) for k in dropped}))
         self.rt.assignment = []
 
     # ---- the loop -------------------------------------------------------------------
@@ -130,6 +134,7 @@ class HoldingWorker:
                 self.rt.producer.flush()
                 self._commit_low_watermarks()
             self.rt.heartbeat(held=lambda: sum(len(h) for h in self.held.values()),
+                              held_bytes=self._held_bytes,
                               lag=lambda: consumer_lag(self.consumer))
         self.rt.producer.flush()
         self._commit_low_watermarks()
@@ -165,6 +170,10 @@ class HoldingWorker:
     def _pipeline_of(key: Hashable) -> str:
         return key[0] if isinstance(key, tuple) else key  # type: ignore[return-value]
 
+    def _held_bytes(self) -> int:
+        return sum(h.data.held_bytes + h.pieces.held_bytes
+                   for held in self.held.values() for h in held.values())
+
     def _keep_to_budget(self) -> None:
         """Spill the largest holdings until what is held in memory fits the budget."""
         holdings = [(h, key) for held in self.held.values() for key, h in held.items()]
@@ -175,6 +184,7 @@ class HoldingWorker:
                 break
             size -= largest.data.held_bytes
             path = largest.data.spill()
+            METRICS.count(spills=1)
             self.rt.log.info("spilled to disk", pipeline=self._pipeline_of(key), run=path.name,
                              runs=len(largest.data.runs), budget_mb=self.budget_bytes >> 20)
 

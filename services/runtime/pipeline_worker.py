@@ -27,9 +27,10 @@ from services.runtime.process import (
     processing_failure,
 )
 from services.runtime.resubscriber import build_strategy, consumer_overrides
-from shared import kafka
+from shared import kafka, topics
 from shared.codec import INPUT_KINDS, Envelope, Kind
 from shared.crashpoints import crash_point
+from shared.metrics import METRICS
 from shared.reassembly import Reassembler, clamp
 from shared.spec import PipelineSpec
 
@@ -103,7 +104,7 @@ class PipelineTopicWorker:
         return tuple(self.topic_for(p) for p in self.rt.view.entries if p in ready)
 
     def run(self) -> None:
-        self.strategy.topics_changed(self.wanted(), "startup")
+        self._follow(self.wanted(), "startup")
         idle = False
         while not self.rt.stopping:
             consumers = self.strategy.consumers()
@@ -112,8 +113,7 @@ class PipelineTopicWorker:
                 if self.strategy.coalesce:
                     changed |= self._settle()
                 self._forget_finished()
-                self.strategy.topics_changed(self.wanted(),
-                                             f"pipelines changed: {','.join(sorted(changed))}")
+                self._follow(self.wanted(), f"pipelines changed: {','.join(sorted(changed))}")
                 consumers = self.strategy.consumers()
             if consumers:
                 # A round: one batch from each consumer (a pipeline each, with
@@ -130,6 +130,12 @@ class PipelineTopicWorker:
             self.rt.heartbeat(processed=self.processed,
                               lag=lambda: sum(map(consumer_lag, self.strategy.consumers())))
         self.strategy.close()
+
+    def _follow(self, wanted: tuple[str, ...], reason: str) -> None:
+        """Hand the strategy the topics to follow now, timed (a resubscription)."""
+        started = time.monotonic()
+        self.strategy.topics_changed(wanted, reason)
+        METRICS.count(resubscriptions=1, resubscription_seconds=time.monotonic() - started)
 
     def _batch(self, consumer: Consumer, wait: float, budget: float) -> bool:
         """Process one batch from a consumer; whether there was one."""
@@ -159,7 +165,6 @@ class PipelineTopicWorker:
         self.pieces.drop(lambda owner, _where: owner not in live)
         self.rt.forget_finished()
 
-
     def _settle(self) -> set[str]:
         changed: set[str] = set()
         deadline = time.monotonic() + COALESCE_MAX_S
@@ -182,18 +187,27 @@ class PipelineTopicWorker:
         """A pipeline that ended: what is pending of it is never committed or completed."""
         self.pending.forget_topic(topic)
         self.pieces.drop(lambda _owner, where: where[0] == topic)
+        # its consumer is closed without a revocation: the partitions go from the heartbeat
+        gone = {p for p in self.assigned if p.rpartition("[")[0] == topic}
+        self.assigned -= gone
+        self.awaiting_first -= gone
+        self.rt.assignment = sorted(self.assigned)
 
     def _subscribe(self, consumer: Consumer, topic_list: list[str]) -> None:
         # Incremental (cooperative, KIP-848) or whole (eager): a set handles both.
         def assigned(_c: Consumer, parts: list[Any]) -> None:
+            METRICS.count(rebalances=1)
             self.assigned |= set(describe(parts))
             self.awaiting_first |= set(describe(parts))
             self.rt.assignment = sorted(self.assigned)
-            self.rt.log.info("partitions assigned", partitions=describe(parts))
+            self.rt.log.info("partitions assigned", partitions=describe(parts),
+                             pipelines=topics.pipelines_of(describe(parts)))
             if parts:
                 self.strategy.on_assigned({p.topic for p in parts})
 
         def revoked(_c: Consumer, parts: list[Any]) -> None:
+            if id(_c) in getattr(self.strategy, "closing", ()):
+                return  # an ended pipeline's consumer closing on its own thread
             if self.strategy.drain_on_revoke:
                 self._drain()  # what was processed from them is committed before they move
             else:  # commit what is durable; the next owner replays the rest
@@ -202,6 +216,8 @@ class PipelineTopicWorker:
             self._unassigned(parts, "partitions revoked")
 
         def lost(_c: Consumer, parts: list[Any]) -> None:
+            if id(_c) in getattr(self.strategy, "closing", ()):
+                return
             # Already someone else's: committing them would fail; their next owner replays
             # from the last commit, and the replay is dropped downstream.
             self.pending.forget({(p.topic, p.partition) for p in parts})
@@ -210,12 +226,14 @@ class PipelineTopicWorker:
         consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked, on_lost=lost)
 
     def _unassigned(self, parts: list[Any], event: str) -> None:
+        METRICS.count(rebalances=1)
         gone = {(p.topic, p.partition) for p in parts}
         self.pieces.drop(lambda _owner, where: where in gone)  # the next owner re-reads them
         self.assigned -= set(describe(parts))
         self.awaiting_first -= set(describe(parts))
         self.rt.assignment = sorted(self.assigned)
-        self.rt.log.info(event, partitions=describe(parts))
+        self.rt.log.info(event, partitions=describe(parts),
+                         pipelines=topics.pipelines_of(describe(parts)))
 
     def _drain(self) -> None:
         """Every output durable, then every processed offset committed."""
@@ -254,7 +272,7 @@ class PipelineTopicWorker:
                 if where in self.awaiting_first:
                     self.awaiting_first.discard(where)
                     self.rt.log.info("first record after assignment", partition=where,
-                                     offset=msg.offset())
+                                     offset=msg.offset(), pipeline=envelope.pipeline)
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:  # finished, failed, or never announced: nothing to do with it
                 self.rt.log.warning("record of an unknown or finished pipeline skipped",

@@ -3,6 +3,7 @@ a stop flag set by SIGTERM, heartbeats. Built at start-up, never at import."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -17,11 +18,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from services.runtime import lifecycle
 from services.runtime.pipeline_view import PipelineView
 from services.runtime.producer import DeliveryFailed, OutputProducer
+from services.worker import ENV_RESTARTS
 from shared import kafka, topics
 from shared.codec import CodecError, Envelope
 from shared.config import Settings
 from shared.crashpoints import CrashPointError
 from shared.errors import ConsumerFailed
+from shared.metrics import METRICS
 from shared.spec import PipelineSpec
 from shared.store import Store
 
@@ -139,7 +142,8 @@ def envelope_of(rt: Runtime, msg: Message) -> Envelope | None:
         envelope = Envelope.from_headers(headers)
     except CodecError as exc:
         rt.log.error("undecodable message skipped", topic=msg.topic(),
-                     partition=msg.partition(), offset=msg.offset(), error=str(exc))
+                     partition=msg.partition(), offset=msg.offset(), error=str(exc),
+                     pipeline=topics.pipeline_of(msg.topic() or ""))
         return None
     topic, partition, _ = kafka.position_of(msg)
     if not rt.auth.check(envelope.pipeline, topic, partition, envelope, msg.key(), msg.value(),
@@ -239,12 +243,18 @@ class Runtime:
         now = time.monotonic()
         if force or now - self._last_beat >= HEARTBEAT_S:
             self._last_beat = now
+            self.admin.poll(0)  # serves its log lines (the clients' own polls serve theirs)
             # a callable field (a lag, say) is only computed when a beat is due
             values = {k: v() if callable(v) else v for k, v in fields.items()}
+            METRICS.set("consumer_lag", float(values.get("lag") or 0))
+            METRICS.set("held_bytes", float(values.get("held_bytes") or 0))
             self.store.heartbeat(self.worker_id, {
                 "role": self.role, "host": socket.gethostname(), "pid": os.getpid(),
                 "partitions": ",".join(self.assignment),
-                "strategy": self.settings.resubscribe, **values})
+                "strategy": self.settings.resubscribe,
+                # restarts in place (services/worker.py): same pid, so the same series
+                "restarts": os.environ.get(ENV_RESTARTS, "0"),
+                "metrics": json.dumps(METRICS.snapshot()), **values})
 
     def close(self) -> None:
         self.producer.flush()

@@ -29,6 +29,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from shared import auth, signing, topics
 from shared.codec import CodecError, Envelope, fragments
 from shared.config import Settings
+from shared.metrics import METRICS
 
 # Errors the broker gives for a record it will never accept, however often it is retried.
 PERMANENT_DELIVERY_ERRORS = {
@@ -109,6 +110,7 @@ class OutputProducer:
             self._outstanding[epoch] = self._outstanding.get(epoch, 0) + 1
             try:
                 self._producer.produce(topic, **kwargs)
+                METRICS.count(messages_out=1, bytes_out=len(value or b""))
                 return
             except BufferError:  # local queue full: let librdkafka send some, then retry
                 self._settle(epoch)  # not sent: not outstanding

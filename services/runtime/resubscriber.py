@@ -256,6 +256,9 @@ class GroupPerPipelineStrategy:
                  capacity: int = DEFAULT_CAPACITY) -> None:
         self.machine = PipelineGroups(capacity)
         self._consumers: dict[str, Consumer] = {}  # topic -> its pipeline's consumer
+        # consumers being closed on threads of their own: their revocation callbacks run on
+        # those threads and must leave the worker's state alone (the pipeline has ended)
+        self.closing: set[int] = set()
         self._make_consumer = make_consumer
         self._drain = drain
         self._forget = forget
@@ -298,9 +301,17 @@ class GroupPerPipelineStrategy:
                 pending.extend(self.machine.handle(Drained(command.pipeline)))
             elif isinstance(command, Close):
                 consumer = self._consumers.pop(command.pipeline)
-                threading.Thread(target=_close_quietly, args=(consumer, command.pipeline),
+                self.closing.add(id(consumer))
+                threading.Thread(target=self._close_in_background,
+                                 args=(consumer, command.pipeline),
                                  name=f"close-{command.pipeline}", daemon=True).start()
                 pending.extend(self.machine.handle(Closed(command.pipeline)))
+
+    def _close_in_background(self, consumer: Consumer, topic: str) -> None:
+        try:
+            _close_quietly(consumer, topic)
+        finally:
+            self.closing.discard(id(consumer))
 
     def close(self) -> None:
         """The worker stops: everything processed is committed, every consumer closes."""

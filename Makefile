@@ -10,8 +10,9 @@ DEMO_OUT ?= out/demo-wordcount
 
 .PHONY: install system-packages toxiproxy demo test test-faults test-crashpoints test-replicated test-multihost test-unit lint down clean
 
-# Debian packages the project needs: Redis and its Sentinel, Java 17 and Maven (to fetch Kafka's jars from
-# Maven Central), docker-compose (only to validate compose/). Installed only when missing.
+# Debian packages the project needs: Redis and its Sentinel, Java 17 and Maven (to fetch
+# Kafka's jars from Maven Central), docker-compose (only to validate compose/), Chromium and
+# its driver (the dashboard's browser test). Installed only when missing.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -19,6 +20,8 @@ system-packages:
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

@@ -1,8 +1,8 @@
 """`mapreduce`: the command line, a thin layer over the Python API (services/api.py).
 
-Jobs: run, submit, wait, cancel, status, deadletters. The local cluster: up, down. A worker
-in the foreground: worker. Every error is one line on stderr: exit 2 (1 for a job that
-failed, 3 for a --timeout)."""
+Jobs: run, submit, wait, cancel, status, deadletters. The local cluster: up, down. The
+dashboard and Prometheus metrics: ui. A worker in the foreground: worker. Every error is
+one line on stderr: exit 2 (1 for a job that failed, 3 for a --timeout)."""
 
 from __future__ import annotations
 
@@ -438,6 +438,23 @@ def keygen(directory: Path) -> None:
     click.echo(f"submitters: {signing.ENV_KEY_FILE}={private}\n"
                f"workers:    {signing.ENV_KEY_FILE}={public}\n"
                f"both:       {signing.ENV_MESSAGE_KEY_FILE}={message}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to serve on (the dashboard has no login: keep it on loopback, "
+                   "or put it behind a proxy that authenticates)")
+@click.option("--port", type=click.IntRange(1, 65535), default=8765, show_default=True)
+@click.pass_obj
+def ui(obj: Context, host: str, port: int) -> None:
+    """Serve the dashboard (pipelines, their stages and timeline, dead letters, workers, the
+    cluster's brokers and Redis, updated every second) and Prometheus metrics at /metrics.
+    Reads what `status` reads; starts nothing."""
+    from services.ui.server import serve
+
+    cluster = obj.existing()
+    console.print(f"dashboard: http://{host}:{port}/   metrics: http://{host}:{port}/metrics")
+    serve(cluster, host, port)
 
 
 @cli.command()

@@ -1,0 +1,122 @@
+"""The dashboard's data and /metrics against the real cluster: a job's figures as Prometheus
+scrapes them (checked with Prometheus's own text parser) match what the job is known to
+have done, and the dashboard's state shows the job, its timeline and the workers."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from shared import output
+from shared.codec import count_lines
+from tests.conftest import REPO, wait_for
+from tests.integration import jobs
+from tests.integration.dashboard import get, serving
+
+pytestmark = pytest.mark.integration
+SAMPLES = [REPO / "pipelines" / "samples" / "text"]
+RAISING_MAPPER = ("import re\n"
+                  "def mapper(line):\n"
+                  "    if 'ChainMap' in line:\n"
+                  "        raise ValueError('no ChainMap here')\n"
+                  "    for w in re.findall('[A-Za-z0-9]+', line):\n"
+                  "        yield w, 1\n"
+                  "def reducer(k, vs):\n"
+                  "    return sum(vs)\n")
+
+
+def scrape(base: str) -> dict[tuple[str, tuple], float]:
+    content_type, body = get(f"{base}/metrics")
+    assert content_type.startswith("text/plain")
+    samples = {}
+    for family in text_string_to_metric_families(body.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def total(samples: dict, name: str, **labels: str) -> float:
+    return sum(value for (sample, got), value in samples.items() if sample == name
+               and all(dict(got).get(k) == v for k, v in labels.items()))
+
+
+def input_lines() -> int:
+    return sum(count_lines(p.read_bytes()) for d in SAMPLES for p in sorted(d.iterdir()))
+
+
+def test_metrics_match_a_known_job(pool, tmp_path):
+    with serving(pool) as base:
+        before = scrape(base)
+        job = jobs.submit(pool, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
+        status = jobs.wait(pool, job)
+        keys = len(output.read_output(tmp_path / "out"))
+        pid = job.pipeline_id
+
+        def grown(now: dict, name: str, role: str) -> float:
+            return total(now, name, role=role) - total(before, name, role=role)
+
+        def caught_up() -> bool:  # workers publish their figures every 2 s
+            now = scrape(base)
+            return (grown(now, "mapreduce_records_out_total", "sink") >= keys
+                    and grown(now, "mapreduce_records_in_total", "mapper") >= input_lines())
+
+        wait_for(caught_up, 20, "the workers' figures to include the job")
+        after = scrape(base)
+    assert total(after, "mapreduce_frames_mapped_total", pipeline=pid) == int(status["frames"])
+    assert total(after, "mapreduce_pipeline_frames", pipeline=pid) == int(status["frames"])
+    for stage in ("map", "reduce", "sink"):
+        assert total(after, "mapreduce_pipeline_partitions_ended", pipeline=pid,
+                     stage=stage) == 4
+    # the sink writes each result once; replays (a partition moving when both mappers join
+    # the new pipeline's group) can only add to the mappers' input figures
+    assert (total(after, "mapreduce_records_out_total", role="sink")
+            - total(before, "mapreduce_records_out_total", role="sink")) == keys
+    mapped = (total(after, "mapreduce_records_in_total", role="mapper")
+              - total(before, "mapreduce_records_in_total", role="mapper"))
+    assert mapped < 2 * input_lines()
+    assert (total(after, "mapreduce_job_duration_seconds_count", state="done")
+            > total(before, "mapreduce_job_duration_seconds_count", state="done"))
+    assert total(after, "mapreduce_workers", role="mapper") == 2
+
+
+def test_dead_letters_are_counted_per_pipeline_and_their_reasons_shown(pool, tmp_path):
+    pipeline = tmp_path / "raising.py"
+    pipeline.write_text(RAISING_MAPPER)
+    with serving(pool) as base:
+        job = jobs.submit(pool, pipeline, SAMPLES, tmp_path / "out")
+        letters = int(jobs.wait(pool, job)["errors"])
+        assert letters > 0
+        assert total(scrape(base), "mapreduce_pipeline_dead_letters_total",
+                     pipeline=job.pipeline_id) == letters
+
+        def shown() -> dict:
+            state = json.loads(get(f"{base}/api/state")[1])
+            return next((p for p in state["pipelines"] if p["id"] == job.pipeline_id), {})
+
+        wait_for(lambda: shown().get("dead_letters"), 20, "the first dead-letter reasons")
+        row = shown()
+    assert row["errors"] == letters
+    assert all(reason.startswith("mapper: ValueError") for reason in row["dead_letters"])
+    assert 1 <= len(row["dead_letters"]) <= 3
+
+
+def test_the_state_shows_the_job_its_timeline_the_workers_and_the_cluster(pool, tmp_path):
+    job = jobs.submit(pool, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
+    jobs.wait(pool, job)
+    with serving(pool) as base:
+        state = json.loads(get(f"{base}/api/state")[1])
+        _, page = get(f"{base}/")
+        _, script = get(f"{base}/static/app.js")
+    row = next(p for p in state["pipelines"] if p["id"] == job.pipeline_id)
+    assert row["state"] == "done" and row["stages"]["sink"] == [4, 4]
+    phases = [p["phase"] for p in row["timeline"]]
+    assert phases == ["submit", "source", "map", "shuffle", "reduce", "sink", "finalize"]
+    assert all(p["end"] is not None for p in row["timeline"])
+    roles = {w["role"] for w in state["workers"]}
+    assert roles == {"dispatcher", "mapper", "shuffler", "reducer", "sink"}
+    assert all("records_in" in w["metrics"] for w in state["workers"])
+    assert [b["state"] for b in state["cluster"]["kafka"]["brokers"]] == ["up"]
+    assert b"/static/app.js" in page and b"http" not in page.replace(b"http-equiv", b"")
+    assert b"fetch(\"/api/state\"" in script

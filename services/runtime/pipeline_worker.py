@@ -176,9 +176,20 @@ class PipelineTopicWorker:
         return changed
 
     def _make_consumer(self, topic: str | None = None) -> Consumer:
-        """A consumer in the role's group, or with a topic, in its pipeline's own group."""
+        """A consumer in the role's group for its strategy, or with a topic, in its
+        pipeline's own group."""
         settings = self.rt.settings
-        group = f"{self.role}s" if topic is None else f"{self.role}s.{topic[len(self.prefix):]}"
+        if topic is None:
+            # One shared group per strategy, never one group for all: workers of two
+            # strategies in one group (a strategy changed by restarting workers) mix
+            # assignors or group protocols, and the broker then refuses the newcomers
+            # (INCONSISTENT_GROUP_PROTOCOL; GROUP_ID_NOT_FOUND while it cannot convert a
+            # classic group holding a dead member), or converts the group online, a path
+            # with known assignment bugs in Kafka 4.1 (KAFKA-21582, KAFKA-21684). A new
+            # group reads running pipelines from their start: a replay, dropped downstream.
+            group = f"{self.role}s-{settings.resubscribe}"
+        else:
+            group = f"{self.role}s.{topic[len(self.prefix):]}"
         return Consumer(settings.consumer_config(
             group, on_commit=_on_commit,
             **consumer_overrides(settings.resubscribe)))  # type: ignore[arg-type]

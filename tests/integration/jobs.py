@@ -12,6 +12,7 @@ from typing import Any
 from services import reference, source
 from shared import output
 from shared.config import Settings
+from shared.errors import JobTimedOut
 from shared.store import Store
 from tests.conftest import wait_for
 
@@ -32,7 +33,33 @@ def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
 
 
 def wait(settings: Settings, job: source.Job, timeout: float = 180) -> dict[str, Any]:
-    return source.wait(settings, job.pipeline_id, lambda status: None, timeout=timeout)
+    try:
+        return source.wait(settings, job.pipeline_id, lambda status: None, timeout=timeout)
+    except JobTimedOut as exc:  # CI keeps only the test output: put the story in it
+        raise AssertionError(f"{exc}\n{stuck_report(settings, job.pipeline_id)}") from None
+
+
+def stuck_report(settings: Settings, pipeline_id: str, events: int = 40) -> str:
+    """What a job that did not finish was waiting on: its status, its barrier, each worker's
+    assignment, the last log events that name it, and the broker's warnings."""
+    store = Store(settings.redis_url)
+    lines = [f"status: {dict(store.pipeline(pipeline_id))}",
+             f"ended: {store.ended_counts(pipeline_id)}"]
+    for worker in store.workers():
+        lines.append(f"worker {worker.get('id')}: partitions {worker.get('partitions')} "
+                     f"lag {worker.get('lag')} restarts {worker.get('restarts')}")
+    logs = settings.home / "logs"
+    for path in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+        named = [line for line in path.read_text(errors="replace").splitlines()
+                 if pipeline_id in line or '"error"' in line or '"warning"' in line]
+        lines += [f"--- {path.name} (last {events} events naming it, or warnings)"]
+        lines += [line[:400] for line in named[-events:]]
+    broker_log = settings.home / "cluster" / "kafka.log"
+    if broker_log.is_file():
+        warnings = [line for line in broker_log.read_text(errors="replace").splitlines()
+                    if " WARN " in line or " ERROR " in line]
+        lines += ["--- broker warnings", *[line[:400] for line in warnings[-events:]]]
+    return "\n".join(lines)
 
 
 @contextmanager

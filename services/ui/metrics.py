@@ -18,7 +18,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 from services import api
 from services.ui.state import stage_progress
 from shared.metrics import COUNTERS, GAUGES
-from shared.store import TERMINAL
+from shared.store import SILENT_AFTER_S, TERMINAL
 
 PREFIX = "mapreduce_"
 WORKER_LABELS = ("role", "host", "worker")
@@ -26,7 +26,11 @@ WORKER_LABELS = ("role", "host", "worker")
 DURATION_BUCKETS = (1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600)
 
 
-def worker_families(workers: list[dict[str, str]]) -> list[Metric]:
+def worker_families(workers: list[dict[str, str]], now: float,
+                    silent_after: float = SILENT_AFTER_S) -> list[Metric]:
+    """Each worker's published figures; `mapreduce_workers` counts them by role and by
+    whether they still beat (a silent worker's heartbeat is kept for a while: it is how
+    `status` shows that it went silent)."""
     # a counter family's samples get _total: resubscription_seconds_total, bytes_in_total
     counters = {name: CounterMetricFamily(PREFIX + name, help, labels=WORKER_LABELS)
                 for name, help in COUNTERS.items()}
@@ -35,12 +39,15 @@ def worker_families(workers: list[dict[str, str]]) -> list[Metric]:
     restarts = CounterMetricFamily(PREFIX + "worker_restarts",
                                    "times a worker restarted itself in place after a failure",
                                    labels=WORKER_LABELS)
-    up = GaugeMetricFamily(PREFIX + "workers", "workers that reported a heartbeat, by role",
-                           labels=("role",))
-    per_role: dict[str, int] = {}
+    up = GaugeMetricFamily(PREFIX + "workers",
+                           "workers by role, live (beating) or silent (missed heartbeats)",
+                           labels=("role", "state"))
+    per_role: dict[tuple[str, str], int] = {}
     for worker in workers:
         labels = [worker.get("role", "?"), worker.get("host", "?"), worker["id"]]
-        per_role[labels[0]] = per_role.get(labels[0], 0) + 1
+        silent = now - float(worker.get("last_seen") or 0.0) > silent_after
+        key = (labels[0], "silent" if silent else "live")
+        per_role[key] = per_role.get(key, 0) + 1
         try:
             figures: dict[str, float] = json.loads(worker.get("metrics") or "{}")
         except ValueError:
@@ -50,8 +57,8 @@ def worker_families(workers: list[dict[str, str]]) -> list[Metric]:
         for name, gauge in gauges.items():
             gauge.add_metric(labels, float(figures.get(name, 0.0)))
         restarts.add_metric(labels, float(worker.get("restarts") or 0))
-    for role, count in sorted(per_role.items()):
-        up.add_metric([role], count)
+    for (role, state), count in sorted(per_role.items()):
+        up.add_metric([role, state], count)
     return [*counters.values(), *gauges.values(), restarts, up]
 
 
@@ -109,7 +116,7 @@ class ClusterCollector(Collector):
                     if p.get("finished") and p.get("submitted"):
                         self.durations.labels(state=p["state"]).observe(
                             float(p["finished"]) - float(p["submitted"]))
-        yield from worker_families(self.cluster.store.workers())
+        yield from worker_families(self.cluster.store.workers(), self.cluster.store.now())
         yield from pipeline_families(pipelines)
 
 

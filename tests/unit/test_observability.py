@@ -74,9 +74,11 @@ def test_worker_figures_become_counters_and_gauges_by_role_host_and_worker():
     metrics.count(records_in=30)
     metrics.set("consumer_lag", 5)
     workers = [{"id": "mapper-h-1", "role": "mapper", "host": "h", "restarts": "2",
-                "metrics": json.dumps(metrics.snapshot())},
-               {"id": "sink-h-2", "role": "sink", "host": "h", "metrics": "not json"}]
-    parsed = _scrape(worker_families(workers))
+                "last_seen": "1000", "metrics": json.dumps(metrics.snapshot())},
+               {"id": "mapper-h-0", "role": "mapper", "host": "h", "last_seen": "900"},
+               {"id": "sink-h-2", "role": "sink", "host": "h", "last_seen": "999",
+                "metrics": "not json"}]
+    parsed = _scrape(worker_families(workers, now=1001.0, silent_after=10))
     who = (("host", "h"), ("role", "mapper"), ("worker", "mapper-h-1"))
     assert parsed[("mapreduce_records_in_total", who)] == 150
     assert parsed[("mapreduce_bytes_in_total", who)] == 4096
@@ -85,7 +87,9 @@ def test_worker_figures_become_counters_and_gauges_by_role_host_and_worker():
     assert parsed[("mapreduce_resubscription_seconds_total", who)] == 0
     sink = (("host", "h"), ("role", "sink"), ("worker", "sink-h-2"))
     assert parsed[("mapreduce_records_in_total", sink)] == 0  # unreadable figures: zeros
-    assert parsed[("mapreduce_workers", (("role", "mapper"),))] == 1
+    assert parsed[("mapreduce_workers", (("role", "mapper"), ("state", "live")))] == 1
+    assert parsed[("mapreduce_workers", (("role", "mapper"), ("state", "silent")))] == 1
+    assert parsed[("mapreduce_workers", (("role", "sink"), ("state", "live")))] == 1
     names = {name for name, _ in parsed}
     assert {f"mapreduce_{n}_total" for n in COUNTERS} | {f"mapreduce_{n}" for n in GAUGES} \
         <= names

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -59,4 +60,16 @@ def app(cluster: api.Cluster) -> Starlette:
 
 
 def serve(cluster: api.Cluster, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    uvicorn.run(app(cluster), host=host, port=port, access_log=False, log_level="warning")
+    # bound here, so that a port in use is an OSError (one line from the CLI); uvicorn
+    # would log it and exit 1, the code of a failed job
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise OSError(exc.errno, f"cannot serve the dashboard on {host}:{port}: "
+                                 f"{exc.strerror}") from None
+    server = uvicorn.Server(uvicorn.Config(app(cluster), access_log=False, log_level="warning"))
+    server.run(sockets=[sock])

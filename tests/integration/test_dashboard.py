@@ -5,6 +5,8 @@ have done, and the dashboard's state shows the job, its timeline and the workers
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -12,9 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from services import supervisor
 from shared import output
 from shared.codec import count_lines
-from tests.conftest import REPO, wait_for
+from tests.conftest import REPO, free_port, wait_for
 from tests.integration import jobs
 from tests.integration.dashboard import get, serving
+from tests.integration.test_cli import MAPREDUCE, assert_clean_error, cli
 
 pytestmark = pytest.mark.integration
 SAMPLES = [REPO / "pipelines" / "samples" / "text"]
@@ -125,3 +128,27 @@ def test_the_state_shows_the_job_its_timeline_the_workers_and_the_cluster(pool, 
     assert [b["state"] for b in state["cluster"]["kafka"]["brokers"]] == ["up"]
     assert b"/static/app.js" in page and b"http" not in page.replace(b"http-equiv", b"")
     assert b"fetch(\"/api/state\"" in script
+
+
+def test_mapreduce_ui_serves_and_a_port_in_use_is_a_one_line_error(pool):
+    """The command itself: it serves the page and the metrics on the port asked for, and a
+    port that is taken is one line on stderr with exit 2, not uvicorn's log and exit 1."""
+    port = free_port()
+    env = {**os.environ, **pool.env()}
+    proc = subprocess.Popen([*MAPREDUCE, "ui", "--port", str(port)], env=env, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        def answers() -> bool:
+            try:
+                return get(f"http://127.0.0.1:{port}/healthz")[1] == b"ok"
+            except OSError:
+                assert proc.poll() is None, proc.communicate()
+                return False
+
+        wait_for(answers, 30, "mapreduce ui to answer")
+        assert b"<title>" in get(f"http://127.0.0.1:{port}/")[1]
+        taken = cli(pool, "ui", "--port", str(port), timeout=60)
+        assert_clean_error(taken, f"127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from shared import topics
 from shared.barrier import FLOW, Stage
 
 # A stage whose input is complete and that shows no progress for this long gets its
@@ -64,6 +65,29 @@ def handoff_into(stage: Stage | str) -> Stage | None:
         return Stage.SINK
     index = FLOW.index(stage)  # type: ignore[arg-type]
     return FLOW[index - 1] if index > 0 else None
+
+
+def stage_input(stage: Stage | str, pipeline_id: str,
+                totals: dict[Stage, int]) -> list[str]:
+    """The partitions the workers of `stage` read its input from, as heartbeats name them
+    (`TOPIC[p]`); [] where that input is not a topic of partitions a worker holds alone
+    (the source's stream, the sink's finalizing)."""
+    if stage is Stage.MAP:
+        topic = topics.map_topic(pipeline_id)
+    elif stage is Stage.SHUFFLE:
+        topic = topics.SHUFFLE
+    elif stage is Stage.REDUCE:
+        topic = topics.reduce_topic(pipeline_id)
+    else:
+        return []
+    return [f"{topic}[{p}]" for p in range(totals[stage])]
+
+
+def unheld(partitions: list[str], held: set[str]) -> list[str]:
+    """The partitions no live worker reports holding. A stall with such partitions is not a
+    lost hand-off: nobody reads them (a group that does not converge), and the warning
+    says so, for the operator and for the tests' report."""
+    return [p for p in partitions if p not in held]
 
 
 @dataclass

@@ -398,6 +398,12 @@ class Store:
     def remove_worker(self, worker_id: str) -> None:
         self.redis.delete(f"mr:worker:{worker_id}")
 
+    def held_partitions(self) -> set[str]:
+        """The partitions (`TOPIC[p]`) that workers still beating report holding."""
+        now = self.now()
+        return {p for w in self.workers() if now - float(w.get("last_seen") or 0) <= SILENT_AFTER_S
+                for p in (w.get("partitions") or "").split(",") if p}
+
     @_retried
     def workers(self) -> list[dict[str, str]]:
         keys = sorted(self.redis.scan_iter("mr:worker:*", count=500))

@@ -118,10 +118,14 @@ class Dispatcher:
         # every stage before the one it waits on is complete: its hand-off may have been lost
         waiting = liveness.waiting_on(ended, self._totals(spec))
         source = liveness.handoff_into(waiting) if waiting is not None else None
-        if source is not None:
+        if source is not None and waiting is not None:
+            unheld = liveness.unheld(
+                liveness.stage_input(waiting, pipeline_id, self._totals(spec)),
+                self.rt.store.held_partitions())
             self.rt.log.warning("pipeline stalled with its inputs complete: hand-off sent "
-                                "again", pipeline=pipeline_id, stage=str(waiting),
-                                stalled_s=self.stalls.stall_s)
+                                "again", pipeline=pipeline_id,
+                                stage=waiting.value if isinstance(waiting, Stage) else waiting,
+                                stalled_s=self.stalls.stall_s, unheld=unheld)
             self._resend_handoff(spec, source)
 
     def _unannounced(self, pipeline_id: str, status: dict[str, str]) -> bool:

@@ -152,3 +152,22 @@ def test_a_stall_is_reported_once_per_period_and_progress_resets_it():
     assert not watch.stalled("p", (1, 3), now=38)
     watch.forget(set())
     assert not watch.stalled("p", (1, 3), now=100)  # forgotten: a fresh start
+
+
+def test_a_stall_names_the_input_partitions_no_live_worker_holds():
+    from shared import liveness
+    from shared.barrier import FLOW, Stage
+
+    totals = {**dict.fromkeys(FLOW, 2), Stage.SHUFFLE: 3}
+    assert liveness.stage_input(Stage.MAP, "p1", totals) == ["MAP---p1[0]", "MAP---p1[1]"]
+    assert liveness.stage_input(Stage.SHUFFLE, "p1", totals) == [
+        "SHUFFLE[0]", "SHUFFLE[1]", "SHUFFLE[2]"]
+    assert liveness.stage_input(Stage.REDUCE, "p1", totals) == [
+        "REDUCE---p1[0]", "REDUCE---p1[1]"]
+    # the source's stream and the sink's finalizing are not read from partitions held alone
+    assert liveness.stage_input(Stage.SOURCE, "p1", totals) == []
+    assert liveness.stage_input(liveness.FINALIZE, "p1", totals) == []
+    held = {"MAP---p1[1]", "MAP---p2[0]", "SHUFFLE[0]"}
+    assert liveness.unheld(liveness.stage_input(Stage.MAP, "p1", totals), held) == [
+        "MAP---p1[0]"]
+    assert liveness.unheld(["MAP---p1[1]"], held) == []

@@ -10,7 +10,7 @@ import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from shared import redis_client
+from shared import kafka, redis_client
 from shared.config import Settings
 from shared.store import Store
 
@@ -35,10 +35,12 @@ def partition_health(metadata: ClusterMetadata) -> dict[str, int]:
             "offline": sum(p.leader < 0 for p in partitions)}
 
 
-def kafka_health(settings: Settings, timeout: float = 5.0) -> dict[str, Any]:
+def kafka_health(settings: Settings, client: AdminClient | None = None,
+                 timeout: float = 5.0) -> dict[str, Any]:
+    """client: an admin client kept by a caller that asks again and again (the dashboard,
+    every second); without one, a quiet one is made for this call."""
     try:
-        metadata = AdminClient({**settings.admin_config(), "log_level": 0}).list_topics(
-            timeout=timeout)
+        metadata = (client or kafka.admin(settings, quiet=True)).list_topics(timeout=timeout)
     except KafkaException as exc:
         return {"error": exc.args[0].str(), "brokers": [], "partitions": {}}
     return {"brokers": broker_rows(settings.bootstrap_servers, metadata),
@@ -58,5 +60,6 @@ def redis_health(store: Store) -> dict[str, Any]:
             "wait_replicas": target.wait_replicas}
 
 
-def cluster_health(settings: Settings, store: Store) -> dict[str, Any]:
-    return {"kafka": kafka_health(settings), "redis": redis_health(store)}
+def cluster_health(settings: Settings, store: Store,
+                   client: AdminClient | None = None) -> dict[str, Any]:
+    return {"kafka": kafka_health(settings, client), "redis": redis_health(store)}

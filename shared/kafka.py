@@ -63,13 +63,15 @@ COMPACTED = {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
              "segment.ms": "3600000"}
 
 
-def admin(settings: Settings) -> AdminClient:
-    return AdminClient(settings.admin_config())
+def admin(settings: Settings, quiet: bool = False) -> AdminClient:
+    """quiet: no librdkafka log lines (a broker that is down, while a cluster starts or in
+    a health view, is expected, not worth logging)."""
+    return AdminClient({**settings.admin_config(), "log_level": 0} if quiet
+                       else settings.admin_config())
 
 
 def check_reachable(settings: Settings, timeout: float = 8.0, quiet: bool = False) -> None:
-    """quiet: while a broker starts, "connection refused" is expected, not worth logging."""
-    client = AdminClient({**settings.admin_config(), "log_level": 0}) if quiet else admin(settings)
+    client = admin(settings, quiet)
     try:
         client.list_topics(timeout=timeout)
     except KafkaException as exc:

@@ -53,6 +53,19 @@ def replicated_cluster(home: Path) -> LocalCluster:
                         session_timeout_ms=6000, brokers=3)
 
 
+@contextlib.contextmanager
+def started_with_pool(cluster: LocalCluster, timeout: float = 90.0) -> Iterator[Settings]:
+    """A cluster of a suite's own, started, with the default worker pool on it; the workers
+    and the cluster stopped after, whatever happened."""
+    settings = cluster.start(timeout=timeout)
+    try:
+        supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
+        yield settings
+    finally:
+        supervisor.stop_all(cluster.home)
+        cluster.stop()
+
+
 @pytest.fixture(scope="session")
 def infrastructure(
     tmp_path_factory: pytest.TempPathFactory,

@@ -137,19 +137,13 @@ def _cluster_id() -> str:
             return cluster_id
 
 
-def redis_server() -> str:
-    path = shutil.which("redis-server")
+def debian_program(name: str) -> str:
+    """The path of a program Debian's package of the same name installs (redis-server,
+    redis-sentinel), or a one-line error saying how to get it."""
+    path = shutil.which(name)
     if path is None:
-        raise ClusterError("redis-server not found: install Debian's redis-server "
-                           "(apt-get install redis-server) or run `make install`")
-    return path
-
-
-def redis_sentinel() -> str:
-    path = shutil.which("redis-sentinel")
-    if path is None:
-        raise ClusterError("redis-sentinel not found: install Debian's redis-sentinel "
-                           "(apt-get install redis-sentinel) or run `make install`")
+        raise ClusterError(f"{name} not found: install Debian's {name} "
+                           f"(apt-get install {name}) or run `make install`")
     return path
 
 
@@ -429,7 +423,7 @@ class LocalCluster:
             # a node that ran before keeps what Sentinel made it (a replica stays one)
             if not (conf.exists() and self.replicated):
                 conf.write_text(text)
-        self._spawn(node.name, [redis_server(), str(conf)])
+        self._spawn(node.name, [debian_program("redis-server"), str(conf)])
 
     def _start_sentinel(self, node: replicated_mod.Node) -> None:
         self._require_free("Redis Sentinel", node.port, "MAPREDUCE_SENTINEL_PORT")
@@ -438,7 +432,7 @@ class LocalCluster:
         conf = self.root / f"{node.name}.conf"
         if not conf.exists():  # Sentinel keeps what it learns in its file: keep the file
             conf.write_text(replicated_mod.sentinel_conf(self.host, node, self.redis_port, data))
-        self._spawn(node.name, [redis_sentinel(), str(conf)])
+        self._spawn(node.name, [debian_program("redis-sentinel"), str(conf)])
 
     def _start_kafka(self, node: replicated_mod.Node) -> None:
         self._require_free("Kafka", node.port, "MAPREDUCE_KAFKA_PORT")

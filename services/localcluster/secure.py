@@ -31,7 +31,8 @@ ADMIN = "admin"  # the broker's own principal (and the one that creates topics a
 PRINCIPALS = ("source", "dispatcher", "mapper", "shuffler", "reducer", "sink")
 
 # What each role may do: (resource type, name, pattern, operations). "prefixed" covers every
-# pipeline's MAP---<id> / REDUCE---<id> topic and mappers.<id> / reducers.<id> group.
+# pipeline's MAP---<id> / REDUCE---<id> topic, and the groups mappers.<id> / reducers.<id>
+# (group-per-pipeline) and mappers-<strategy> / reducers-<strategy> (the shared ones).
 # Every role also describes the fixed topics and reads PIPELINES (all but the source).
 FIXED = ("PIPELINES", "SOURCE", "SHUFFLE", "OUTPUT", "DEADLETTER")
 # Consumers that read by assignment still carry a group id, and librdkafka looks up the

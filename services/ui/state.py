@@ -9,12 +9,15 @@ import threading
 from typing import Any
 
 import orjson
+import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from services import api
 from services.cluster_health import cluster_health
 from services.worker_status import worker_rows
 from shared import kafka, topics
+
+log = structlog.get_logger("dashboard")
 
 # The phases of a job's timeline: each ends at the time its field records (in the
 # pipeline's status in Redis), and starts where the one before it ended.
@@ -99,16 +102,19 @@ class DeadLetterReasons:
                 if not messages:
                     return
                 for msg in messages:
-                    if msg.error() is not None:  # a transient fetch error: next refresh
+                    if msg.error() is not None:  # the consumer goes on after it
+                        log.warning("reading dead letters", error=str(msg.error()))
                         continue
+                    # the key is the pipeline's id; a value that is not ours still counts
+                    pipeline = (msg.key() or b"").decode(errors="replace")
                     try:
                         letter = orjson.loads(msg.value() or b"{}")
-                    except orjson.JSONDecodeError:
-                        continue
-                    pipeline = str(letter.get("pipeline", ""))
+                        reason = f"{letter.get('role', '?')}: {letter.get('error', '?')}"
+                    except (orjson.JSONDecodeError, AttributeError):
+                        reason = "a dead letter that is not a JSON object"
                     shown = self.reasons.setdefault(pipeline, [])
                     if len(shown) < FIRST_REASONS:
-                        shown.append(f"{letter.get('role', '?')}: {letter.get('error', '?')}")
+                        shown.append(reason)
 
     def close(self) -> None:
         self._consumer.close()
@@ -118,6 +124,7 @@ class DashboardState:
     def __init__(self, cluster: api.Cluster) -> None:
         self.cluster = cluster
         self.letters = DeadLetterReasons(cluster.settings)
+        self.admin = kafka.admin(cluster.settings, quiet=True)  # one for every refresh
 
     def snapshot(self, everything: bool = False) -> dict[str, Any]:
         store = self.cluster.store
@@ -130,7 +137,7 @@ class DashboardState:
                           for p in self.cluster.pipelines(everything)],
             "workers": [worker_row(row, by_id.get(row["id"], {}))
                         for row in worker_rows(raw_workers, store.now())],
-            "cluster": cluster_health(self.cluster.settings, store),
+            "cluster": cluster_health(self.cluster.settings, store, self.admin),
         }
 
     def close(self) -> None:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.localcluster.cluster import redis_server, terminate
+from services.localcluster.cluster import debian_program, terminate
 from shared.errors import ConnectionFailed
 from shared.store import Store
 from tests.conftest import free_port, wait_for
@@ -20,8 +20,9 @@ SECRET = "s3cret-for-the-test"
 @pytest.fixture
 def protected_redis(tmp_path) -> Iterator[int]:
     port = free_port()
-    proc = subprocess.Popen([redis_server(), "--port", str(port), "--bind", "127.0.0.1",
-                             "--requirepass", SECRET, "--save", "", "--dir", str(tmp_path)],
+    proc = subprocess.Popen([debian_program("redis-server"), "--port", str(port),
+                             "--bind", "127.0.0.1", "--requirepass", SECRET, "--save", "",
+                             "--dir", str(tmp_path)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         url = f"redis://:{SECRET}@127.0.0.1:{port}/0"

@@ -13,12 +13,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from services import supervisor
 from services.localcluster import secure
 from services.localcluster.cluster import LocalCluster
 from shared import topics
 from shared.config import Settings
-from tests.conftest import REPO, free_port
+from tests.conftest import REPO, free_port, started_with_pool
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration
@@ -30,13 +29,8 @@ def secured(tmp_path_factory) -> Iterator[tuple[LocalCluster, Settings]]:
     home = tmp_path_factory.mktemp("secure-home")
     cluster = LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
                            redis_port=free_port(), session_timeout_ms=6000, secure=True)
-    settings = cluster.start()
-    try:
-        supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
+    with started_with_pool(cluster) as settings:
         yield cluster, settings
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
 
 
 def client(cluster: LocalCluster, principal: str, **extra: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ from services.cluster_health import cluster_health
 from services.localcluster.cluster import LocalCluster
 from shared import redis_client, topics
 from shared.store import Store
-from tests.conftest import make_corpus, replicated_cluster
+from tests.conftest import make_corpus, replicated_cluster, started_with_pool
 from tests.faults import replicated as faults
 from tests.integration import jobs
 
@@ -31,13 +31,8 @@ JOB_TIMEOUT_S = 240
 def replicated(tmp_path_factory) -> Iterator[tuple[LocalCluster, object]]:
     home = tmp_path_factory.mktemp("replicated-home")
     cluster = replicated_cluster(home)
-    settings = cluster.start(timeout=180)
-    try:
-        supervisor.scale(settings, supervisor.DEFAULT_COUNTS)
+    with started_with_pool(cluster, timeout=180) as settings:
         yield cluster, settings
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
 
 
 @pytest.fixture

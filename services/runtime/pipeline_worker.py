@@ -53,6 +53,15 @@ COALESCE_MAX_S = 1.0
 MAX_PENDING_BATCHES = 4
 
 
+def drains_on_revoke(strategy_drains: bool, guarantees: set[str]) -> bool:
+    """Whether a revocation flushes every output and commits before the partitions move.
+    A strategy that does not (group-per-pipeline) leaves what was processed and not yet
+    acknowledged to the next owner, whose replay is dropped downstream, except in an
+    at-least-once pipeline, which counts a replay again: a rebalance with nothing failed
+    (a worker joining a pipeline's group) would change its result."""
+    return strategy_drains or "at-least-once" in guarantees
+
+
 class PipelineTopicWorker:
     role = ""
     prefix = ""  # MAP--- or REDUCE---: the regex strategy subscribes to ^<prefix>.*
@@ -219,7 +228,7 @@ class PipelineTopicWorker:
         def revoked(_c: Consumer, parts: list[Any]) -> None:
             if id(_c) in getattr(self.strategy, "closing", ()):
                 return  # an ended pipeline's consumer closing on its own thread
-            if self.strategy.drain_on_revoke:
+            if drains_on_revoke(self.strategy.drain_on_revoke, self._guarantees(parts)):
                 self._drain()  # what was processed from them is committed before they move
             else:  # commit what is durable; the next owner replays the rest
                 self._commit_durable(wait=False)
@@ -235,6 +244,11 @@ class PipelineTopicWorker:
             self._unassigned(parts, "partitions lost")
 
         consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked, on_lost=lost)
+
+    def _guarantees(self, parts: list[Any]) -> set[str]:
+        """The guarantees of the live pipelines these partitions belong to."""
+        specs = (self.rt.spec(p) for p in topics.pipelines_of(describe(parts)))
+        return {spec.guarantee for spec in specs if spec is not None}
 
     def _unassigned(self, parts: list[Any], event: str) -> None:
         METRICS.count(rebalances=1)

@@ -244,7 +244,8 @@ class GroupPerPipelineStrategy:
     is forgotten (an ended pipeline needs nothing replayed), and the close runs on its own
     thread, so that no other pipeline waits for it. For the same reason a revocation only
     commits what is already durable: the partitions' next owner replays the rest, and
-    replays are dropped downstream (flushing here would stall every other pipeline)."""
+    replays are dropped downstream (flushing here would stall every other pipeline), except
+    for an at-least-once pipeline (pipeline_worker.drains_on_revoke)."""
 
     name = "group-per-pipeline"
     drain_on_revoke = False

@@ -28,6 +28,30 @@ def test_mapper_added_and_one_stopped_mid_run(workers, tmp_path):
     assert not any(w.pid == victim.pid for w in supervisor.running(workers.home))
 
 
+def test_at_least_once_is_exact_across_the_rebalances_of_a_job_start(workers, tmp_path):
+    """An at-least-once job counts a replayed frame again, so a rebalance with nothing
+    failed must replay nothing: a revoked partition's outputs are flushed and its offsets
+    committed before it moves. Four mappers join the new pipeline's group one after the
+    other, each join revoking partitions from the mappers already in; their deliveries are
+    held back (linger.ms 500), so every revocation finds outputs not yet acknowledged.
+    (Without the flush, the next owner re-mapped those splits and words were counted
+    twice.)"""
+    held_back = workers.with_(kafka_extra={**workers.kafka_extra, "linger.ms": "500"})
+    supervisor.scale(workers, {"mapper": 0})
+    supervisor.scale(held_back, {"mapper": 4})
+    try:
+        job = jobs.submit(workers, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 6),
+                          tmp_path / "out", partitions=4, guarantee="at-least-once")
+        jobs.wait(workers, job)
+    finally:
+        supervisor.scale(workers, {"mapper": 0})  # the fixture starts them again, not held back
+    jobs.assert_matches_sequential(job)
+    revoked = [line for path in (workers.home / "logs").glob("mapper-*.log")
+               for line in path.read_text().splitlines()
+               if '"partitions revoked"' in line and job.pipeline_id in line]
+    assert revoked, "no mapper gave up a partition of the job: the test tested nothing"
+
+
 def test_up_replaces_a_dead_worker(workers):
     before = [w for w in supervisor.running(workers.home) if w.role == "reducer"]
     os.kill(before[0].pid, signal.SIGKILL)

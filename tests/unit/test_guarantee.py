@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from services.roles.shuffler import accepts
+from services.runtime.pipeline_worker import drains_on_revoke
 from shared.errors import PipelineDefinitionError
 from shared.spec import load_module, spec_from_module
 
@@ -33,3 +34,16 @@ def test_unknown_guarantee_is_refused():
         spec_from_module(load_module(REPO / "pipelines/wordcount.py"), pipeline_id="p",
                          fmt="text", partitions=2, output_dir="/tmp/o", source_partitions=4,
                          where="wordcount.py", guarantee="at-most-once")
+
+
+@pytest.mark.parametrize("strategy_drains, guarantees, drains", [
+    (True, set(), True),  # one consumer for every pipeline: always drained
+    (True, {"exactly-once"}, True),
+    (False, {"exactly-once"}, False),  # the replay is dropped downstream
+    (False, {"at-least-once"}, True),  # a replay would be counted again
+    (False, {"exactly-once", "at-least-once"}, True),
+    (False, set(), False),
+])
+def test_a_revocation_drains_when_a_replay_would_change_a_result(strategy_drains, guarantees,
+                                                                 drains):
+    assert drains_on_revoke(strategy_drains, guarantees) is drains

@@ -176,8 +176,19 @@ def fixed_topic_counts(client: AdminClient, settings: Settings,
             "start a local cluster with `mapreduce up`, or pass --bootstrap-servers / "
             "set MAPREDUCE_BOOTSTRAP_SERVERS") from exc
     wanted = fixed_topics(settings)
-    if any(name not in metadata or metadata[name].error is not None for name in wanted):
-        ensure_topics(client, wanted, replication_factor=settings.replication_factor)
+    missing = [name for name in wanted if name not in metadata or metadata[name].error is not None]
+    if missing:
+        try:
+            ensure_topics(client, wanted, replication_factor=settings.replication_factor)
+        except KafkaException as exc:
+            # A topic this principal may not describe is left out of the metadata: it looks
+            # missing, and creating it is refused too. Say which, in one line.
+            if exc.args[0].code() != KafkaError.TOPIC_AUTHORIZATION_FAILED:
+                raise
+            raise ConnectionFailed(
+                f"not authorized to describe {', '.join(missing)} at "
+                f"{settings.bootstrap_servers}: this principal needs DESCRIBE on the fixed "
+                "topics (docs/security.md)") from exc
         metadata = client.list_topics(timeout=timeout).topics
     return {name: len(metadata[name].partitions) for name in wanted}
 

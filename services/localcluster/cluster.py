@@ -21,13 +21,11 @@ from pathlib import Path
 import psutil
 import structlog
 from confluent_kafka import KafkaException
-from confluent_kafka.admin import AdminClient
 
 from services.localcluster import replicated as replicated_mod
 from services.localcluster import secure as secure_mod
-from shared import config, retry, signing
+from shared import config, kafka, retry, signing
 from shared.errors import ClusterError, ConnectionFailed
-from shared.kafka import check_reachable
 from shared.store import Store
 
 log = structlog.get_logger("cluster")
@@ -328,7 +326,7 @@ class LocalCluster:
         replica (a broker just restarted catches up first)."""
         from services.cluster_health import partition_health
 
-        admin = AdminClient({**self.settings().admin_config(), "log_level": 0})
+        admin = kafka.admin(self.settings(), quiet=True)
 
         def in_sync() -> None:
             metadata = admin.list_topics(timeout=5)
@@ -368,14 +366,32 @@ class LocalCluster:
 
     def _grant(self) -> None:
         """As the admin: the fixed topics, and each role's ACLs (secure.ROLE_ACLS)."""
-        from shared import kafka
-
         admin = kafka.admin(self.settings(secure_mod.ADMIN))
         kafka.ensure_topics(admin, kafka.fixed_topics(self.settings()),
                             replication_factor=self.settings().replication_factor)
         bindings = [b for role in secure_mod.ROLE_ACLS for b in secure_mod.acl_bindings(role)]
         for future in admin.create_acls(bindings).values():
             future.result()
+        self.wait_granted()
+
+    def wait_granted(self, timeout: float = 30.0) -> None:
+        """Wait until every role sees the fixed topics. An ACL is acknowledged once the
+        controller has it, and the broker's authorizer applies it a moment later: a client
+        started in between was refused (the source took a topic it could not describe for
+        a missing one, and tried to create it: TOPIC_AUTHORIZATION_FAILED)."""
+        clients = {role: kafka.admin(self.settings(role), quiet=True)
+                   for role in secure_mod.PRINCIPALS}
+
+        def granted() -> None:
+            for role, client in clients.items():
+                metadata = client.list_topics(timeout=5).topics
+                refused = [t for t in secure_mod.FIXED
+                           if t not in metadata or metadata[t].error is not None]
+                if refused:
+                    raise ConnectionFailed(f"{role} cannot describe {', '.join(refused)} yet")
+
+        retry.until_deadline("ACLs in effect", granted, seconds=timeout,
+                             on=(ConnectionFailed, KafkaException))
 
     def _require_free(self, name: str, port: int, env: str) -> None:
         """Refuse to start on a port something else holds: we would talk to a stranger."""
@@ -494,10 +510,9 @@ class LocalCluster:
                     raise ClusterError(f"{node.name} exited during start-up; its log "
                                        f"ends:\n{tail}")
             Store(settings.redis_url).check_reachable()
-            check_reachable(settings, timeout=3, quiet=True)
+            kafka.check_reachable(settings, timeout=3, quiet=True)
             if self.replicated:
-                up = len(AdminClient({**settings.admin_config(), "log_level": 0})
-                         .list_topics(timeout=3).brokers)
+                up = len(kafka.admin(settings, quiet=True).list_topics(timeout=3).brokers)
                 if up < self.brokers:
                     raise ConnectionFailed(f"{up} of {self.brokers} brokers up")
 

@@ -15,9 +15,10 @@ from confluent_kafka.admin import AdminClient
 
 from services.localcluster import secure
 from services.localcluster.cluster import LocalCluster
-from shared import topics
+from shared import kafka, topics
 from shared.config import Settings
-from tests.conftest import REPO, free_port, started_with_pool
+from shared.errors import ConnectionFailed
+from tests.conftest import REPO, free_port, started_with_pool, wait_for
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration
@@ -117,3 +118,38 @@ def test_redis_wants_tls_and_the_password(secured):
                               ssl_ca_certs=str(cluster.files.ca), socket_timeout=3)
     with pytest.raises(redis.AuthenticationError):
         no_password.ping()
+
+
+def test_a_principal_that_cannot_describe_a_fixed_topic_gets_a_clear_error(secured):
+    """Not a missing topic to create (that is refused too) but one line naming the topic."""
+    from confluent_kafka.admin import (
+        AclBindingFilter,
+        AclOperation,
+        AclPermissionType,
+        ResourcePatternType,
+        ResourceType,
+    )
+
+    cluster, _ = secured
+    admin = AdminClient(client(cluster, secure.ADMIN))
+    describe_output = AclBindingFilter(ResourceType.TOPIC, topics.OUTPUT,
+                                       ResourcePatternType.LITERAL, "User:source", "*",
+                                       AclOperation.DESCRIBE, AclPermissionType.ALLOW)
+    for future in admin.delete_acls([describe_output]).values():
+        future.result()
+    source_settings = cluster.settings("source")
+    try:
+        def refused() -> str | None:
+            try:
+                kafka.fixed_topic_counts(kafka.admin(source_settings, quiet=True),
+                                         source_settings)
+            except ConnectionFailed as exc:
+                return str(exc)
+            return None  # the broker has not applied the deletion yet
+
+        message = wait_for(refused, 30, "the source to be refused OUTPUT")
+        assert f"not authorized to describe {topics.OUTPUT} at" in message, message
+    finally:
+        for future in admin.create_acls(secure.acl_bindings("source")).values():
+            future.result()
+        cluster.wait_granted()

@@ -25,7 +25,7 @@ from services.cluster_health import cluster_health
 from services.localcluster.cluster import LocalCluster
 from services.status_view import cluster_table, pipeline_detail, pipelines_table, workers_table
 from services.worker_status import worker_rows
-from shared import config, output, signing
+from shared import config, kafka, output, signing
 from shared.errors import MapReduceError
 from shared.logging import configure
 from shared.spec import GUARANTEES
@@ -383,6 +383,8 @@ def status(obj: Context, pipeline_id: str | None, as_json: bool, everything: boo
     under-replicated or offline, Redis's primary and its replicas. With an id: that
     pipeline's stages, frames, keys and first dead letters."""
     cluster = obj.existing()
+    # one admin client for every refresh of --watch (each is a librdkafka handle)
+    admin = None if pipeline_id else kafka.admin(cluster.settings, quiet=True)
 
     def snapshot() -> dict[str, Any]:
         if pipeline_id:
@@ -392,7 +394,7 @@ def status(obj: Context, pipeline_id: str | None, as_json: bool, everything: boo
                     "dead_letters": job.dead_letters(limit=5) if int(info["errors"]) else []}
         return {"pipelines": cluster.pipelines(everything),
                 "workers": worker_rows(cluster.store.workers(), cluster.store.now()),
-                "cluster": cluster_health(cluster.settings, cluster.store)}
+                "cluster": cluster_health(cluster.settings, cluster.store, admin)}
 
     def render(data: dict[str, Any]) -> Any:
         if pipeline_id:

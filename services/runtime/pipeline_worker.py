@@ -226,7 +226,7 @@ class PipelineTopicWorker:
                 self.strategy.on_assigned({p.topic for p in parts})
 
         def revoked(_c: Consumer, parts: list[Any]) -> None:
-            if id(_c) in getattr(self.strategy, "closing", ()):
+            if self.strategy.is_closing(_c):
                 return  # an ended pipeline's consumer closing on its own thread
             if drains_on_revoke(self.strategy.drain_on_revoke, self._guarantees(parts)):
                 self._drain()  # what was processed from them is committed before they move
@@ -236,7 +236,7 @@ class PipelineTopicWorker:
             self._unassigned(parts, "partitions revoked")
 
         def lost(_c: Consumer, parts: list[Any]) -> None:
-            if id(_c) in getattr(self.strategy, "closing", ()):
+            if self.strategy.is_closing(_c):
                 return
             # Already someone else's: committing them would fail; their next owner replays
             # from the last commit, and the replay is dropped downstream.

@@ -71,6 +71,11 @@ class Strategy(Protocol):
 
     def on_assigned(self, topics: set[str]) -> None: ...
 
+    def is_closing(self, consumer: Consumer) -> bool:
+        """Whether this consumer is an ended pipeline's, closing on a thread of its own:
+        its revocation callbacks must leave the worker's state alone."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -90,6 +95,9 @@ class _OneConsumer:
 
     def on_assigned(self, topics: set[str]) -> None:
         """Nothing to do: one consumer, one group."""
+
+    def is_closing(self, consumer: Consumer) -> bool:
+        return False  # the one consumer closes only when the worker stops
 
 
 class ReconnectStrategy(_OneConsumer):
@@ -274,6 +282,9 @@ class GroupPerPipelineStrategy:
 
     def topics_changed(self, topics: tuple[str, ...], reason: str) -> None:
         self._run(self.machine.handle(PipelinesChanged(tuple(topics), reason)))
+
+    def is_closing(self, consumer: Consumer) -> bool:
+        return id(consumer) in self.closing
 
     def on_assigned(self, topics: set[str]) -> None:
         for topic in topics:

@@ -49,7 +49,7 @@ from typing import Any
 from benchmarks.common import local_cluster, write_results
 from services import source, supervisor
 from services.localcluster.cluster import LocalCluster
-from shared import output
+from shared import output, redis_client
 from shared.config import DEFAULT_SPLIT_BYTES, Settings
 from shared.spec import load_module
 
@@ -276,6 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cluster", choices=("single", "replicated"), default="single",
                         help="one broker and one Redis; or three brokers, every topic at "
                              "replication factor 3, Redis with replicas and Sentinel")
+    parser.add_argument("--redis-wait", type=int, default=None, metavar="N",
+                        help="replicas that must hold each coordination write (WAIT N); "
+                             "default: the URL's (1 with Sentinel): 0 measures what WAIT costs")
     parser.add_argument("--out", type=Path, default=None,
                         help="default benchmarks/results/throughput.json (or "
                              "throughput-replicated.json)")
@@ -292,10 +295,14 @@ def main(argv: list[str] | None = None) -> int:
                                                                           cluster):
         if args.shuffle_memory:
             settings = settings.with_(shuffle_memory_mb=args.shuffle_memory)
+        if args.redis_wait is not None:
+            settings = settings.with_(redis_url=redis_client.with_wait_replicas(
+                settings.redis_url, args.redis_wait))
         results: dict[str, Any] = {
             "command": "python -m benchmarks.throughput " + " ".join(argv or sys.argv[1:]),
             "machine": machine(), "cluster": args.cluster,
             "shuffle_memory_mb": settings.shuffle_memory_mb,
+            "redis_wait_replicas": redis_client.parse(settings.redis_url).wait_replicas,
             "split_bytes": settings.split_bytes, "methods": ["framework", *baselines],
             "sizes": {}, "small_job_s": None, "scaling": {}}
         runs = 0

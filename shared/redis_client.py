@@ -74,6 +74,14 @@ def parse(url: str) -> RedisTarget:
                        int(path[1]) if len(path) == 2 else 0, password)
 
 
+def with_wait_replicas(url: str, replicas: int) -> str:
+    """The same URL asking `replicas` replicas to hold each coordination write."""
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+             if k != WAIT_PARAMETER]
+    return urlunsplit(parts._replace(query=urlencode([*query, (WAIT_PARAMETER, replicas)])))
+
+
 def connect(target: RedisTarget) -> redis.Redis:
     if not target.sentinels:
         return redis.Redis.from_url(target.url, **CLIENT_OPTIONS)

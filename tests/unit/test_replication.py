@@ -48,6 +48,20 @@ def test_bad_redis_urls_are_clear_errors(url, message):
         redis_client.parse(url)
 
 
+@pytest.mark.parametrize("url", [
+    "redis+sentinel://:pw@s1:26379,s2:26379/mapreduce/2",
+    "redis+sentinel://s1:26379/mapreduce?wait_replicas=1",
+    "redis://h:6379/0?wait_replicas=2&health_check_interval=5",
+])
+def test_the_wait_can_be_set_on_any_url_and_nothing_else_changes(url):
+    before = redis_client.parse(url)
+    for replicas in (0, 2):
+        after = redis_client.parse(redis_client.with_wait_replicas(url, replicas))
+        assert after.wait_replicas == replicas
+        assert (after.url, after.sentinels, after.service, after.db, after.password) == (
+            before.url, before.sentinels, before.service, before.db, before.password)
+
+
 def test_sentinel_urls_are_redacted_for_logs():
     assert (redacted("redis+sentinel://:pw@a:1,b:2/svc/0")
             == "redis+sentinel://:***@a:1,b:2/svc/0")

@@ -107,7 +107,7 @@ class Dispatcher:
                 return
         if self._unannounced(pipeline_id, status):
             return
-        spec = self.rt.view.spec(pipeline_id) if pipeline_id in self.rt.view.entries else None
+        spec = self.rt.view.known_spec(pipeline_id)
         if spec is None or pipeline_id not in self.made_ready:
             return
         counts = self.rt.store.ended_counts(pipeline_id)
@@ -116,12 +116,12 @@ class Dispatcher:
         if not self.stalls.stalled(pipeline_id, progress, now):
             return
         # every stage before the one it waits on is complete: its hand-off may have been lost
-        waiting = liveness.waiting_on(ended, self._totals(spec))
+        totals = self._totals(spec)
+        waiting = liveness.waiting_on(ended, totals)
         source = liveness.handoff_into(waiting) if waiting is not None else None
         if source is not None and waiting is not None:
-            unheld = liveness.unheld(
-                liveness.stage_input(waiting, pipeline_id, self._totals(spec)),
-                self.rt.store.held_partitions())
+            unheld = liveness.unheld(liveness.stage_input(waiting, pipeline_id, totals),
+                                     self.rt.store.held_partitions())
             self.rt.log.warning("pipeline stalled with its inputs complete: hand-off sent "
                                 "again", pipeline=pipeline_id,
                                 stage=waiting.value if isinstance(waiting, Stage) else waiting,

@@ -225,6 +225,13 @@ class PipelineView:
                 self._finish(pipeline_id)  # never coming back: ids are not reused
         return entry.spec if entry is not None else None
 
+    def known_spec(self, pipeline_id: str) -> PipelineSpec | None:
+        """The spec of a pipeline this view already holds, without reading or waiting
+        (for a rebalance callback: a pipeline none of whose records were processed here
+        has nothing to replay)."""
+        entry = self.entries.get(pipeline_id)
+        return entry.spec if entry is not None else None
+
     def ready_ids(self) -> set[str]:
         return {pid for pid, e in self.entries.items() if e.ready and e.spec is not None}
 

@@ -246,8 +246,9 @@ class PipelineTopicWorker:
         consumer.subscribe(topic_list, on_assign=assigned, on_revoke=revoked, on_lost=lost)
 
     def _guarantees(self, parts: list[Any]) -> set[str]:
-        """The guarantees of the live pipelines these partitions belong to."""
-        specs = (self.rt.spec(p) for p in topics.pipelines_of(describe(parts)))
+        """The guarantees of the pipelines these partitions belong to, as far as this
+        worker knows them (it reads nothing inside a rebalance callback)."""
+        specs = (self.rt.view.known_spec(p) for p in topics.pipelines_of(describe(parts)))
         return {spec.guarantee for spec in specs if spec is not None}
 
     def _unassigned(self, parts: list[Any], event: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -94,9 +95,10 @@ def replication(replication_factor: int, brokers: int) -> tuple[int, dict[str, s
 
 
 def ensure_topics(client: AdminClient, wanted: dict[str, tuple[int, dict[str, str]]],
-                  timeout: float = 30.0, replication_factor: int = 0) -> None:
+                  timeout: float = 30.0, replication_factor: int = 0) -> dict[str, Any]:
     """Create topics that do not exist ("already exists" is success), then wait until every
-    partition has a leader: a fresh topic can answer UNKNOWN_TOPIC_OR_PART for a moment."""
+    partition has a leader: a fresh topic can answer UNKNOWN_TOPIC_OR_PART for a moment.
+    Returns the metadata that showed them usable."""
     metadata = client.list_topics(timeout=timeout)
     existing = metadata.topics
     factor, replicated = replication(replication_factor, len(metadata.brokers))
@@ -114,11 +116,14 @@ def ensure_topics(client: AdminClient, wanted: dict[str, tuple[int, dict[str, st
             except KafkaException as exc:
                 if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                     raise
-    wait_until_usable(client, wanted, timeout)
+    return wait_until_usable(client, wanted, timeout)
 
 
 def wait_until_usable(client: AdminClient, wanted: dict[str, tuple[int, dict[str, str]]],
-                      timeout: float) -> None:
+                      timeout: float) -> dict[str, Any]:
+    """The topics' metadata once every partition has a leader. Use this metadata, not a
+    new request: with several brokers the next request may reach one that has not yet
+    learned of a new topic."""
     deadline = time.monotonic() + timeout
     delay = 0.02
     while True:
@@ -128,7 +133,7 @@ def wait_until_usable(client: AdminClient, wanted: dict[str, tuple[int, dict[str
                    or len(metadata[name].partitions) < n
                    or any(p.leader < 0 for p in metadata[name].partitions.values())]
         if not missing:
-            return
+            return metadata
         if time.monotonic() > deadline:
             raise KafkaException(KafkaError(KafkaError._TIMED_OUT,
                                             f"topics without leaders: {missing}"))
@@ -179,7 +184,8 @@ def fixed_topic_counts(client: AdminClient, settings: Settings,
     missing = [name for name in wanted if name not in metadata or metadata[name].error is not None]
     if missing:
         try:
-            ensure_topics(client, wanted, replication_factor=settings.replication_factor)
+            metadata = ensure_topics(client, wanted,
+                                     replication_factor=settings.replication_factor)
         except KafkaException as exc:
             # A topic this principal may not describe is left out of the metadata: it looks
             # missing, and creating it is refused too. Say which, in one line.
@@ -189,7 +195,6 @@ def fixed_topic_counts(client: AdminClient, settings: Settings,
                 f"not authorized to describe {', '.join(missing)} at "
                 f"{settings.bootstrap_servers}: this principal needs DESCRIBE on the fixed "
                 "topics (docs/security.md)") from exc
-        metadata = client.list_topics(timeout=timeout).topics
     return {name: len(metadata[name].partitions) for name in wanted}
 
 

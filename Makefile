@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: system-packages $(STAMP)
-	@$(BIN)/python -c "from services.localcluster.cluster import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars())"
+	@$(BIN)/python -c "from mapreduce_kafka.services.localcluster.cluster import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars())"
 	@$(MAKE) --no-print-directory toxiproxy
 
 # Shopify's toxiproxy for the multi-host tests, built from its Go module when Go is here
@@ -79,8 +79,8 @@ test-unit: install
 	$(BIN)/pytest -q tests/unit tests/property
 
 lint: install
-	$(BIN)/ruff check shared services pipelines tests benchmarks
-	$(BIN)/mypy shared services pipelines benchmarks
+	$(BIN)/ruff check mapreduce_kafka shared services pipelines tests benchmarks
+	$(BIN)/mypy mapreduce_kafka benchmarks
 
 down:
 	$(BIN)/mapreduce down

@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from services import supervisor
-from services.localcluster.cluster import LocalCluster
-from shared.config import Settings
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.shared.config import Settings
 from tests.conftest import free_port, replicated_cluster
 
 
@@ -38,7 +38,7 @@ WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 def warm_up(settings: Settings, home: Path) -> None:
     """One small, untimed job: the first job on a fresh pool also pays for clients, group
     joins and the broker's warm-up."""
-    from services import source
+    from mapreduce_kafka.services import source
     from tests.conftest import make_corpus
 
     job = source.Job(WORDCOUNT, make_corpus(home / "warm-up-input", 0.1), home / "warm-up")

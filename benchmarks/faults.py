@@ -29,8 +29,8 @@ from dataclasses import asdict
 from pathlib import Path
 
 from benchmarks.common import local_cluster
-from services import supervisor
-from shared import config
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.shared import config
 from tests.faults.harness import KINDS, REPLICATED_KINDS, SHAPES, Harness, plan, shapes_for
 
 RESULTS = Path(__file__).parent / "results"

@@ -19,8 +19,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import WORDCOUNT, local_cluster, warm_up
-from services import reference, source, supervisor
-from shared import output
+from mapreduce_kafka.services import reference, source, supervisor
+from mapreduce_kafka.shared import output
 from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from benchmarks.common import local_cluster, warm_up
 from benchmarks.throughput import WORDCOUNT, build_corpus
-from services import source, supervisor
+from mapreduce_kafka.services import source, supervisor
 
 OUT = Path(__file__).parent / "results" / "profiles"
 

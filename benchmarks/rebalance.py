@@ -29,9 +29,9 @@ from typing import Any
 
 from benchmarks import rebalance_metrics as metrics
 from benchmarks.common import local_cluster, write_results
-from services import source, supervisor
-from shared.config import STRATEGIES, Settings
-from shared.store import Store
+from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.shared.config import STRATEGIES, Settings
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"

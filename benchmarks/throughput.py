@@ -47,11 +47,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import local_cluster, write_results
-from services import source, supervisor
-from services.localcluster.cluster import LocalCluster
-from shared import output, redis_client
-from shared.config import DEFAULT_SPLIT_BYTES, Settings
-from shared.spec import load_module
+from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.shared import output, redis_client
+from mapreduce_kafka.shared.config import DEFAULT_SPLIT_BYTES, Settings
+from mapreduce_kafka.shared.spec import load_module
 
 RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"

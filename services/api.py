@@ -1,6 +1,6 @@
 """The Python API, for scripts and notebooks; the `mapreduce` command is a thin layer over it.
 
-    from services.api import Pipeline, connect
+    from mapreduce_kafka.services.api import Pipeline, connect
 
     wordcount = Pipeline.from_file("pipelines/wordcount.py")
     # or from plain functions, a notebook's included (they travel pickled by value):
@@ -30,13 +30,13 @@ import orjson
 import structlog
 from confluent_kafka import Consumer
 
-from services import inline, source, supervisor
-from services.localcluster.cluster import LocalCluster
-from services.runtime import lifecycle
-from shared import config, kafka, output, topics
-from shared.errors import ClusterError, ConnectionFailed, MapReduceError
-from shared.spec import PipelineCode
-from shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
+from mapreduce_kafka.services import inline, source, supervisor
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.shared import config, kafka, output, topics
+from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed, MapReduceError
+from mapreduce_kafka.shared.spec import PipelineCode
+from mapreduce_kafka.shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
 
 log = structlog.get_logger("api")
 Status = dict[str, Any]
@@ -165,7 +165,7 @@ class Cluster:
 
     def pipelines(self, everything: bool = False, recent_s: float = 24 * 3600) -> list[Status]:
         """Running pipelines and those that ended within recent_s (or every one kept)."""
-        from services.status_view import pipeline_progress
+        from mapreduce_kafka.services.status_view import pipeline_progress
 
         now = self.store.now()
         found = []
@@ -189,7 +189,7 @@ class Job:
     request: source.Job | None = None
 
     def status(self) -> Status:
-        from services.status_view import pipeline_progress
+        from mapreduce_kafka.services.status_view import pipeline_progress
 
         info = self.cluster.store.pipeline(self.pipeline_id)
         return {"id": self.pipeline_id, **info,

@@ -20,15 +20,20 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from services import api, reference, source, supervisor
-from services.cluster_health import cluster_health
-from services.localcluster.cluster import LocalCluster
-from services.status_view import cluster_table, pipeline_detail, pipelines_table, workers_table
-from services.worker_status import worker_rows
-from shared import config, kafka, output, signing
-from shared.errors import MapReduceError
-from shared.logging import configure
-from shared.spec import GUARANTEES
+from mapreduce_kafka.services import api, reference, source, supervisor
+from mapreduce_kafka.services.cluster_health import cluster_health
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.status_view import (
+    cluster_table,
+    pipeline_detail,
+    pipelines_table,
+    workers_table,
+)
+from mapreduce_kafka.services.worker_status import worker_rows
+from mapreduce_kafka.shared import config, kafka, output, signing
+from mapreduce_kafka.shared.errors import MapReduceError
+from mapreduce_kafka.shared.logging import configure
+from mapreduce_kafka.shared.spec import GUARANTEES
 
 console = Console(stderr=True)
 ROLE_FLAGS = {"dispatchers": "dispatcher", "mappers": "mapper", "shufflers": "shuffler",
@@ -452,7 +457,7 @@ def ui(obj: Context, host: str, port: int) -> None:
     """Serve the dashboard (pipelines, their stages and timeline, dead letters, workers, the
     cluster's brokers and Redis, updated every second) and Prometheus metrics at /metrics.
     Reads what `status` reads; starts nothing."""
-    from services.ui.server import serve
+    from mapreduce_kafka.services.ui.server import serve
 
     cluster = obj.existing()
     console.print(f"dashboard: http://{host}:{port}/   metrics: http://{host}:{port}/metrics")
@@ -477,7 +482,7 @@ def worker(obj: Context, role: str) -> None:
     options' settings."""
     import os
 
-    from services.worker import run_worker
+    from mapreduce_kafka.services.worker import run_worker
 
     settings = obj.settings()
     if settings is not None:

@@ -10,9 +10,9 @@ import redis
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ClusterMetadata
 
-from shared import kafka, redis_client
-from shared.config import Settings
-from shared.store import Store
+from mapreduce_kafka.shared import kafka, redis_client
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.store import Store
 
 
 def broker_rows(bootstrap: str, metadata: ClusterMetadata) -> list[dict[str, Any]]:

@@ -17,14 +17,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services.reference import input_frames
-from services.roles.mapper import shuffle_frames
-from shared import output
-from shared.codec import decode_items, decode_records, encode_checked, key_order, partition_for
-from shared.config import Settings
-from shared.errors import InputError
-from shared.inputs import TopicInput, resolve_inputs
-from shared.spec import PipelineCode, PipelineSpec, spec_from_module
+from mapreduce_kafka.services.reference import input_frames
+from mapreduce_kafka.services.roles.mapper import shuffle_frames
+from mapreduce_kafka.shared import output
+from mapreduce_kafka.shared.codec import (
+    decode_items,
+    decode_records,
+    encode_checked,
+    key_order,
+    partition_for,
+)
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.errors import InputError
+from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
+from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
 
 PIPELINE_ID = "inline"
 
@@ -55,7 +61,7 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
     if topics and settings is None:
         raise InputError("a kafka: input needs a cluster: pass --bootstrap-servers or set "
                          "MAPREDUCE_BOOTSTRAP_SERVERS")
-    from services.source import check_output, topic_ranges
+    from mapreduce_kafka.services.source import check_output, topic_ranges
 
     target = check_output(out) if out is not None else None
     if target is not None and output.is_topic(target):

@@ -18,17 +18,23 @@ import redis
 import structlog
 from confluent_kafka import KafkaException
 
-from services.runtime import lifecycle
-from services.runtime.producer import OutputProducer
-from shared import config, kafka, output, topics
-from shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
-from shared.config import Settings
-from shared.crashpoints import crash_point
-from shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
-from shared.inputs import Input, TopicInput, compression, frame_spans, resolve_inputs
-from shared.spec import PipelineCode, PipelineSpec, spec_from_module
-from shared.store import TERMINAL, Store
-from shared.topics import validate_topic_name
+from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.services.runtime.producer import OutputProducer
+from mapreduce_kafka.shared import config, kafka, output, topics
+from mapreduce_kafka.shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
+from mapreduce_kafka.shared.inputs import (
+    Input,
+    TopicInput,
+    compression,
+    frame_spans,
+    resolve_inputs,
+)
+from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
+from mapreduce_kafka.shared.store import TERMINAL, Store
+from mapreduce_kafka.shared.topics import validate_topic_name
 
 log = structlog.get_logger("source")
 
@@ -110,7 +116,7 @@ def new_pipeline_id(name: str) -> str:
 
 def prepare(job: Job, settings: Settings) -> Job:
     """Every check that needs no cluster: fail before anything is sent."""
-    from shared.topics import validate_pipeline_id
+    from mapreduce_kafka.shared.topics import validate_pipeline_id
 
     job.code = (job.pipeline_path if isinstance(job.pipeline_path, PipelineCode)
                 else PipelineCode.from_file(job.pipeline_path))

@@ -6,9 +6,9 @@ from typing import Any
 
 from rich.table import Table
 
-from shared import liveness
-from shared.barrier import Stage
-from shared.store import SILENT_AFTER_S, TERMINAL, Store
+from mapreduce_kafka.shared import liveness
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.store import SILENT_AFTER_S, TERMINAL, Store
 
 STAGES = ("source", "map", "shuffle", "reduce", "sink")
 

@@ -12,15 +12,16 @@ from pathlib import Path
 
 import structlog
 
-from services.localcluster.cluster import read_pid, terminate, write_pid
-from services.worker import ROLES
-from shared.config import Settings, read_local_cluster
-from shared.logging import ENV_LOG_FILE
+from mapreduce_kafka.services.localcluster.cluster import read_pid, terminate, write_pid
+from mapreduce_kafka.services.worker import ROLES
+from mapreduce_kafka.shared.config import Settings, read_local_cluster
+from mapreduce_kafka.shared.logging import ENV_LOG_FILE
 
 log = structlog.get_logger("supervisor")
 
 # Sized for 2 cores: the mappers do the CPU work; one process of each other role keeps up.
 DEFAULT_COUNTS = {"dispatcher": 1, "mapper": 2, "shuffler": 2, "reducer": 2, "sink": 1}
+WORKER_MODULE = "mapreduce_kafka.services.worker"  # what a worker process runs
 STOP_GRACE_S = 20.0  # a worker finishes its batch and leaves its group within this
 
 
@@ -60,8 +61,7 @@ def start(settings: Settings, role: str, index: int,
     # what is not an event (a crash before logging is set up, the interpreter's own
     # messages) goes to a file beside it
     with open(logfile.with_suffix(".out"), "ab") as out:
-        proc = subprocess.Popen([*launcher, sys.executable, "-m", "services.worker", role],
-                                env=env,
+        proc = subprocess.Popen([*launcher, sys.executable, "-m", WORKER_MODULE, role], env=env,
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     write_pid(directory / f"{role}-{index}.pid", proc.pid)

@@ -1,4 +1,5 @@
-"""Entry point of a worker process: `python -m services.worker ROLE` (or `mapreduce worker`).
+"""Entry point of a worker process: `python -m mapreduce_kafka.services.worker ROLE` (or
+`mapreduce worker ROLE`).
 
 Configures logging once, builds the runtime, runs the role's loop until SIGTERM, and logs a
 one-line summary at shutdown. On any unexpected error (broker or Redis gone, a failed
@@ -15,9 +16,9 @@ import time
 
 import structlog
 
-from shared import config, crashpoints, retry
-from shared.errors import ConfigError
-from shared.logging import configure
+from mapreduce_kafka.shared import config, crashpoints, retry
+from mapreduce_kafka.shared.errors import ConfigError
+from mapreduce_kafka.shared.logging import configure
 
 ROLES = ("dispatcher", "mapper", "shuffler", "reducer", "sink")
 ENV_RESTARTS = "MAPREDUCE_WORKER_RESTARTS"
@@ -25,11 +26,11 @@ MAX_RESTART_BACKOFF_S = 10.0  # a broker outage is polled this often once backof
 
 
 def build(role: str, rt: object) -> object:
-    from services.roles.dispatcher import Dispatcher
-    from services.roles.mapper import Mapper
-    from services.roles.reducer import Reducer
-    from services.roles.shuffler import Shuffler
-    from services.roles.sink import Sink
+    from mapreduce_kafka.services.roles.dispatcher import Dispatcher
+    from mapreduce_kafka.services.roles.mapper import Mapper
+    from mapreduce_kafka.services.roles.reducer import Reducer
+    from mapreduce_kafka.services.roles.shuffler import Shuffler
+    from mapreduce_kafka.services.roles.sink import Sink
 
     classes = {"dispatcher": Dispatcher, "mapper": Mapper, "shuffler": Shuffler,
                "reducer": Reducer, "sink": Sink}
@@ -45,7 +46,7 @@ def restart_in_place(role: str, restarts: int, log: structlog.typing.FilteringBo
     time.sleep(delay)
     os.environ[ENV_RESTARTS] = str(restarts + 1)
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "services.worker", role])
+    os.execv(sys.executable, [sys.executable, "-m", "mapreduce_kafka.services.worker", role])
     return 1  # not reached
 
 
@@ -53,7 +54,7 @@ def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
     """Pipelines whose output the broker refused for good: a restart would replay it and be
     refused again, forever. Fail them (with a fresh producer: the old one's failure is
     sticky), so that the replay skips them."""
-    from services.runtime import lifecycle
+    from mapreduce_kafka.services.runtime import lifecycle
 
     for pipeline_id in sorted(pipelines):
         lifecycle.finish(rt.store, None, pipeline_id, "failed",  # type: ignore[attr-defined]
@@ -61,7 +62,7 @@ def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
 
 
 def run_worker(role: str) -> int:
-    from services.runtime.process import Runtime
+    from mapreduce_kafka.services.runtime.process import Runtime
 
     configure(service="mapreduce")
     log = structlog.get_logger("worker")

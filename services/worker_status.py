@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.store import SILENT_AFTER_S
+from mapreduce_kafka.shared.store import SILENT_AFTER_S
 
 
 def worker_rows(workers: list[dict[str, str]], now: float,

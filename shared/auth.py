@@ -28,7 +28,7 @@ import hmac
 import struct
 from collections.abc import Sequence
 
-from shared.codec import Envelope
+from mapreduce_kafka.shared.codec import Envelope
 
 HEADER = "mr-mac"
 _DOMAIN = b"mapreduce-mac-v1\0"

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from shared import signing
-from shared.auth import MessageAuth
-from shared.errors import ConfigError
-from shared.logging import librdkafka_logger
+from mapreduce_kafka.shared import signing
+from mapreduce_kafka.shared.auth import MessageAuth
+from mapreduce_kafka.shared.errors import ConfigError
+from mapreduce_kafka.shared.logging import librdkafka_logger
 
 ENV_BOOTSTRAP = "MAPREDUCE_BOOTSTRAP_SERVERS"
 ENV_REDIS = "MAPREDUCE_REDIS_URL"

@@ -27,9 +27,9 @@ from typing import BinaryIO
 import orjson
 from confluent_kafka import Consumer
 
-from shared import kafka
-from shared.codec import CodecError, Split, TopicRange
-from shared.errors import InputError
+from mapreduce_kafka.shared import kafka
+from mapreduce_kafka.shared.codec import CodecError, Split, TopicRange
+from mapreduce_kafka.shared.errors import InputError
 
 # One record must fit in one Kafka message (the broker's default limit is 1 MiB, and a
 # frame carries headers and framing too).

@@ -11,11 +11,11 @@ import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from shared import topics
-from shared.codec import CodecError
-from shared.config import Settings
-from shared.errors import ConnectionFailed
-from shared.metrics import METRICS
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.codec import CodecError
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.errors import ConnectionFailed
+from mapreduce_kafka.shared.metrics import METRICS
 
 log = structlog.get_logger("kafka")
 

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared import topics
-from shared.barrier import FLOW, Stage
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.barrier import FLOW, Stage
 
 # A stage whose input is complete and that shows no progress for this long gets its
 # hand-off re-sent. Longer than a worker's failover (the session timeout, 10 s, plus a

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
-from shared.codec import CodecError, Fragment
+from mapreduce_kafka.shared.codec import CodecError, Fragment
 
 Partition = tuple[str, int]  # (topic, partition)
 

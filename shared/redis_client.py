@@ -20,7 +20,7 @@ from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 import redis
 from redis.sentinel import Sentinel
 
-from shared.errors import ConfigError
+from mapreduce_kafka.shared.errors import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
 WAIT_PARAMETER = "wait_replicas"

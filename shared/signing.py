@@ -32,7 +32,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from shared.errors import ConfigError
+from mapreduce_kafka.shared.errors import ConfigError
 
 HEADER = "mr-sig"
 ENV_KEY = "MAPREDUCE_SIGNING_KEY"

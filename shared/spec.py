@@ -32,7 +32,7 @@ from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
 
-from shared.errors import PipelineDefinitionError
+from mapreduce_kafka.shared.errors import PipelineDefinitionError
 
 FORMATS = ("text", "jsonl")
 # exactly-once: a frame a mapper replays after a fault is recognized by its tag and dropped.

@@ -34,10 +34,10 @@ from typing import Any, TypeVar
 
 import redis
 
-from shared import redis_client, retry
-from shared.barrier import Stage, is_complete
-from shared.config import redacted
-from shared.errors import ConnectionFailed
+from mapreduce_kafka.shared import redis_client, retry
+from mapreduce_kafka.shared.barrier import Stage, is_complete
+from mapreduce_kafka.shared.config import redacted
+from mapreduce_kafka.shared.errors import ConnectionFailed
 
 TERMINAL = ("done", "failed")
 FINALIZING = "finalizing"

@@ -6,7 +6,7 @@ REDUCE---<id> so that its offsets are its own (see DESIGN-NOTES, "Per-pipeline t
 
 import re
 
-from shared.errors import InvalidPipelineId
+from mapreduce_kafka.shared.errors import InvalidPipelineId
 
 PIPELINES = "PIPELINES"  # compacted, keyed by pipeline id: the specs every worker reads whole
 SOURCE = "SOURCE"  # source -> dispatcher: record frames and end-of-stream markers

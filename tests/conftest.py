@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from services import supervisor
-from services.localcluster.cluster import LocalCluster
-from shared.config import Settings
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.shared.config import Settings
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -22,11 +22,11 @@ import psutil
 import structlog
 from confluent_kafka import KafkaException
 
-from services.localcluster import replicated as replicated_mod
-from services.localcluster import secure as secure_mod
-from shared import config, kafka, retry, signing
-from shared.errors import ClusterError, ConnectionFailed
-from shared.store import Store
+from mapreduce_kafka.services.localcluster import replicated as replicated_mod
+from mapreduce_kafka.services.localcluster import secure as secure_mod
+from mapreduce_kafka.shared import config, kafka, retry, signing
+from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed
+from mapreduce_kafka.shared.store import Store
 
 log = structlog.get_logger("cluster")
 
@@ -156,7 +156,8 @@ def _alive(pid: int) -> bool:
 
 
 # What the processes a pid file can name run (a worker, the broker, Redis).
-OUR_COMMANDS = ("services.worker", "kafka.Kafka", "redis-server", "redis-sentinel")
+OUR_COMMANDS = ("mapreduce_kafka.services.worker", "kafka.Kafka", "redis-server",
+                "redis-sentinel")
 
 
 def write_pid(path: Path, pid: int) -> None:
@@ -324,7 +325,7 @@ class LocalCluster:
     def wait_in_sync(self, timeout: float = 120.0) -> None:
         """Wait until every broker is up and no partition lacks a leader or an in-sync
         replica (a broker just restarted catches up first)."""
-        from services.cluster_health import partition_health
+        from mapreduce_kafka.services.cluster_health import partition_health
 
         admin = kafka.admin(self.settings(), quiet=True)
 

@@ -20,15 +20,21 @@ import time
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.runtime import lifecycle
-from services.runtime.process import Runtime, commit, consumer_lag, describe, envelope_of
-from shared import kafka, liveness, topics
-from shared.barrier import FLOW, Stage
-from shared.codec import INPUT_KINDS, Envelope, Kind
-from shared.crashpoints import crash_point
-from shared.metrics import METRICS
-from shared.spec import PipelineSpec
-from shared.store import TERMINAL
+from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.services.runtime.process import (
+    Runtime,
+    commit,
+    consumer_lag,
+    describe,
+    envelope_of,
+)
+from mapreduce_kafka.shared import kafka, liveness, topics
+from mapreduce_kafka.shared.barrier import FLOW, Stage
+from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.store import TERMINAL
 
 # Frames per loop (a frame is up to 256 KB): the view of PIPELINES is read between loops,
 # so a smaller batch lets a new pipeline's topics be created sooner while another pipeline

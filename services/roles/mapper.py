@@ -15,12 +15,12 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message
 
-from services.runtime import deadletter
-from services.runtime.pipeline_worker import PipelineTopicWorker
-from services.runtime.process import Runtime
-from shared import kafka, topics
-from shared.barrier import Stage
-from shared.codec import (
+from mapreduce_kafka.services.runtime import deadletter
+from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
+from mapreduce_kafka.services.runtime.process import Runtime
+from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.codec import (
     CodecError,
     Envelope,
     Kind,
@@ -35,10 +35,10 @@ from shared.codec import (
     sort_items,
     split_by_size,
 )
-from shared.crashpoints import crash_point
-from shared.inputs import confined, read_split, topic_range_frames
-from shared.metrics import METRICS
-from shared.spec import ErrorHook, PipelineSpec
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.inputs import confined, read_split, topic_range_frames
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.spec import ErrorHook, PipelineSpec
 
 Unencodable = tuple[Any, Any, str]  # key, values, why they cannot be sent
 

@@ -12,15 +12,15 @@ from typing import Any
 
 from confluent_kafka import Message
 
-from services.runtime import deadletter
-from services.runtime.pipeline_worker import PipelineTopicWorker
-from shared import kafka, topics
-from shared.barrier import Stage
-from shared.codec import Envelope, Kind, decode_items, encode_checked
-from shared.codec import split_by_size as split_items
-from shared.crashpoints import crash_point
-from shared.metrics import METRICS
-from shared.spec import PipelineSpec
+from mapreduce_kafka.services.runtime import deadletter
+from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
+from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.codec import Envelope, Kind, decode_items, encode_checked
+from mapreduce_kafka.shared.codec import split_by_size as split_items
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.spec import PipelineSpec
 
 
 class Reducer(PipelineTopicWorker):

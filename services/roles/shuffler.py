@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from services.runtime.holding import Holding, HoldingWorker
-from services.runtime.process import Runtime
-from services.runtime.spill import Groups, fresh_spill_dir
-from shared import topics
-from shared.barrier import Stage
-from shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
-from shared.crashpoints import crash_point
-from shared.spec import PipelineSpec
+from mapreduce_kafka.services.runtime.holding import Holding, HoldingWorker
+from mapreduce_kafka.services.runtime.process import Runtime
+from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.spec import PipelineSpec
 
 
 def accepts(seen: set[tuple[int, int]], tag: tuple[int, int], guarantee: str) -> bool:

@@ -22,17 +22,17 @@ from typing import Any
 
 import orjson
 
-from services.runtime import lifecycle
-from services.runtime.holding import Holding, HoldingWorker
-from services.runtime.process import Runtime
-from services.runtime.spill import Groups, fresh_spill_dir
-from shared import output, topics
-from shared.barrier import Stage
-from shared.codec import Envelope, decode_items, key_order
-from shared.crashpoints import crash_point
-from shared.metrics import METRICS
-from shared.spec import PipelineSpec
-from shared.store import FINALIZING, TERMINAL
+from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.services.runtime.holding import Holding, HoldingWorker
+from mapreduce_kafka.services.runtime.process import Runtime
+from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
+from mapreduce_kafka.shared import output, topics
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.codec import Envelope, decode_items, key_order
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.store import FINALIZING, TERMINAL
 
 STAGING_SWEEP_S = 10.0  # how often staging directories of failed pipelines are looked for
 

@@ -10,11 +10,11 @@ from typing import Any
 
 import orjson
 
-from services.runtime.process import Runtime
-from shared import topics
-from shared.codec import CodecError, Envelope, Kind, key_bytes
-from shared.metrics import METRICS
-from shared.spec import PipelineSpec
+from mapreduce_kafka.services.runtime.process import Runtime
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, key_bytes
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.spec import PipelineSpec
 
 MAX_DATA_CHARS = 2000  # how much of the offending record a dead letter carries
 

@@ -23,7 +23,7 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from services.runtime.process import (
+from mapreduce_kafka.services.runtime.process import (
     Runtime,
     check_consumer_error,
     commit,
@@ -33,13 +33,13 @@ from services.runtime.process import (
     is_infrastructure,
     processing_failure,
 )
-from shared import kafka
-from shared.barrier import Stage
-from shared.codec import Envelope, Kind
-from shared.metrics import METRICS
-from shared.reassembly import Reassembler
-from shared.spec import PipelineSpec
-from shared.store import TERMINAL
+from mapreduce_kafka.shared import kafka
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.codec import Envelope, Kind
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.reassembly import Reassembler
+from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.store import TERMINAL
 
 BATCH = 500
 POLL_S = 0.2

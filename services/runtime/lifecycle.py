@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import structlog
 
-from services.runtime.producer import OutputProducer
-from shared import topics
-from shared.crashpoints import crash_point
-from shared.store import TERMINAL, Store
+from mapreduce_kafka.services.runtime.producer import OutputProducer
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.store import TERMINAL, Store
 
 log = structlog.get_logger("lifecycle")
 

@@ -27,11 +27,11 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from shared import kafka, retry, signing, topics
-from shared.codec import CodecError, Envelope, Kind, load_spec
-from shared.config import Settings
-from shared.errors import ConsumerFailed
-from shared.spec import PipelineSpec
+from mapreduce_kafka.shared import kafka, retry, signing, topics
+from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, load_spec
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.errors import ConsumerFailed
+from mapreduce_kafka.shared.spec import PipelineSpec
 
 log = structlog.get_logger("pipeline_view")
 

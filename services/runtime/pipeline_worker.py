@@ -15,8 +15,8 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
-from services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
-from services.runtime.process import (
+from mapreduce_kafka.services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
+from mapreduce_kafka.services.runtime.process import (
     Runtime,
     commit,
     commit_refused,
@@ -26,13 +26,13 @@ from services.runtime.process import (
     is_infrastructure,
     processing_failure,
 )
-from services.runtime.resubscriber import build_strategy, consumer_overrides
-from shared import kafka, topics
-from shared.codec import INPUT_KINDS, Envelope, Kind
-from shared.crashpoints import crash_point
-from shared.metrics import METRICS
-from shared.reassembly import Reassembler, clamp
-from shared.spec import PipelineSpec
+from mapreduce_kafka.services.runtime.resubscriber import build_strategy, consumer_overrides
+from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind
+from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.reassembly import Reassembler, clamp
+from mapreduce_kafka.shared.spec import PipelineSpec
 
 # A batch is sized to take about this long. Longer amortizes the flush and commit round
 # trips better; shorter bounds how late a stop, a new pipeline or a commit is seen (a mapper

@@ -15,18 +15,18 @@ import redis
 import structlog
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 
-from services.runtime import lifecycle
-from services.runtime.pipeline_view import PipelineView
-from services.runtime.producer import DeliveryFailed, OutputProducer
-from services.worker import ENV_RESTARTS
-from shared import kafka, topics
-from shared.codec import CodecError, Envelope
-from shared.config import Settings
-from shared.crashpoints import CrashPointError
-from shared.errors import ConsumerFailed
-from shared.metrics import METRICS
-from shared.spec import PipelineSpec
-from shared.store import Store
+from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
+from mapreduce_kafka.services.runtime.producer import DeliveryFailed, OutputProducer
+from mapreduce_kafka.services.worker import ENV_RESTARTS
+from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.codec import CodecError, Envelope
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.crashpoints import CrashPointError
+from mapreduce_kafka.shared.errors import ConsumerFailed
+from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.store import Store
 
 HEARTBEAT_S = 2.0  # how often a worker tells Redis it is alive (status shows silence)
 UNAUTHENTICATED_LOG_INTERVAL_S = 1.0  # per partition: a flood of forgeries logs a line a second

@@ -26,10 +26,10 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from shared import auth, signing, topics
-from shared.codec import CodecError, Envelope, fragments
-from shared.config import Settings
-from shared.metrics import METRICS
+from mapreduce_kafka.shared import auth, signing, topics
+from mapreduce_kafka.shared.codec import CodecError, Envelope, fragments
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.metrics import METRICS
 
 # Errors the broker gives for a record it will never accept, however often it is retried.
 PERMANENT_DELIVERY_ERRORS = {

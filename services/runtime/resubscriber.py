@@ -17,9 +17,9 @@ from typing import Protocol
 import structlog
 from confluent_kafka import Consumer, KafkaException
 
-from services.runtime.producer import DeliveryFailed
-from shared import retry
-from shared.pipeline_groups import (
+from mapreduce_kafka.services.runtime.producer import DeliveryFailed
+from mapreduce_kafka.shared import retry
+from mapreduce_kafka.shared.pipeline_groups import (
     DEFAULT_CAPACITY,
     Assigned,
     Close,
@@ -30,10 +30,10 @@ from shared.pipeline_groups import (
     PipelineGroups,
     PipelinesChanged,
 )
-from shared.pipeline_groups import Command as GroupCommand
-from shared.pipeline_groups import State as GroupState
-from shared.pipeline_groups import Transitioned as GroupTransitioned
-from shared.resubscribe import (
+from mapreduce_kafka.shared.pipeline_groups import Command as GroupCommand
+from mapreduce_kafka.shared.pipeline_groups import State as GroupState
+from mapreduce_kafka.shared.pipeline_groups import Transitioned as GroupTransitioned
+from mapreduce_kafka.shared.resubscribe import (
     Command,
     GiveUp,
     Resubscription,

@@ -20,7 +20,7 @@ from typing import Any, BinaryIO
 
 import orjson
 
-from shared.codec import hashable
+from mapreduce_kafka.shared.codec import hashable
 
 EXPANSION = 4
 # Runs merged at once (Hadoop's io.sort.factor): past it, runs are first merged into bigger

@@ -15,10 +15,10 @@ from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from services import api
-from services.ui.state import stage_progress
-from shared.metrics import COUNTERS, GAUGES
-from shared.store import SILENT_AFTER_S, TERMINAL
+from mapreduce_kafka.services import api
+from mapreduce_kafka.services.ui.state import stage_progress
+from mapreduce_kafka.shared.metrics import COUNTERS, GAUGES
+from mapreduce_kafka.shared.store import SILENT_AFTER_S, TERMINAL
 
 PREFIX = "mapreduce_"
 WORKER_LABELS = ("role", "host", "worker")

@@ -22,9 +22,9 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from services import api
-from services.ui.metrics import registry
-from services.ui.state import DashboardState
+from mapreduce_kafka.services import api
+from mapreduce_kafka.services.ui.metrics import registry
+from mapreduce_kafka.services.ui.state import DashboardState
 
 STATIC = Path(__file__).parent / "static"
 DEFAULT_HOST = "127.0.0.1"  # loopback: the dashboard has no login

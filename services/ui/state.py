@@ -12,10 +12,10 @@ import orjson
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from services import api
-from services.cluster_health import cluster_health
-from services.worker_status import worker_rows
-from shared import kafka, topics
+from mapreduce_kafka.services import api
+from mapreduce_kafka.services.cluster_health import cluster_health
+from mapreduce_kafka.services.worker_status import worker_rows
+from mapreduce_kafka.shared import kafka, topics
 
 log = structlog.get_logger("dashboard")
 

@@ -24,11 +24,11 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from services import source, supervisor
-from shared import crashpoints, output, topics
-from shared.config import DEFAULT_STRATEGY
-from shared.errors import PipelineFailed
-from shared.store import Store
+from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.shared import crashpoints, output, topics
+from mapreduce_kafka.shared.config import DEFAULT_STRATEGY
+from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 
@@ -158,7 +158,7 @@ def test_a_source_dying_before_its_stream_is_complete_fails_the_job(armed_pool, 
     out = tmp_path / "out"
     try:
         proc = subprocess.run(
-            [sys.executable, "-m", "services.cli", "submit", str(jobs.WORDCOUNT),
+            [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(jobs.WORDCOUNT),
              *[a for path in inputs["wordcount"] for a in ("-i", str(path))],
              "-o", str(out), "--id", pipeline_id],
             env=env, cwd=REPO, capture_output=True, timeout=120)

@@ -35,13 +35,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from services import reference, source, supervisor
-from services.localcluster.cluster import LocalCluster, read_pid, wait_exited
-from shared import inputs, output
-from shared.config import Settings
-from shared.errors import PipelineFailed
-from shared.spec import load_module, spec_from_module
-from shared.store import Store
+from mapreduce_kafka.services import reference, source, supervisor
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster, read_pid, wait_exited
+from mapreduce_kafka.shared import inputs, output
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.spec import load_module, spec_from_module
+from mapreduce_kafka.shared.store import Store
 from tests.faults import replicated as replicated_faults
 
 REPO = Path(__file__).resolve().parents[2]
@@ -244,7 +244,7 @@ class Harness:
         pipeline_id = f"fault-source-{result.seed}-{os.getpid()}-{time.monotonic_ns()}"
         env = {**os.environ, **self.settings.env(), "MAPREDUCE_SOURCE_TTL_S": "3"}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "submit", str(shape.pipeline),
+            [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(shape.pipeline),
              *[a for p in shape.inputs for a in ("-i", str(p))], "-o", str(out),
              "--id", pipeline_id], env=env, cwd=REPO,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -20,10 +20,10 @@ from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
 
-from services.localcluster.cluster import LocalCluster, wait_exited
-from services.localcluster.replicated import Node
-from shared import redis_client, topics
-from shared.config import Settings
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster, wait_exited
+from mapreduce_kafka.services.localcluster.replicated import Node
+from mapreduce_kafka.shared import redis_client, topics
+from mapreduce_kafka.shared.config import Settings
 
 KINDS = ("leader", "controller", "primary", "rolling")
 BROKER_KINDS = ("leader", "controller", "rolling")  # at most one of these at a time

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from services import api
-from services.ui.server import app
+from mapreduce_kafka.services import api
+from mapreduce_kafka.services.ui.server import app
 from tests.conftest import free_port
 
 

@@ -9,11 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from services import reference, source
-from shared import output
-from shared.config import Settings
-from shared.errors import JobTimedOut
-from shared.store import Store
+from mapreduce_kafka.services import reference, source
+from mapreduce_kafka.shared import output
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.errors import JobTimedOut
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import wait_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -18,10 +18,10 @@ import pytest
 import zstandard
 from confluent_kafka import Producer
 
-from services import api, reference
-from shared import kafka, output
-from shared.errors import InputError
-from shared.spec import PipelineCode
+from mapreduce_kafka.services import api, reference
+from mapreduce_kafka.shared import kafka, output
+from mapreduce_kafka.shared.errors import InputError
+from mapreduce_kafka.shared.spec import PipelineCode
 from tests.conftest import REPO, make_corpus
 from tests.integration import jobs
 
@@ -180,7 +180,7 @@ def test_tsv_output_is_key_tab_value_with_json_fields(api_cluster, tmp_path):
 
 
 def test_a_pipeline_from_functions_names_what_it_misses():
-    from shared.errors import PipelineDefinitionError
+    from mapreduce_kafka.shared.errors import PipelineDefinitionError
 
     with pytest.raises(PipelineDefinitionError, match="reducer"):
         api.Pipeline(mapper=lambda line: [(line, 1)]).run_inline([SAMPLES / "text"])

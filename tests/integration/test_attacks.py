@@ -12,11 +12,11 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from services import api
-from shared import inputs, topics
-from shared.codec import CodecError, Envelope, Kind, Split
-from shared.config import redacted
-from shared.store import Store
+from mapreduce_kafka.services import api
+from mapreduce_kafka.shared import inputs, topics
+from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, Split
+from mapreduce_kafka.shared.config import redacted
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import make_corpus, wait_for
 from tests.integration import jobs
 
@@ -116,8 +116,8 @@ def test_a_spec_older_than_the_age_limit_is_refused(pool, tmp_path):
     """With the age limit, a signed spec cannot be replayed once its status has expired."""
     from dataclasses import replace
 
-    from services import source
-    from services.runtime.pipeline_view import PipelineView
+    from mapreduce_kafka.services import source
+    from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
 
     view = PipelineView(pool.with_(spec_max_age_s=60))
     try:
@@ -164,7 +164,7 @@ def test_passwords_never_reach_the_logs(pool):
 
 
 def test_the_state_directory_and_key_are_private(tmp_path):
-    from shared import signing
+    from mapreduce_kafka.shared import signing
 
     key = signing.ensure_key_file(tmp_path / "new-home")
     assert os.stat(tmp_path / "new-home").st_mode & 0o777 == 0o700

@@ -13,10 +13,10 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from services import source, supervisor
-from shared import output, topics
-from shared.errors import PipelineFailed
-from shared.store import Store
+from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.shared import output, topics
+from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 
@@ -120,7 +120,7 @@ def test_spec_that_workers_cannot_load_fails_only_its_pipeline(pool, tmp_path, m
 def test_source_killed_mid_stream_is_reported_incomplete(pool, tmp_path):
     inputs = make_corpus(tmp_path / "in", 80)
     env = {**os.environ, **pool.env(), "MAPREDUCE_SOURCE_TTL_S": "3"}
-    proc = subprocess.Popen([sys.executable, "-m", "services.cli", "submit",
+    proc = subprocess.Popen([sys.executable, "-m", "mapreduce_kafka.services.cli", "submit",
                              str(jobs.WORDCOUNT), "-i", str(tmp_path / "in"),
                              "-o", str(tmp_path / "out"), "--id", f"dead-source-{os.getpid()}"],
                             env=env, cwd=REPO, stdout=subprocess.DEVNULL,

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from services import source
-from shared import inputs, output
-from shared.errors import PipelineFailed
+from mapreduce_kafka.services import source
+from mapreduce_kafka.shared import inputs, output
+from mapreduce_kafka.shared.errors import PipelineFailed
 from tests.conftest import REPO, make_corpus
 from tests.integration import jobs
 from tests.integration.test_bad_records import dead_letters
@@ -109,7 +109,7 @@ def test_an_output_that_cannot_be_written_fails_its_job_in_seconds(workers, tmp_
     """Mappers stopped while the job is submitted, the output made unwritable, workers back:
     the sink cannot write, the job fails with a one-line reason, a healthy job beside it
     finishes exactly, and the sink goes on serving (it does not crash-loop)."""
-    from services import supervisor
+    from mapreduce_kafka.services import supervisor
 
     supervisor.scale(workers, {"mapper": 0})
     out = tmp_path / "parent" / "out"

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import REPO, free_port
 
 pytestmark = pytest.mark.integration
-MAPREDUCE = [sys.executable, "-m", "services.cli"]
+MAPREDUCE = [sys.executable, "-m", "mapreduce_kafka.services.cli"]
 
 
 def cli(settings, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -131,7 +131,7 @@ def test_status_marks_a_stopped_worker_silent_and_shows_lag(workers):
     import json
     import signal
 
-    from services import supervisor
+    from mapreduce_kafka.services import supervisor
     from tests.conftest import wait_for
 
     sink = next(w for w in supervisor.running(workers.home) if w.role == "sink")
@@ -165,7 +165,7 @@ def test_status_marks_a_stopped_worker_silent_and_shows_lag(workers):
 def test_worker_without_a_signing_key_exits_with_a_clear_error(pool, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAPREDUCE_")}
     env.update({**pool.env(), "MAPREDUCE_HOME": str(tmp_path / "keyless")})
-    result = subprocess.run([sys.executable, "-m", "services.worker", "mapper"],
+    result = subprocess.run([sys.executable, "-m", "mapreduce_kafka.services.worker", "mapper"],
                             capture_output=True, text=True, env=env, timeout=60, cwd=REPO)
     assert result.returncode == 2
     assert "no pipeline signing key" in result.stdout + result.stderr
@@ -178,7 +178,7 @@ def test_status_says_what_a_running_pipeline_waits_on_and_keeps_final_figures(wo
     done, its final figures stay (not 0/N, as when its counts were forgotten)."""
     import json
 
-    from services import supervisor
+    from mapreduce_kafka.services import supervisor
     from tests.integration import jobs
 
     supervisor.scale(workers, {"reducer": 0})

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared import redis_client
+from mapreduce_kafka.shared import redis_client
 from tests.conftest import REPO
 
 COMPOSE = REPO / "compose" / "docker-compose.yml"

@@ -10,9 +10,9 @@ import structlog
 from confluent_kafka import KafkaError, Message
 from structlog.testing import capture_logs
 
-from services.runtime.process import Runtime
-from services.worker import ROLES, build
-from shared.errors import ConsumerFailed
+from mapreduce_kafka.services.runtime.process import Runtime
+from mapreduce_kafka.services.worker import ROLES, build
+from mapreduce_kafka.shared.errors import ConsumerFailed
 
 pytestmark = pytest.mark.integration
 

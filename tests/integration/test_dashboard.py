@@ -11,9 +11,9 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services import supervisor
-from shared import output
-from shared.codec import count_lines
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.shared import output
+from mapreduce_kafka.shared.codec import count_lines
 from tests.conftest import REPO, free_port, wait_for
 from tests.integration import jobs
 from tests.integration.dashboard import get, serving

@@ -13,10 +13,10 @@ import threading
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from services import api, supervisor
-from shared import topics
-from shared.errors import PipelineFailed
-from shared.store import Store
+from mapreduce_kafka.services import api, supervisor
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 from tests.integration.test_cli import MAPREDUCE, assert_clean_error, cli

@@ -6,9 +6,9 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from services import source
-from shared import topics
-from shared.store import Store
+from mapreduce_kafka.services import source
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 
@@ -99,7 +99,7 @@ def test_duplicate_pipeline_id_is_refused(pool, tmp_path):
     again = source.Job(jobs.WORDCOUNT, [REPO / "pipelines/samples/text"], tmp_path / "o2",
                        pipeline_id="dup-id-test")
     source.prepare(again, pool)
-    from shared.errors import InvalidPipelineId
+    from mapreduce_kafka.shared.errors import InvalidPipelineId
 
     with pytest.raises(InvalidPipelineId, match="already in use"):
         source.submit(again, pool)

@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from services.runtime.pipeline_view import PipelineView
-from services.runtime.producer import OutputProducer
-from shared import topics
-from shared.codec import Envelope, Kind, dump_spec
+from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
+from mapreduce_kafka.services.runtime.producer import OutputProducer
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.codec import Envelope, Kind, dump_spec
 
 pytestmark = pytest.mark.integration
 

@@ -12,9 +12,9 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 
-from services.runtime.producer import DeliveryFailed, OutputProducer
-from shared import kafka
-from shared.codec import Envelope, Kind
+from mapreduce_kafka.services.runtime.producer import DeliveryFailed, OutputProducer
+from mapreduce_kafka.shared import kafka
+from mapreduce_kafka.shared.codec import Envelope, Kind
 
 pytestmark = pytest.mark.integration
 

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services.localcluster.cluster import debian_program, terminate
-from shared.errors import ConnectionFailed
-from shared.store import Store
+from mapreduce_kafka.services.localcluster.cluster import debian_program, terminate
+from mapreduce_kafka.shared.errors import ConnectionFailed
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.integration

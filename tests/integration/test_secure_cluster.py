@@ -13,11 +13,11 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from services.localcluster import secure
-from services.localcluster.cluster import LocalCluster
-from shared import kafka, topics
-from shared.config import Settings
-from shared.errors import ConnectionFailed
+from mapreduce_kafka.services.localcluster import secure
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.errors import ConnectionFailed
 from tests.conftest import REPO, free_port, started_with_pool, wait_for
 from tests.integration import jobs
 

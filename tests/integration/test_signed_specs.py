@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from services import source
-from services.runtime.producer import OutputProducer
-from shared import signing, topics
-from shared.codec import Envelope, Kind, dump_spec
-from shared.errors import PipelineFailed
-from shared.store import Store
+from mapreduce_kafka.services import source
+from mapreduce_kafka.services.runtime.producer import OutputProducer
+from mapreduce_kafka.shared import signing, topics
+from mapreduce_kafka.shared.codec import Envelope, Kind, dump_spec
+from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import REPO
 from tests.integration import jobs
 

@@ -7,8 +7,8 @@ import uuid
 
 import pytest
 
-from shared.barrier import Stage
-from shared.store import Store
+from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.store import Store
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +81,7 @@ def test_a_write_no_replica_confirms_does_not_count(cluster, monkeypatch):
     """With wait_replicas=1 a write is followed by WAIT on its connection; this Redis has no
     replica, so none confirms and the write is reported as not done (the caller retries
     it), never as done."""
-    from shared import store as store_module
+    from mapreduce_kafka.shared import store as store_module
 
     monkeypatch.setattr(store_module, "WAIT_TIMEOUT_MS", 100)
     waiting = Store(cluster.redis_url + "?wait_replicas=1")

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from services import supervisor
-from shared.config import STRATEGIES, Settings
-from shared.store import Store
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.shared.config import STRATEGIES, Settings
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import REPO, make_corpus, wait_for
 from tests.integration import jobs
 

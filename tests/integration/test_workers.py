@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from services import supervisor
+from mapreduce_kafka.services import supervisor
 from tests.conftest import make_corpus, wait_for
 from tests.integration import jobs
 

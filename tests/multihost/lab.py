@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from services import supervisor
-from services.localcluster.cluster import LocalCluster
-from shared.config import Settings
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.shared.config import Settings
 
 PREFIX = "mrlab"
 

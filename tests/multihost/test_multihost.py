@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from services import source, supervisor
-from services.worker_status import worker_rows
-from shared.config import Settings
-from shared.store import Store
+from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.worker_status import worker_rows
+from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import make_corpus, wait_for
 from tests.integration import jobs
 from tests.multihost import lab as netlab

@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shared import liveness
-from shared.barrier import FLOW, Stage, is_complete
-from shared.codec import CodecError, partition_for
+from mapreduce_kafka.shared import liveness
+from mapreduce_kafka.shared.barrier import FLOW, Stage, is_complete
+from mapreduce_kafka.shared.codec import CodecError, partition_for
 
 partitions = st.integers(min_value=1, max_value=16)
 

@@ -11,10 +11,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.roles.mapper import shuffle_frames
-from shared.codec import Fragment, decode_items, fragments
-from shared.inputs import MAX_RECORD_BYTES, frame_spans
-from shared.reassembly import Reassembler, clamp
+from mapreduce_kafka.services.roles.mapper import shuffle_frames
+from mapreduce_kafka.shared.codec import Fragment, decode_items, fragments
+from mapreduce_kafka.shared.inputs import MAX_RECORD_BYTES, frame_spans
+from mapreduce_kafka.shared.reassembly import Reassembler, clamp
 
 words = st.text(alphabet="abcdefghij", min_size=1, max_size=6)
 values = st.one_of(st.integers(0, 10**6), st.text(max_size=30),
@@ -128,5 +128,5 @@ def test_frames_hold_whole_lines_and_never_outgrow_the_limit(lengths, frame_byte
 
 def test_orjson_writes_nan_as_null_which_the_codec_refuses():
     assert orjson.dumps(float("nan")) == b"null"
-    from shared.codec import problem_of
+    from mapreduce_kafka.shared.codec import problem_of
     assert problem_of([1, float("inf")]) and problem_of(None) is None

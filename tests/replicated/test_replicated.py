@@ -14,11 +14,11 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from services import supervisor
-from services.cluster_health import cluster_health
-from services.localcluster.cluster import LocalCluster
-from shared import redis_client, topics
-from shared.store import Store
+from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.cluster_health import cluster_health
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.shared import redis_client, topics
+from mapreduce_kafka.shared.store import Store
 from tests.conftest import make_corpus, replicated_cluster, started_with_pool
 from tests.faults import replicated as faults
 from tests.integration import jobs

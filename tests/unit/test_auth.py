@@ -1,7 +1,7 @@
 """Message tags: what they bind a message to."""
 
-from shared.auth import HEADER, MessageAuth
-from shared.codec import Envelope, Kind
+from mapreduce_kafka.shared.auth import HEADER, MessageAuth
+from mapreduce_kafka.shared.codec import Envelope, Kind
 
 AUTH = MessageAuth(b"k" * 32)
 END = Envelope(Kind.STREAM_ENDED, "p1")

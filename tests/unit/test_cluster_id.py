@@ -2,7 +2,7 @@
 
 import base64
 
-from services.localcluster.cluster import _cluster_id
+from mapreduce_kafka.services.localcluster.cluster import _cluster_id
 
 
 def test_a_cluster_id_never_reads_as_an_option():

@@ -5,8 +5,8 @@ import pytest
 import structlog
 from confluent_kafka import KafkaError
 
-from services.runtime.process import check_consumer_error, commit_refused
-from shared.errors import ConsumerFailed
+from mapreduce_kafka.services.runtime.process import check_consumer_error, commit_refused
+from mapreduce_kafka.shared.errors import ConsumerFailed
 
 
 @pytest.mark.parametrize("code", [

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
+from mapreduce_kafka.services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
 
 
 def test_next_offsets_is_one_past_the_highest_read_per_partition():

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from shared import crashpoints
+from mapreduce_kafka.shared import crashpoints
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from services.roles.shuffler import accepts
-from services.runtime.pipeline_worker import drains_on_revoke
-from shared.errors import PipelineDefinitionError
-from shared.spec import load_module, spec_from_module
+from mapreduce_kafka.services.roles.shuffler import accepts
+from mapreduce_kafka.services.runtime.pipeline_worker import drains_on_revoke
+from mapreduce_kafka.shared.errors import PipelineDefinitionError
+from mapreduce_kafka.shared.spec import load_module, spec_from_module
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import pytest
 from confluent_kafka import Consumer
 
-from services.runtime.producer import DeliveryFailed
-from services.runtime.resubscriber import ReconnectStrategy
+from mapreduce_kafka.services.runtime.producer import DeliveryFailed
+from mapreduce_kafka.services.runtime.resubscriber import ReconnectStrategy
 
 
 def idle_consumer() -> Consumer:

@@ -13,12 +13,12 @@ from prometheus_client.core import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.registry import Collector
 
-from services.ui.metrics import pipeline_families, worker_families
-from services.ui.state import stage_progress, timeline
-from shared.codec import count_lines, split_lines
-from shared.logging import RotatingFile, librdkafka_logger
-from shared.metrics import COUNTERS, GAUGES, WorkerMetrics
-from shared.topics import pipeline_of, pipelines_of
+from mapreduce_kafka.services.ui.metrics import pipeline_families, worker_families
+from mapreduce_kafka.services.ui.state import stage_progress, timeline
+from mapreduce_kafka.shared.codec import count_lines, split_lines
+from mapreduce_kafka.shared.logging import RotatingFile, librdkafka_logger
+from mapreduce_kafka.shared.metrics import COUNTERS, GAUGES, WorkerMetrics
+from mapreduce_kafka.shared.topics import pipeline_of, pipelines_of
 
 
 def test_a_finished_jobs_timeline_runs_from_submission_to_its_end():

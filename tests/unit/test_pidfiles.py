@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from services.localcluster.cluster import read_pid, write_pid
+from mapreduce_kafka.services.localcluster.cluster import read_pid, write_pid
 
 
 def test_a_pid_file_names_the_process_it_was_written_for(tmp_path):
@@ -31,7 +31,7 @@ def test_a_bare_pid_counts_only_if_it_runs_one_of_ours(tmp_path):
     pidfile.write_text(f"{os.getpid()}\n")  # pytest: not a worker, the broker or Redis
     assert read_pid(pidfile) is None
     worker_like = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)",
-                                    "services.worker", "mapper"])
+                                    "mapreduce_kafka.services.worker", "mapper"])
     try:
         pidfile.write_text(f"{worker_like.pid}\n")
         assert read_pid(pidfile) == worker_like.pid

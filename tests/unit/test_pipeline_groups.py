@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.pipeline_groups import (
+from mapreduce_kafka.shared.pipeline_groups import (
     Assigned,
     Close,
     Closed,

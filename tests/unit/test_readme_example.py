@@ -9,7 +9,7 @@ REPO = Path(__file__).resolve().parents[2]
 def test_the_readmes_pipeline_test_passes(tmp_path, monkeypatch):
     readme = (REPO / "README.md").read_text()
     example = re.search(
-        r"```python\n(from services.api import Pipeline\n\ndef test_wordcount.*?)```", readme,
+        r"```python\n(from mapreduce_kafka import Pipeline\n\ndef test_wordcount.*?)```", readme,
         re.S)
     assert example, "the README's inline-runner example moved or changed shape"
     namespace: dict = {}

@@ -12,11 +12,11 @@ from confluent_kafka.admin import (
     TopicMetadata,
 )
 
-from services.cluster_health import broker_rows, partition_health
-from services.localcluster import replicated
-from shared import kafka, redis_client
-from shared.config import redacted
-from shared.errors import ConfigError
+from mapreduce_kafka.services.cluster_health import broker_rows, partition_health
+from mapreduce_kafka.services.localcluster import replicated
+from mapreduce_kafka.shared import kafka, redis_client
+from mapreduce_kafka.shared.config import redacted
+from mapreduce_kafka.shared.errors import ConfigError
 
 
 def test_a_plain_url_waits_for_no_replica_unless_told():
@@ -138,9 +138,9 @@ def test_replicated_redis_is_a_primary_two_replicas_and_three_sentinels():
 
 
 def test_a_cluster_keeps_the_shape_it_was_made_with(tmp_path):
-    from services import api
-    from services.localcluster.cluster import LocalCluster
-    from shared.errors import ClusterError
+    from mapreduce_kafka.services import api
+    from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+    from mapreduce_kafka.shared.errors import ClusterError
 
     (tmp_path / "cluster").mkdir()
     (tmp_path / "cluster" / "brokers").write_text("1")

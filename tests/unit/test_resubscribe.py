@@ -2,7 +2,7 @@
 
 import pytest
 
-from shared.resubscribe import (
+from mapreduce_kafka.shared.resubscribe import (
     NEXT,
     STEP_OF,
     GiveUp,
@@ -126,8 +126,8 @@ def test_removing_every_topic_is_a_change_too():
 
 
 def test_what_a_pipeline_waits_on_reads_like_a_sentence():
-    from shared import liveness
-    from shared.barrier import FLOW, Stage
+    from mapreduce_kafka.shared import liveness
+    from mapreduce_kafka.shared.barrier import FLOW, Stage
 
     totals = dict.fromkeys(FLOW, 4)
     assert liveness.describe({Stage.SOURCE: 1}, totals) == (
@@ -140,7 +140,7 @@ def test_what_a_pipeline_waits_on_reads_like_a_sentence():
 
 
 def test_a_stall_is_reported_once_per_period_and_progress_resets_it():
-    from shared.liveness import StallWatch
+    from mapreduce_kafka.shared.liveness import StallWatch
 
     watch = StallWatch(stall_s=10)
     assert not watch.stalled("p", (1, 2), now=0)
@@ -155,8 +155,8 @@ def test_a_stall_is_reported_once_per_period_and_progress_resets_it():
 
 
 def test_a_stall_names_the_input_partitions_no_live_worker_holds():
-    from shared import liveness
-    from shared.barrier import FLOW, Stage
+    from mapreduce_kafka.shared import liveness
+    from mapreduce_kafka.shared.barrier import FLOW, Stage
 
     totals = {**dict.fromkeys(FLOW, 2), Stage.SHUFFLE: 3}
     assert liveness.stage_input(Stage.MAP, "p1", totals) == ["MAP---p1[0]", "MAP---p1[1]"]

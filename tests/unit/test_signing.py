@@ -4,8 +4,8 @@ import stat
 
 import pytest
 
-from shared import signing
-from shared.errors import ConfigError
+from mapreduce_kafka.shared import signing
+from mapreduce_kafka.shared.errors import ConfigError
 
 KEY = b"k" * 32
 SECURE = signing.SpecPolicy(KEY)
@@ -75,7 +75,7 @@ def test_short_or_missing_keys_are_clear_errors(tmp_path):
 
 
 def test_ed25519_submitters_sign_workers_only_verify(tmp_path):
-    from shared.errors import ConfigError
+    from mapreduce_kafka.shared.errors import ConfigError
 
     private, public, message = signing.write_ed25519_keys(tmp_path / "keys")
     env = {signing.ENV_MESSAGE_KEY_FILE: str(message)}
@@ -97,7 +97,7 @@ def test_ed25519_submitters_sign_workers_only_verify(tmp_path):
 
 
 def test_ed25519_needs_a_message_key(tmp_path):
-    from shared.errors import ConfigError
+    from mapreduce_kafka.shared.errors import ConfigError
 
     private, _public, _message = signing.write_ed25519_keys(tmp_path / "keys")
     with pytest.raises(ConfigError, match="MAPREDUCE_MESSAGE_KEY_FILE"):

@@ -8,11 +8,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services import reference, source
-from shared import inputs, output
-from shared.codec import decode_records
-from shared.errors import InputError, PipelineDefinitionError
-from shared.spec import load_module, spec_from_module
+from mapreduce_kafka.services import reference, source
+from mapreduce_kafka.shared import inputs, output
+from mapreduce_kafka.shared.codec import decode_records
+from mapreduce_kafka.shared.errors import InputError, PipelineDefinitionError
+from mapreduce_kafka.shared.spec import load_module, spec_from_module
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -132,7 +132,7 @@ def test_output_is_all_or_nothing(tmp_path):
 
 def test_key_order_handles_mixed_key_types():
     # ordered by JSON text: '"a"' < '1' < '[1,2]'
-    from shared.codec import key_order
+    from mapreduce_kafka.shared.codec import key_order
 
     assert sorted([1, "a", (1, 2), 0.5], key=key_order) == ["a", 0.5, 1, (1, 2)]
 

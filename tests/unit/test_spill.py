@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.runtime.spill import Groups, fresh_spill_dir
+from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
 
 KEYS = st.one_of(st.text(max_size=6), st.integers(-5, 5),
                  st.tuples(st.text(max_size=3), st.integers(0, 3)))

@@ -1,7 +1,7 @@
 import pytest
 
-from shared import topics
-from shared.codec import (
+from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared.codec import (
     CodecError,
     Envelope,
     Kind,
@@ -14,7 +14,7 @@ from shared.codec import (
     split_by_size,
     split_lines,
 )
-from shared.errors import InvalidPipelineId
+from mapreduce_kafka.shared.errors import InvalidPipelineId
 
 
 @pytest.mark.parametrize("good", ["wc", "word.count_2-x", "A" * topics.MAX_PIPELINE_ID])
@@ -87,7 +87,7 @@ def test_spec_travels_by_value(tmp_path):
     module_file = tmp_path / "userpipe.py"
     module_file.write_text("def mapper(r):\n    yield r, 1\n\ndef reducer(k, vs):\n"
                            "    return len(vs)\n")
-    from shared.spec import load_module, spec_from_module
+    from mapreduce_kafka.shared.spec import load_module, spec_from_module
 
     module = load_module(module_file)
     spec = spec_from_module(module, pipeline_id="p", fmt="text", partitions=2,
@@ -107,8 +107,8 @@ def test_unloadable_spec_is_a_codec_error():
 
 
 def test_split_reads_its_bytes_and_refuses_a_changed_or_missing_file(tmp_path):
-    from shared.codec import CodecError, Split
-    from shared.inputs import read_split
+    from mapreduce_kafka.shared.codec import CodecError, Split
+    from mapreduce_kafka.shared.inputs import read_split
 
     def read(split: Split) -> bytes:
         return b"".join(read_split(split, 1 << 20))
@@ -136,8 +136,8 @@ def test_a_compressed_split_is_its_whole_file_read_in_frames(tmp_path):
 
     import zstandard
 
-    from shared.codec import Split
-    from shared.inputs import read_split
+    from mapreduce_kafka.shared.codec import Split
+    from mapreduce_kafka.shared.inputs import read_split
 
     text = b"".join(b"line %d of the input\n" % i for i in range(5000))
     for name, compress in (("in.gz", gzip.compress), ("in.bz2", bz2.compress),

@@ -42,7 +42,7 @@ install: system-packages $(STAMP)
 # (without Go those tests say so and skip).
 toxiproxy: $(STAMP)
 	@if command -v go >/dev/null || [ -x /usr/local/go/bin/go ]; then \
-	  PATH="$$PATH:/usr/local/go/bin" $(BIN)/python -c "from tests.multihost.toxiproxy import ensure_binary; print('toxiproxy:', ensure_binary())"; \
+	  PATH="$$PATH:/usr/local/go/bin" $(BIN)/python -c "from mapreduce_kafka.services.testing.toxiproxy import ensure_binary; print('toxiproxy:', ensure_binary())"; \
 	else echo "toxiproxy: Go not installed, the toxiproxy test will be skipped"; fi
 
 demo: install

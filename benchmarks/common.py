@@ -1,36 +1,14 @@
-"""What the benchmarks share: a local cluster of their own, on free ports, in a temporary
-home, stopped with its workers whatever happens."""
+"""What the benchmarks share: a warm-up job and the way results are written. Their local
+cluster is mapreduce_kafka.services.testing.clusters.local_cluster."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mapreduce_kafka.services import supervisor
-from mapreduce_kafka.services.localcluster.cluster import LocalCluster
-from mapreduce_kafka.shared.config import Settings
-from tests.conftest import free_port, replicated_cluster
-
-
-@contextlib.contextmanager
-def local_cluster(prefix: str, home: Path | None = None, replicated: bool = False
-                  ) -> Iterator[tuple[Path, Settings, LocalCluster]]:
-    """One broker and one Redis; or, `replicated`, three brokers and Redis with Sentinel."""
-    home = home or Path(tempfile.mkdtemp(prefix=prefix))
-    cluster = (replicated_cluster(home) if replicated else
-               LocalCluster(home, kafka_port=free_port(), controller_port=free_port(),
-                            redis_port=free_port()))
-    settings = cluster.start(timeout=180)
-    try:
-        yield home, settings, cluster
-    finally:
-        supervisor.stop_all(home)
-        cluster.stop()
-
+from mapreduce_kafka.shared.settings import Settings
 
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 
@@ -39,7 +17,7 @@ def warm_up(settings: Settings, home: Path) -> None:
     """One small, untimed job: the first job on a fresh pool also pays for clients, group
     joins and the broker's warm-up."""
     from mapreduce_kafka.services import source
-    from tests.conftest import make_corpus
+    from mapreduce_kafka.services.testing.corpus import make_corpus
 
     job = source.Job(WORDCOUNT, make_corpus(home / "warm-up-input", 0.1), home / "warm-up")
     source.prepare(job, settings)

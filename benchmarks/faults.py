@@ -28,10 +28,17 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from benchmarks.common import local_cluster
 from mapreduce_kafka.services import supervisor
-from mapreduce_kafka.shared import config
-from tests.faults.harness import KINDS, REPLICATED_KINDS, SHAPES, Harness, plan, shapes_for
+from mapreduce_kafka.services.testing.clusters import local_cluster
+from mapreduce_kafka.services.testing.fault_harness import (
+    KINDS,
+    REPLICATED_KINDS,
+    SHAPES,
+    Harness,
+    plan,
+    shapes_for,
+)
+from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY, STRATEGIES
 
 RESULTS = Path(__file__).parent / "results"
 HORIZON_SHARE = 0.8  # of a fault-free job: later faults would often find the job done
@@ -55,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{','.join(REPLICATED_KINDS)})")
     parser.add_argument("--shapes", default=",".join(SHAPES),
                         help="pipeline shapes to draw from (tests/faults/harness.py)")
-    parser.add_argument("--resubscribe", choices=config.STRATEGIES,
-                        default=config.DEFAULT_STRATEGY, help="the workers' strategy")
+    parser.add_argument("--resubscribe", choices=STRATEGIES,
+                        default=DEFAULT_STRATEGY, help="the workers' strategy")
     parser.add_argument("--out", type=Path, default=None,
                         help="default benchmarks/results/faults.json, or "
                              "faults-replicated.json")

@@ -18,10 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import WORDCOUNT, local_cluster, warm_up
+from benchmarks.common import WORDCOUNT, warm_up
 from mapreduce_kafka.services import reference, source, supervisor
+from mapreduce_kafka.services.testing.clusters import local_cluster
+from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import output
-from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"
 GUARANTEES = ("exactly-once", "at-least-once")

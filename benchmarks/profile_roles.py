@@ -21,9 +21,10 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import local_cluster, warm_up
+from benchmarks.common import warm_up
 from benchmarks.throughput import WORDCOUNT, build_corpus
 from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.testing.clusters import local_cluster
 
 OUT = Path(__file__).parent / "results" / "profiles"
 

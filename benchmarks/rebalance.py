@@ -27,12 +27,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks import rebalance_metrics as metrics
-from benchmarks.common import local_cluster, write_results
+from benchmarks.common import write_results
 from mapreduce_kafka.services import source, supervisor
-from mapreduce_kafka.shared.config import STRATEGIES, Settings
+from mapreduce_kafka.services.testing import rebalance_metrics as metrics
+from mapreduce_kafka.services.testing.clusters import local_cluster
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.shared.resubscribe_strategies import STRATEGIES
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import make_corpus
 
 RESULTS = Path(__file__).parent / "results"
 # What a strategy must reach: P0's stall beyond its normal batch gap (median over the

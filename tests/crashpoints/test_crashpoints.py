@@ -25,19 +25,22 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.testing import shapes
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import crashpoints, output, topics
-from mapreduce_kafka.shared.config import DEFAULT_STRATEGY
 from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import REPO, make_corpus, wait_for
+from tests import REPO
 from tests.integration import jobs
 
 pytestmark = [pytest.mark.integration, pytest.mark.crashpoints]
 
 SHAPES = {
     "wordcount": (jobs.WORDCOUNT, 2.0, 4),
-    "distinct_prefixes": (REPO / "tests/shapes/distinct_prefixes.py", 2.5, 2),
-    "nested_values": (REPO / "tests/shapes/nested_values.py", 1.0, 2),
+    "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 2.5, 2),
+    "nested_values": (shapes.NESTED_VALUES, 1.0, 2),
 }
 SOURCE_POINTS = [p for p in crashpoints.POINTS if p.startswith("source.")]
 WORKER_POINTS = [p for p in crashpoints.POINTS if p not in SOURCE_POINTS]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mapreduce_kafka.services import supervisor
-from tests.faults.harness import Fault, Harness, plan, shapes_for
+from mapreduce_kafka.services.testing.fault_harness import Fault, Harness, plan, shapes_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]
 

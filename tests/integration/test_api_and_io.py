@@ -19,10 +19,11 @@ import zstandard
 from confluent_kafka import Producer
 
 from mapreduce_kafka.services import api, reference
+from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import kafka, output
 from mapreduce_kafka.shared.errors import InputError
 from mapreduce_kafka.shared.spec import PipelineCode
-from tests.conftest import REPO, make_corpus
+from tests import REPO
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

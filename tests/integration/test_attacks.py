@@ -13,11 +13,12 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from mapreduce_kafka.services import api
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import inputs, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, Split
-from mapreduce_kafka.shared.config import redacted
+from mapreduce_kafka.shared.redis_client import redacted
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import make_corpus, wait_for
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

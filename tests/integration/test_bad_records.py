@@ -14,10 +14,12 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
 from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output, topics
 from mapreduce_kafka.shared.errors import PipelineFailed
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import REPO, make_corpus, wait_for
+from tests import REPO
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

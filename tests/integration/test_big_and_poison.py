@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from mapreduce_kafka.services import source
+from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import inputs, output
 from mapreduce_kafka.shared.errors import PipelineFailed
-from tests.conftest import REPO, make_corpus
+from tests import REPO
 from tests.integration import jobs
 from tests.integration.test_bad_records import dead_letters
 

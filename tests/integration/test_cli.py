@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, free_port
+from mapreduce_kafka.services.testing.ports import free_port
+from tests import REPO
 
 pytestmark = pytest.mark.integration
 MAPREDUCE = [sys.executable, "-m", "mapreduce_kafka.services.cli"]
@@ -132,7 +133,7 @@ def test_status_marks_a_stopped_worker_silent_and_shows_lag(workers):
     import signal
 
     from mapreduce_kafka.services import supervisor
-    from tests.conftest import wait_for
+    from mapreduce_kafka.services.testing.waiting import wait_for
 
     sink = next(w for w in supervisor.running(workers.home) if w.role == "sink")
 
@@ -189,7 +190,7 @@ def test_status_says_what_a_running_pipeline_waits_on_and_keeps_final_figures(wo
         pipelines = json.loads(cli(workers, "status", "--json").stdout)["pipelines"]
         return next(p for p in pipelines if p["id"] == job.pipeline_id).get("waiting_on", "")
 
-    from tests.conftest import wait_for
+    from mapreduce_kafka.services.testing.waiting import wait_for
 
     wait_for(lambda: waiting().startswith("reduce (0/3"), 60, "status to say it waits on reduce")
     supervisor.scale(workers, supervisor.DEFAULT_COUNTS)

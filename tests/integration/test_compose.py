@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from mapreduce_kafka.shared import redis_client
-from tests.conftest import REPO
+from tests import REPO
 
 COMPOSE = REPO / "compose" / "docker-compose.yml"
 REPLICATED = REPO / "compose" / "docker-compose.replicated.yml"

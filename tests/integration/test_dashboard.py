@@ -12,9 +12,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.testing.ports import free_port
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.codec import count_lines
-from tests.conftest import REPO, free_port, wait_for
+from tests import REPO
 from tests.integration import jobs
 from tests.integration.dashboard import get, serving
 from tests.integration.test_cli import MAPREDUCE, assert_clean_error, cli

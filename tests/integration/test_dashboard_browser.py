@@ -15,7 +15,8 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.conftest import REPO, make_corpus
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from tests import REPO
 from tests.integration import jobs
 from tests.integration.dashboard import serving
 

@@ -7,9 +7,11 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from mapreduce_kafka.services import source
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import topics
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import REPO, make_corpus, wait_for
+from tests import REPO
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

@@ -9,9 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from mapreduce_kafka.services.localcluster.cluster import debian_program, terminate
+from mapreduce_kafka.services.testing.ports import free_port
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared.errors import ConnectionFailed
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import free_port, wait_for
 
 pytestmark = pytest.mark.integration
 SECRET = "s3cret-for-the-test"

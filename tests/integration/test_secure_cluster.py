@@ -15,10 +15,13 @@ from confluent_kafka.admin import AdminClient
 
 from mapreduce_kafka.services.localcluster import secure
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.testing.clusters import started_with_pool
+from mapreduce_kafka.services.testing.ports import free_port
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import kafka, topics
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import ConnectionFailed
-from tests.conftest import REPO, free_port, started_with_pool, wait_for
+from mapreduce_kafka.shared.settings import Settings
+from tests import REPO
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from mapreduce_kafka.shared import signing, topics
 from mapreduce_kafka.shared.codec import Envelope, Kind, dump_spec
 from mapreduce_kafka.shared.errors import PipelineFailed
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import REPO
+from tests import REPO
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from mapreduce_kafka.services import supervisor
-from tests.conftest import make_corpus, wait_for
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
 from tests.integration import jobs
 
 pytestmark = pytest.mark.integration

@@ -13,13 +13,14 @@ from pathlib import Path
 import pytest
 
 from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.testing import toxiproxy
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.services.worker_status import worker_rows
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import make_corpus, wait_for
 from tests.integration import jobs
 from tests.multihost import lab as netlab
-from tests.multihost import toxiproxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.multihost]
 

@@ -17,10 +17,11 @@ from confluent_kafka.admin import AdminClient, ConfigResource
 from mapreduce_kafka.services import supervisor
 from mapreduce_kafka.services.cluster_health import cluster_health
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.testing import replicated_faults as faults
+from mapreduce_kafka.services.testing.clusters import replicated_cluster, started_with_pool
+from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import redis_client, topics
 from mapreduce_kafka.shared.store import Store
-from tests.conftest import make_corpus, replicated_cluster, started_with_pool
-from tests.faults import replicated as faults
 from tests.integration import jobs
 
 pytestmark = [pytest.mark.integration, pytest.mark.replicated]

@@ -1,6 +1,13 @@
 import pytest
 
-from benchmarks.rebalance_metrics import Batch, first_batch, map_ended, phases, processed, stalls
+from mapreduce_kafka.services.testing.rebalance_metrics import (
+    Batch,
+    first_batch,
+    map_ended,
+    phases,
+    processed,
+    stalls,
+)
 
 
 def b(ts, worker, **counts):

@@ -11,12 +11,12 @@ Fault kinds
 - redis:  SIGKILL Redis, restart it after `pause` seconds;
 - source: SIGKILL the submitting process mid-stream: the job must fail, never finalize.
 
-On a replicated cluster (LocalCluster(brokers=3)), the kinds of tests/faults/replicated.py
+On a replicated cluster (LocalCluster(brokers=3)), the kinds of replicated_faults.py
 instead of broker and redis: the leader of the job's partitions, the active controller or
 the Redis primary killed and left down until the trial ends, or a rolling restart of every
 broker; at most one of the broker kinds per trial, so that a quorum always remains.
 
-Each trial runs one pipeline shape (Shape): word count, or the shapes of tests/shapes that
+Each trial runs one pipeline shape (Shape): word count, or the shapes of shapes/ that
 reach paths word count does not (several chunks per shuffle partition from a set-iterating
 mapper, dict and list values). Each shape has its own input and its own fault-free
 baseline, against which its faults are timed.
@@ -35,17 +35,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mapreduce_kafka.examples import WORDCOUNT
 from mapreduce_kafka.services import reference, source, supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster, read_pid, wait_exited
+from mapreduce_kafka.services.testing import replicated_faults, shapes
+from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import inputs, output
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import load_module, spec_from_module
 from mapreduce_kafka.shared.store import Store
-from tests.faults import replicated as replicated_faults
 
-REPO = Path(__file__).resolve().parents[2]
-WORDCOUNT = REPO / "pipelines" / "wordcount.py"
 KINDS = ("kill", "stop", "broker", "redis", "source")
 REPLICATED_KINDS = ("kill", "stop", *replicated_faults.KINDS)
 ROLES = tuple(supervisor.DEFAULT_COUNTS)
@@ -63,15 +63,13 @@ class Shape:
 # The shapes and the share of the word count corpus each one reads (the set-based mapper
 # without a combiner ships several times its input through the shuffle).
 SHAPES = {"wordcount": (WORDCOUNT, 1.0),
-          "distinct_prefixes": (REPO / "tests/shapes/distinct_prefixes.py", 0.15),
-          "nested_values": (REPO / "tests/shapes/nested_values.py", 0.4)}
+          "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 0.15),
+          "nested_values": (shapes.NESTED_VALUES, 0.4)}
 
 
 def shapes_for(base: Path, megabytes: float, names: tuple[str, ...] = tuple(SHAPES),
                ) -> dict[str, Shape]:
     """Each named shape with a corpus of its share of `megabytes` under `base`."""
-    from tests.conftest import make_corpus
-
     return {name: Shape(name, SHAPES[name][0],
                         tuple(make_corpus(base / name, megabytes * SHAPES[name][1])))
             for name in names}
@@ -246,7 +244,7 @@ class Harness:
         proc = subprocess.Popen(
             [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(shape.pipeline),
              *[a for p in shape.inputs for a in ("-i", str(p))], "-o", str(out),
-             "--id", pipeline_id], env=env, cwd=REPO,
+             "--id", pipeline_id], env=env,
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 60
         while not self.store.pipeline(pipeline_id) and time.monotonic() < deadline:

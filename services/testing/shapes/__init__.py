@@ -1,0 +1,9 @@
+"""Pipelines of several shapes for the crash-point suite and the fault runs: each reaches
+the framework's paths that word count never takes. Loaded by path, as a user's pipeline
+is: these are their files."""
+
+from pathlib import Path
+
+HERE = Path(__file__).parent
+DISTINCT_PREFIXES = HERE / "distinct_prefixes.py"
+NESTED_VALUES = HERE / "nested_values.py"

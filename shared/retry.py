@@ -56,7 +56,7 @@ def until_deadline(
 
 
 # Redis briefly unreachable (restart, failover): retry each coordination call for up to
-# 60 s. Every call in shared/store.py is idempotent, so repeating one is safe.
+# 60 s. Every call in shared/store/ is idempotent, so repeating one is safe.
 REDIS_OUTAGE_S = 60.0
 
 

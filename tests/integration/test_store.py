@@ -81,13 +81,13 @@ def test_a_write_no_replica_confirms_does_not_count(cluster, monkeypatch):
     """With wait_replicas=1 a write is followed by WAIT on its connection; this Redis has no
     replica, so none confirms and the write is reported as not done (the caller retries
     it), never as done."""
-    from mapreduce_kafka.shared import store as store_module
+    from mapreduce_kafka.shared.store import connection
 
-    monkeypatch.setattr(store_module, "WAIT_TIMEOUT_MS", 100)
+    monkeypatch.setattr(connection, "WAIT_TIMEOUT_MS", 100)
     waiting = Store(cluster.redis_url + "?wait_replicas=1")
     assert waiting.target.wait_replicas == 1
     key = f"store-test-{uuid.uuid4().hex[:8]}"
-    with pytest.raises(store_module.NotReplicated, match="0 of the 1 replicas"):
+    with pytest.raises(connection.NotReplicated, match="0 of the 1 replicas"):
         waiting._durably(lambda client: client.set(key, "v"))
     plain = Store(cluster.redis_url)
     assert plain._durably(lambda client: client.set(key, "w")) is True

@@ -1,0 +1,60 @@
+"""Every Redis key the store uses, named in one place (all under ``mr:``):
+
+  mr:pipelines                  set of pipeline ids, for `status`
+  mr:active                     set of pipeline ids not yet done or failed
+  mr:finishing                  sorted set (by end time) of pipelines done or failed whose
+                                cleanup (tombstone, keys) is not finished: see lifecycle
+  mr:staging                    pipelines whose sink created a staging directory
+  mr:pipeline:<id>              hash: state, reason, output, partitions, frames, times
+                                (submitted, ready, sent, completed.<stage>, finished)
+  mr:ended:<id>:<stage>         set of partitions that ended at that stage (the barrier)
+  mr:mapped:<id>                set of source frame numbers mapped (progress, idempotent)
+  mr:errors:<id>                set of identities of records or keys that failed
+  mr:source:<id>                the source's liveness: set while it runs (expires)
+  mr:worker:<worker-id>         hash: role, host, pid, partitions, last_seen (expires)
+"""
+
+from __future__ import annotations
+
+from mapreduce_kafka.shared.barrier import Stage
+
+PIPELINES = "mr:pipelines"
+ACTIVE = "mr:active"
+FINISHING = "mr:finishing"
+STAGING = "mr:staging"
+WORKER_PATTERN = "mr:worker:*"
+
+
+def pipeline(pipeline_id: str) -> str:
+    return f"mr:pipeline:{pipeline_id}"
+
+
+def ended(pipeline_id: str, stage: Stage) -> str:
+    return f"mr:ended:{pipeline_id}:{stage.value}"
+
+
+def mapped(pipeline_id: str) -> str:
+    return f"mr:mapped:{pipeline_id}"
+
+
+def errors(pipeline_id: str) -> str:
+    return f"mr:errors:{pipeline_id}"
+
+
+def source(pipeline_id: str) -> str:
+    return f"mr:source:{pipeline_id}"
+
+
+def worker(worker_id: str) -> str:
+    return f"mr:worker:{worker_id}"
+
+
+def worker_id(key: str) -> str:
+    """The worker id in a key `worker` made."""
+    return key.split(":", 2)[2]
+
+
+def coordination(pipeline_id: str) -> list[str]:
+    """A pipeline's keys besides its status hash: dropped once it has finished."""
+    return [*(ended(pipeline_id, stage) for stage in Stage), mapped(pipeline_id),
+            errors(pipeline_id), source(pipeline_id)]

@@ -41,8 +41,8 @@ from mapreduce_kafka.services.localcluster.cluster import LocalCluster, read_pid
 from mapreduce_kafka.services.testing import replicated_faults, shapes
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import inputs, output
+from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import PipelineFailed
-from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import load_module, spec_from_module
 from mapreduce_kafka.shared.store import Store
 

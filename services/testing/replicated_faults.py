@@ -23,7 +23,7 @@ from confluent_kafka.admin import AdminClient
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster, wait_exited
 from mapreduce_kafka.services.localcluster.replicated import Node
 from mapreduce_kafka.shared import redis_client, topics
-from mapreduce_kafka.shared.settings import Settings
+from mapreduce_kafka.shared.config import Settings
 
 KINDS = ("leader", "controller", "primary", "rolling")
 BROKER_KINDS = ("leader", "controller", "rolling")  # at most one of these at a time

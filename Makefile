@@ -35,7 +35,7 @@ $(STAMP): pyproject.toml
 	touch $@
 
 install: system-packages $(STAMP)
-	@$(BIN)/python -c "from mapreduce_kafka.services.localcluster.cluster import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars())"
+	@$(BIN)/python -c "from mapreduce_kafka.services.localcluster.kafka_jars import ensure_kafka_jars; print('Kafka jars:', ensure_kafka_jars())"
 	@$(MAKE) --no-print-directory toxiproxy
 
 # Shopify's toxiproxy for the multi-host tests, built from its Go module when Go is here

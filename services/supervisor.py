@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from mapreduce_kafka.services.localcluster.cluster import read_pid, terminate, write_pid
+from mapreduce_kafka.services.localcluster.processes import read_pid, terminate, write_pid
 from mapreduce_kafka.services.worker import ROLES
 from mapreduce_kafka.shared.config import Settings, read_local_cluster
 from mapreduce_kafka.shared.logging import ENV_LOG_FILE

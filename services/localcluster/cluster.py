@@ -1,29 +1,34 @@
 """The local cluster: one Apache Kafka 4 broker (KRaft, combined broker+controller, on the
 machine's Java 17, jars from Maven Central) and one Debian redis-server, both on loopback,
 with their data, logs and pids under $MAPREDUCE_HOME. Sized for a 2-core machine. With
-`brokers` > 1, a replicated cluster instead: see replicated.py."""
+`brokers` > 1, a replicated cluster instead: see replicated.py. The jars are fetched by
+kafka_jars.py; pid files and stopping processes are processes.py's."""
 
 from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import shutil
 import signal
 import socket
 import subprocess
-import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-import psutil
 import structlog
 from confluent_kafka import KafkaException
 
 from mapreduce_kafka.services.localcluster import replicated as replicated_mod
 from mapreduce_kafka.services.localcluster import secure as secure_mod
+from mapreduce_kafka.services.localcluster.kafka_jars import ensure_kafka_jars
+from mapreduce_kafka.services.localcluster.processes import (
+    debian_program,
+    read_pid,
+    terminate,
+    write_pid,
+)
 from mapreduce_kafka.shared import config, kafka, retry, signing
 from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed
 from mapreduce_kafka.shared.store import Store
@@ -31,7 +36,6 @@ from mapreduce_kafka.shared.store import Store
 log = structlog.get_logger("cluster")
 
 HERE = Path(__file__).parent
-KAFKA_VERSION = "4.1.1"
 # 512 MB is plenty for one broker with a few hundred partitions and leaves the 2 cores'
 # memory to the workers; G1 keeps pauses short.
 KAFKA_HEAP = os.environ.get("MAPREDUCE_KAFKA_HEAP", "512m")
@@ -94,37 +98,6 @@ save ""
 """
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MAPREDUCE_CACHE") or Path.home() / ".cache" / "mapreduce")
-
-
-def kafka_libs() -> Path:
-    return cache_dir() / f"kafka-{KAFKA_VERSION}" / "libs"
-
-
-def ensure_kafka_jars() -> Path:
-    """Fetch the broker's jars from Maven Central once (about 45 MB)."""
-    libs = kafka_libs()
-    if any(libs.glob("kafka_2.13-*.jar")):
-        return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise ClusterError("Maven (mvn) is needed once to fetch the Kafka jars from Maven "
-                           "Central: install it (apt-get install maven) or run `make install`")
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    staging = libs.parent / f".libs-{os.getpid()}"
-    log.info("fetching Kafka jars from Maven Central", version=KAFKA_VERSION, into=str(libs))
-    result = subprocess.run(
-        [mvn, "-q", "-B", "-f", str(HERE / "pom.xml"), "dependency:copy-dependencies",
-         f"-Dkafka.version={KAFKA_VERSION}", f"-DoutputDirectory={staging}",
-         "-DincludeScope=runtime"], capture_output=True, text=True)
-    if result.returncode != 0:
-        raise ClusterError(f"mvn could not fetch the Kafka jars:\n{result.stdout[-2000:]}"
-                           f"{result.stderr[-2000:]}")
-    os.replace(staging, libs)
-    return libs
-
-
 def _cluster_id() -> str:
     """A KRaft cluster id (base64url of 16 random bytes). One starting with "-" reads as an
     option to kafka-storage: it failed one cluster start in 64. Kafka's own Uuid.randomUuid
@@ -133,91 +106,6 @@ def _cluster_id() -> str:
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not cluster_id.startswith("-"):
             return cluster_id
-
-
-def debian_program(name: str) -> str:
-    """The path of a program Debian's package of the same name installs (redis-server,
-    redis-sentinel), or a one-line error saying how to get it."""
-    path = shutil.which(name)
-    if path is None:
-        raise ClusterError(f"{name} not found: install Debian's {name} "
-                           f"(apt-get install {name}) or run `make install`")
-    return path
-
-
-def _alive(pid: int) -> bool:
-    # Reap it if it is our own dead child; if it is not our child, its parent reaps it.
-    with contextlib.suppress(ChildProcessError):
-        os.waitpid(pid, os.WNOHANG)
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.Error:
-        return False
-
-
-# What the processes a pid file can name run (a worker, the broker, Redis).
-OUR_COMMANDS = ("mapreduce_kafka.services.worker", "kafka.Kafka", "redis-server",
-                "redis-sentinel")
-
-
-def write_pid(path: Path, pid: int) -> None:
-    """A pid file that names one process: its pid and its start time. After a reboot (or
-    once pids wrap) the same pid can belong to an unrelated process, which a bare pid would
-    have us count as ours, and signal."""
-    try:
-        started = psutil.Process(pid).create_time()
-    except psutil.Error:  # gone already: a pid file that names no live process
-        started = 0.0
-    path.write_text(f"{pid} {started!r}\n")
-
-
-def read_pid(path: Path) -> int | None:
-    """The pid a pid file names, if that very process still runs; None otherwise."""
-    try:
-        words = path.read_text().split()
-        pid = int(words[0])
-        started = float(words[1]) if len(words) > 1 else None
-    except (FileNotFoundError, ValueError, IndexError):
-        return None
-    if not _alive(pid):
-        return None
-    try:
-        process = psutil.Process(pid)
-        if started is None:  # written before pid files had start times: judge by command
-            command = " ".join(process.cmdline())
-            return pid if any(name in command for name in OUR_COMMANDS) else None
-        same = abs(process.create_time() - started) < 0.05
-    except psutil.Error:
-        return None
-    return pid if same else None
-
-
-def wait_exited(pid: int, timeout: float) -> bool:
-    """Wait until a process we signalled has exited; False if it is still there."""
-    deadline = time.monotonic() + timeout
-    while _alive(pid):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)  # waiting for another process to exit: no event to wait on
-    return True
-
-
-def terminate(pid: int, timeout: float) -> None:
-    """SIGTERM, then SIGKILL if it has not exited after `timeout` seconds."""
-    try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if not _alive(pid):
-            return
-        time.sleep(0.1)  # waiting for another process to exit: no event to wait on
-    log.warning("did not stop in time; killing", pid=pid, timeout=timeout)
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
 
 
 @dataclass
@@ -304,42 +192,6 @@ class LocalCluster:
 
     def kafka_data(self, node: replicated_mod.Node) -> Path:
         return self.root / ("kafka-data" if node.name == "kafka" else f"{node.name}-data")
-
-    def active_controller(self) -> replicated_mod.Node | None:
-        """The broker that leads the KRaft quorum now: the leader named in the quorum state
-        with the newest epoch among the nodes' metadata logs (each node writes its view
-        there at every election)."""
-        views = []
-        for node in self.kafka_nodes:
-            try:
-                state = json.loads((self.kafka_data(node) / "__cluster_metadata-0"
-                                    / "quorum-state").read_text())
-            except (OSError, ValueError):
-                continue
-            views.append((int(state.get("leaderEpoch", -1)), int(state.get("leaderId", -1))))
-        if not views:
-            return None
-        leader = max(views)[1]
-        return next((n for n in self.kafka_nodes if n.node_id == leader), None)
-
-    def wait_in_sync(self, timeout: float = 120.0) -> None:
-        """Wait until every broker is up and no partition lacks a leader or an in-sync
-        replica (a broker just restarted catches up first)."""
-        from mapreduce_kafka.services.cluster_health import partition_health
-
-        admin = kafka.admin(self.settings(), quiet=True)
-
-        def in_sync() -> None:
-            metadata = admin.list_topics(timeout=5)
-            health = partition_health(metadata)
-            if len(metadata.brokers) < self.brokers or health["under_replicated"] or \
-                    health["offline"]:
-                raise ConnectionFailed(f"{len(metadata.brokers)} of {self.brokers} brokers "
-                                       f"up, {health['under_replicated']} partitions "
-                                       f"under-replicated, {health['offline']} offline")
-
-        retry.until_deadline("brokers in sync", in_sync, seconds=timeout,
-                             on=(ConnectionFailed, KafkaException))
 
     def running(self) -> bool:
         return all(self.pid(node.name) is not None for node in self.nodes)

@@ -37,9 +37,11 @@ from typing import Any
 
 from mapreduce_kafka.examples import WORDCOUNT
 from mapreduce_kafka.services import reference, source, supervisor
-from mapreduce_kafka.services.localcluster.cluster import LocalCluster, read_pid, wait_exited
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.localcluster.processes import read_pid
 from mapreduce_kafka.services.testing import replicated_faults, shapes
 from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.nodes import wait_exited
 from mapreduce_kafka.shared import inputs, output
 from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import PipelineFailed

@@ -20,8 +20,9 @@ from collections.abc import Callable
 
 from confluent_kafka.admin import AdminClient
 
-from mapreduce_kafka.services.localcluster.cluster import LocalCluster, wait_exited
+from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.localcluster.replicated import Node
+from mapreduce_kafka.services.testing import nodes
 from mapreduce_kafka.shared import redis_client, topics
 from mapreduce_kafka.shared.config import Settings
 
@@ -34,7 +35,7 @@ def kill(cluster: LocalCluster, node: Node) -> int:
     if pid is None:
         raise RuntimeError(f"{node.name} is not running")
     os.kill(pid, signal.SIGKILL)
-    if not wait_exited(pid, 30):
+    if not nodes.wait_exited(pid, 30):
         raise RuntimeError(f"{node.name} pid {pid} still alive 30 s after SIGKILL")
     return pid
 
@@ -61,7 +62,7 @@ def kill_leader(cluster: LocalCluster, settings: Settings, pipeline_id: str) -> 
 
 
 def kill_controller(cluster: LocalCluster, settings: Settings, pipeline_id: str) -> str:
-    node = cluster.active_controller()
+    node = nodes.active_controller(cluster)
     if node is None:
         raise RuntimeError("no quorum state found: which broker leads is unknown")
     kill(cluster, node)
@@ -83,10 +84,10 @@ def rolling_restart(cluster: LocalCluster, settings: Settings, pipeline_id: str,
         pid = cluster.pid(node.name)
         if pid is not None:
             os.kill(pid, signal.SIGTERM)
-            if not wait_exited(pid, 60):
+            if not nodes.wait_exited(pid, 60):
                 raise RuntimeError(f"{node.name} did not stop within 60 s of SIGTERM")
         cluster.start()
-        cluster.wait_in_sync(timeout=120)
+        nodes.wait_in_sync(cluster, timeout=120)
         between(done)
     return f"rolling restart of {len(cluster.kafka_nodes)} brokers"
 
@@ -99,4 +100,4 @@ FAULTS: dict[str, Callable[[LocalCluster, Settings, str], str]] = {
 def restore(cluster: LocalCluster) -> None:
     """Every node back, every partition in sync: what the next job expects."""
     cluster.start()
-    cluster.wait_in_sync(timeout=180)
+    nodes.wait_in_sync(cluster, timeout=180)

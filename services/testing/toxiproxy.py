@@ -12,7 +12,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from mapreduce_kafka.services.localcluster.cluster import cache_dir, terminate
+from mapreduce_kafka.services.localcluster.kafka_jars import cache_dir
+from mapreduce_kafka.services.localcluster.processes import terminate
 
 VERSION = "v2.5.0"
 MODULE = "github.com/Shopify/toxiproxy/v2/cmd/server"

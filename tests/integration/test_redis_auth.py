@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mapreduce_kafka.services.localcluster.cluster import debian_program, terminate
+from mapreduce_kafka.services.localcluster.processes import debian_program, terminate
 from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared.errors import ConnectionFailed

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from mapreduce_kafka.services.localcluster.cluster import read_pid, write_pid
+from mapreduce_kafka.services.localcluster.processes import read_pid, write_pid
 
 
 def test_a_pid_file_names_the_process_it_was_written_for(tmp_path):

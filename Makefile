@@ -1,6 +1,7 @@
 # make demo  - install everything, start a local Kafka + Redis + workers, run word count on
 #              the shipped sample input and verify it against a sequential run
-# make test  - the whole test suite (starts its own cluster on free ports)
+# make test  - the whole test suite (starts its own cluster on free ports); what CI runs
+# make check - the fast loop while working: lint, unit and property tests, one small job
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -8,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo-wordcount
 
-.PHONY: install system-packages toxiproxy demo test test-faults test-crashpoints test-replicated test-multihost test-unit lint down clean
+.PHONY: install system-packages toxiproxy demo test check test-faults test-crashpoints test-replicated test-multihost test-unit lint down clean
 
 # Debian packages the project needs: Redis and its Sentinel, Java 17 and Maven (to fetch
 # Kafka's jars from Maven Central), docker-compose (only to validate compose/), Chromium and
@@ -55,7 +56,13 @@ demo: install
 # Everything: unit, property, integration, every strategy, the crash-point suite, the
 # bounded fault suite, the replicated cluster's suite, the multi-host lab.
 test: install
-	$(BIN)/pytest -q tests
+	$(BIN)/pytest -q --durations=25 tests
+
+# Under 3 minutes: ruff and mypy, the pure tiers, and one word count on a real cluster
+# (the tests marked smoke).
+check: install lint
+	$(BIN)/pytest -q tests/unit tests/property
+	$(BIN)/pytest -q -m smoke tests
 
 # The fault-injection suite alone (SIGKILL/SIGSTOP workers, broker and Redis restarts, dead
 # source); long randomized runs: python -m benchmarks.faults.
@@ -81,6 +88,7 @@ test-unit: install
 lint: install
 	$(BIN)/ruff check mapreduce_kafka shared services pipelines tests benchmarks
 	$(BIN)/mypy mapreduce_kafka benchmarks
+	@bash .ci/commit-subjects
 
 down:
 	$(BIN)/mapreduce down

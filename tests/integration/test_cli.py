@@ -32,6 +32,7 @@ def assert_clean_error(result, *fragments: str) -> None:
         assert fragment in error_line, result.stderr
 
 
+@pytest.mark.smoke
 def test_run_verify_prints_summary_and_top_words(pool, tmp_path):
     result = cli(pool, "run", "pipelines/wordcount.py", "--input", "pipelines/samples/text",
                  "--output", str(tmp_path / "out"), "--verify", "--top", "3")

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 

@@ -38,7 +38,7 @@ from mapreduce_kafka.services.testing.fault_harness import (
     plan,
     shapes_for,
 )
-from mapreduce_kafka.shared import config
+from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY, STRATEGIES
 
 RESULTS = Path(__file__).parent / "results"
 HORIZON_SHARE = 0.8  # of a fault-free job: later faults would often find the job done
@@ -62,8 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                              f"{','.join(REPLICATED_KINDS)})")
     parser.add_argument("--shapes", default=",".join(SHAPES),
                         help="pipeline shapes to draw from (tests/faults/harness.py)")
-    parser.add_argument("--resubscribe", choices=config.STRATEGIES,
-                        default=config.DEFAULT_STRATEGY, help="the workers' strategy")
+    parser.add_argument("--resubscribe", choices=STRATEGIES,
+                        default=DEFAULT_STRATEGY, help="the workers' strategy")
     parser.add_argument("--out", type=Path, default=None,
                         help="default benchmarks/results/faults.json, or "
                              "faults-replicated.json")

@@ -32,7 +32,8 @@ from mapreduce_kafka.services import source, supervisor
 from mapreduce_kafka.services.testing import rebalance_metrics as metrics
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.services.testing.corpus import make_corpus
-from mapreduce_kafka.shared.config import STRATEGIES, Settings
+from mapreduce_kafka.shared.resubscribe_strategies import STRATEGIES
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 
 RESULTS = Path(__file__).parent / "results"

@@ -51,7 +51,7 @@ from mapreduce_kafka.services import source, supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.shared import output, redis_client
-from mapreduce_kafka.shared.config import DEFAULT_SPLIT_BYTES, Settings
+from mapreduce_kafka.shared.settings import DEFAULT_SPLIT_BYTES, Settings
 from mapreduce_kafka.shared.spec import load_module
 
 RESULTS = Path(__file__).parent / "results"

@@ -27,7 +27,6 @@ if TYPE_CHECKING:
         dead_letters,
         topic_results,
     )
-    from mapreduce_kafka.shared.config import Settings
     from mapreduce_kafka.shared.errors import (
         ClusterError,
         ConnectionFailed,
@@ -35,6 +34,7 @@ if TYPE_CHECKING:
         MapReduceError,
         PipelineFailed,
     )
+    from mapreduce_kafka.shared.settings import Settings
 
 try:
     __version__ = version("mapreduce-kafka")
@@ -50,7 +50,7 @@ _EXPORTS = {
     "connect": "mapreduce_kafka.services.api",
     "dead_letters": "mapreduce_kafka.services.api",
     "topic_results": "mapreduce_kafka.services.api",
-    "Settings": "mapreduce_kafka.shared.config",
+    "Settings": "mapreduce_kafka.shared.settings",
     "ClusterError": "mapreduce_kafka.shared.errors",
     "ConnectionFailed": "mapreduce_kafka.shared.errors",
     "JobTimedOut": "mapreduce_kafka.shared.errors",

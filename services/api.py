@@ -16,7 +16,7 @@
     job.cancel()  # or stop one that runs
 
 Settings come from the arguments of `connect`, then the environment, then the config file
-(shared/config.py); a job's options are those of `mapreduce submit`.
+(shared/setting_sources.py); a job's options are those of `mapreduce submit`.
 """
 
 from __future__ import annotations
@@ -33,8 +33,10 @@ from confluent_kafka import Consumer
 from mapreduce_kafka.services import inline, source, supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.runtime import lifecycle
-from mapreduce_kafka.shared import config, kafka, output, topics
+from mapreduce_kafka.shared import kafka, output, topics
 from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed, MapReduceError
+from mapreduce_kafka.shared.setting_sources import resolve
+from mapreduce_kafka.shared.settings import Settings, default_home
 from mapreduce_kafka.shared.spec import PipelineCode
 from mapreduce_kafka.shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
 
@@ -68,7 +70,7 @@ class Pipeline:
 
     def run_inline(self, inputs: Iterable[str | Path], output_dir: str | Path | None = None,
                    *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
-                   settings: config.Settings | None = None) -> inline.InlineResult:
+                   settings: Settings | None = None) -> inline.InlineResult:
         """Run it in this process (services/inline.py): results, dead letters, and the
         output directory when one is given."""
         return inline.run_inline(self.code, inputs, output_dir, fmt=fmt,
@@ -84,10 +86,10 @@ def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, 
     worker pool, when `start_local`; secured, with `secure`: localcluster/secure.py; with
     `brokers` > 1, replicated: localcluster/replicated.py). Other keyword arguments override
     settings by name (say, resubscribe="reconnect")."""
-    resolved = config.resolve(bootstrap_servers, redis_url,
-                              Path(home).expanduser() if home else None,
-                              flags=settings,
-                              config=Path(config_file) if config_file else None)
+    resolved = resolve(bootstrap_servers, redis_url,
+                       Path(home).expanduser() if home else None,
+                       flags=settings,
+                       config=Path(config_file) if config_file else None)
     if resolved is not None and not resolved.local:
         Store(resolved.redis_url).check_reachable()
         kafka.check_reachable(resolved, timeout=5)
@@ -98,7 +100,7 @@ def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, 
                                    "`mapreduce up`, or pass --bootstrap-servers/--redis-url")
         return Cluster(resolved)
     local_home = resolved.home if resolved else (
-        Path(home).expanduser() if home else config.default_home())
+        Path(home).expanduser() if home else default_home())
     local = LocalCluster(local_home, secure=secure)
     if brokers is not None and brokers != local.brokers:
         if local.running() or (local.root / "brokers").exists():
@@ -118,7 +120,7 @@ def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, 
 class Cluster:
     """A running cluster: submit jobs, find them, see its workers."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.store = Store(settings.redis_url)
 
@@ -232,7 +234,7 @@ class Job:
         return dead_letters(self.cluster.settings, self.pipeline_id, limit)
 
 
-def topic_results(settings: config.Settings, topic: str,
+def topic_results(settings: Settings, topic: str,
                   pipeline_id: str) -> Iterator[tuple[Any, Any]]:
     """A job's records in an output topic (those its header names), without the completion
     record, read up to the topic's end as it is now."""
@@ -242,7 +244,7 @@ def topic_results(settings: config.Settings, topic: str,
             yield orjson.loads(msg.key() or b"null"), orjson.loads(msg.value() or b"null")
 
 
-def dead_letters(settings: config.Settings, pipeline_id: str,
+def dead_letters(settings: Settings, pipeline_id: str,
                  limit: int | None = None) -> list[dict[str, Any]]:
     letters = []
     for msg in _read_topic(settings, topics.DEADLETTER):
@@ -253,7 +255,7 @@ def dead_letters(settings: config.Settings, pipeline_id: str,
     return letters
 
 
-def _read_topic(settings: config.Settings, topic: str) -> Iterator[Any]:
+def _read_topic(settings: Settings, topic: str) -> Iterator[Any]:
     """Every record of a topic, from its start to its end as it is now."""
     watermarks = kafka.high_watermarks(settings, topic)
     consumer = Consumer({**settings.consumer_config("mapreduce-reader"),

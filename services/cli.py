@@ -30,9 +30,18 @@ from mapreduce_kafka.services.status_view import (
     workers_table,
 )
 from mapreduce_kafka.services.worker_status import worker_rows
-from mapreduce_kafka.shared import config, kafka, output, signing
+from mapreduce_kafka.shared import kafka, output, signing
 from mapreduce_kafka.shared.errors import MapReduceError
 from mapreduce_kafka.shared.logging import configure
+from mapreduce_kafka.shared.redis_client import redacted
+from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY, STRATEGIES
+from mapreduce_kafka.shared.setting_sources import resolve
+from mapreduce_kafka.shared.settings import (
+    DEFAULT_SHUFFLE_MEMORY_MB,
+    ENV_SHUFFLE_MEMORY,
+    Settings,
+    default_home,
+)
 from mapreduce_kafka.shared.spec import GUARANTEES
 
 console = Console(stderr=True)
@@ -49,13 +58,13 @@ class Context:
         self.flags = {k: v for k, v in flags.items() if v is not None}
         self.config_file = config_file
 
-    def settings(self) -> config.Settings | None:
-        return config.resolve(flags=self.flags, config=self.config_file)
+    def settings(self) -> Settings | None:
+        return resolve(flags=self.flags, config=self.config_file)
 
     def home(self) -> Path:
         settings = self.settings()
         return settings.home if settings else Path(self.flags.get("home") or
-                                                   config.default_home()).expanduser()
+                                                   default_home()).expanduser()
 
     def cluster(self, **overrides: Any) -> api.Cluster:
         """The configured cluster; or the local one, started with its worker pool when it
@@ -135,12 +144,12 @@ def cli(ctx: click.Context, bootstrap_servers: str | None, redis_url: str | None
 
 @cli.command()
 @_role_options
-@click.option("--resubscribe", type=click.Choice(config.STRATEGIES), default=None,
+@click.option("--resubscribe", type=click.Choice(STRATEGIES), default=None,
               help="how mappers and reducers follow new pipelines (for workers this command "
-                   f"starts) [env MAPREDUCE_RESUBSCRIBE, default {config.DEFAULT_STRATEGY}]")
+                   f"starts) [env MAPREDUCE_RESUBSCRIBE, default {DEFAULT_STRATEGY}]")
 @click.option("--shuffle-memory", type=click.IntRange(1), default=None, metavar="MB",
               help="memory a shuffler holds before spilling sorted runs to disk "
-                   f"[env {config.ENV_SHUFFLE_MEMORY}, default {config.DEFAULT_SHUFFLE_MEMORY_MB}]")
+                   f"[env {ENV_SHUFFLE_MEMORY}, default {DEFAULT_SHUFFLE_MEMORY_MB}]")
 @click.option("--secure", is_flag=True,
               help="a local cluster with SASL_SSL, ACLs per role and Redis behind TLS with a "
                    "password (made once per --home; see docs/security.md)")
@@ -173,7 +182,7 @@ def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure
     cluster.ensure_workers(wanted)
     workers = supervisor.running(settings.home)
     console.print(f"cluster: Kafka {settings.bootstrap_servers}, "
-                  f"Redis {config.redacted(settings.redis_url)}")
+                  f"Redis {redacted(settings.redis_url)}")
     console.print("workers: " + ", ".join(
         f"{role} x{sum(w.role == role for w in workers)}" for role in supervisor.DEFAULT_COUNTS))
 
@@ -231,7 +240,7 @@ def _request(pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ..
                          options["partitions"], options["pipeline_id"], options["keep"],
                          options["max_errors"], options["guarantee"], options["input_mode"],
                          options["output_format"])
-    source.prepare(request, config.Settings("", ""))  # every local check, before connecting
+    source.prepare(request, Settings("", ""))  # every local check, before connecting
     return request
 
 

@@ -27,9 +27,9 @@ from mapreduce_kafka.shared.codec import (
     key_order,
     partition_for,
 )
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import InputError
 from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
 
 PIPELINE_ID = "inline"

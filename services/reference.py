@@ -12,8 +12,8 @@ import orjson
 from confluent_kafka import Consumer
 
 from mapreduce_kafka.shared.codec import TopicRange, decode_records, encode_checked, problem_of
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.inputs import frames, topic_range_frames
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
 
 FRAME_BYTES = 1 << 20

@@ -20,9 +20,8 @@ from confluent_kafka import KafkaException
 
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.producer import OutputProducer
-from mapreduce_kafka.shared import config, kafka, output, topics
+from mapreduce_kafka.shared import kafka, output, topics
 from mapreduce_kafka.shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
 from mapreduce_kafka.shared.inputs import (
@@ -32,6 +31,8 @@ from mapreduce_kafka.shared.inputs import (
     frame_spans,
     resolve_inputs,
 )
+from mapreduce_kafka.shared.redis_client import redacted
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
 from mapreduce_kafka.shared.store import TERMINAL, Store
 from mapreduce_kafka.shared.topics import validate_topic_name
@@ -324,7 +325,7 @@ def wait(settings: Settings, pipeline_id: str, on_status: Callable[[dict[str, An
         status: dict[str, Any] = dict(store.pipeline(pipeline_id))
         if not status:
             raise PipelineFailed(f"pipeline {pipeline_id}'s status is gone from Redis "
-                                 f"({config.redacted(settings.redis_url)}): its coordination "
+                                 f"({redacted(settings.redis_url)}): its coordination "
                                  "state was lost, "
                                  "so its result cannot be trusted; submit it again")
         kept_errors = int(status.get("errors") or 0)  # saved when the keys were dropped

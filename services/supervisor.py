@@ -14,8 +14,9 @@ import structlog
 
 from mapreduce_kafka.services.localcluster.processes import read_pid, terminate, write_pid
 from mapreduce_kafka.services.worker import ROLES
-from mapreduce_kafka.shared.config import Settings, read_local_cluster
+from mapreduce_kafka.shared.cluster_file import read_local_cluster
 from mapreduce_kafka.shared.logging import ENV_LOG_FILE
+from mapreduce_kafka.shared.settings import Settings
 
 log = structlog.get_logger("supervisor")
 

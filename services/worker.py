@@ -16,9 +16,11 @@ import time
 
 import structlog
 
-from mapreduce_kafka.shared import config, crashpoints, retry
+from mapreduce_kafka.shared import crashpoints, retry
 from mapreduce_kafka.shared.errors import ConfigError
 from mapreduce_kafka.shared.logging import configure
+from mapreduce_kafka.shared.redis_client import redacted
+from mapreduce_kafka.shared.setting_sources import resolve
 
 ROLES = ("dispatcher", "mapper", "shuffler", "reducer", "sink")
 ENV_RESTARTS = "MAPREDUCE_WORKER_RESTARTS"
@@ -70,7 +72,7 @@ def run_worker(role: str) -> int:
         log.error("unknown role", role=role, roles=ROLES)
         return 2
     try:
-        settings = config.resolve()
+        settings = resolve()
         if settings is not None:
             settings.spec_policy()  # no signing key: say so once, do not restart forever
     except ConfigError as exc:
@@ -88,7 +90,7 @@ def run_worker(role: str) -> int:
         rt.install_signal_handlers()
         rt.heartbeat(force=True)
         log.info("worker started", bootstrap=settings.bootstrap_servers,
-                 redis=config.redacted(settings.redis_url), restarts=restarts)
+                 redis=redacted(settings.redis_url), restarts=restarts)
         if crashpoints.armable():
             log.warning("crash points can be armed in this worker (a test setting)",
                         file=os.environ[crashpoints.ENV_FILE])

@@ -13,9 +13,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from mapreduce_kafka.shared import topics
 from mapreduce_kafka.shared.codec import CodecError
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import ConnectionFailed
 from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.settings import Settings
 
 log = structlog.get_logger("kafka")
 

@@ -97,3 +97,17 @@ def primary_address(target: RedisTarget) -> tuple[str, int] | None:
     sentinel = Sentinel(target.sentinels, socket_timeout=2, socket_connect_timeout=2)
     host, port = sentinel.discover_master(target.service)
     return str(host), int(port)
+
+
+def redacted(url: str) -> str:
+    """A Redis URL fit for logs and messages: its password replaced by ***, in the URL's
+    user part and in a `password=` query parameter (redis-py accepts both)."""
+    parts = urlsplit(url)
+    userinfo, at, hosts = parts.netloc.rpartition("@")  # hosts: several, for Sentinel
+    if at and ":" in userinfo:
+        parts = parts._replace(netloc=f"{userinfo.split(':', 1)[0]}:***@{hosts}")
+    if parts.query:
+        query = [(k, "***" if k.lower() == "password" else v)
+                 for k, v in parse_qsl(parts.query, keep_blank_values=True)]
+        parts = parts._replace(query=urlencode(query, safe="*/"))
+    return urlunsplit(parts)

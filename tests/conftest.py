@@ -13,7 +13,7 @@ import pytest
 from mapreduce_kafka.services import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.testing.ports import free_port
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 
 
 @pytest.fixture(scope="session")

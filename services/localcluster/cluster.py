@@ -29,8 +29,10 @@ from mapreduce_kafka.services.localcluster.processes import (
     terminate,
     write_pid,
 )
-from mapreduce_kafka.shared import config, kafka, retry, signing
+from mapreduce_kafka.shared import kafka, retry, signing
+from mapreduce_kafka.shared.cluster_file import write_local_cluster
 from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 
 log = structlog.get_logger("cluster")
@@ -180,11 +182,11 @@ class LocalCluster:
             return replicated_mod.sentinel_url(self.host, self.redis_nodes)
         return f"redis://{self.host}:{self.redis_port}/0"
 
-    def settings(self, principal: str = "source") -> config.Settings:
+    def settings(self, principal: str = "source") -> Settings:
         """The cluster's settings, for a client acting as `principal` when it is secured."""
         extra = secure_mod.client_config(self.files, principal) if self.secure else {}
-        return config.Settings(self.bootstrap, self.redis_url, home=self.home, local=True,
-                               session_timeout_ms=self.session_timeout_ms, kafka_extra=extra)
+        return Settings(self.bootstrap, self.redis_url, home=self.home, local=True,
+                        session_timeout_ms=self.session_timeout_ms, kafka_extra=extra)
 
     def pid(self, name: str) -> int | None:
         """The pid of a node (see `nodes`), if it runs."""
@@ -196,7 +198,7 @@ class LocalCluster:
     def running(self) -> bool:
         return all(self.pid(node.name) is not None for node in self.nodes)
 
-    def start(self, timeout: float = 90.0) -> config.Settings:
+    def start(self, timeout: float = 90.0) -> Settings:
         """Start whatever is not running, wait until all answer, record the addresses.
         Also makes the local cluster's spec signing key, once (shared/signing.py)."""
         self.root.mkdir(parents=True, exist_ok=True)
@@ -212,9 +214,9 @@ class LocalCluster:
         if self.secure:
             self._grant()
         settings = self.settings()
-        config.write_local_cluster(self.home, self.bootstrap, self.redis_url,
-                                   kafka=settings.kafka_extra,
-                                   principals=(self.files.passwords() if self.secure else {}))
+        write_local_cluster(self.home, self.bootstrap, self.redis_url,
+                            kafka=settings.kafka_extra,
+                            principals=(self.files.passwords() if self.secure else {}))
         return settings
 
     def _grant(self) -> None:
@@ -355,7 +357,7 @@ class LocalCluster:
             path.write_text(_cluster_id())
         return path.read_text().strip()
 
-    def _wait_ready(self, settings: config.Settings, timeout: float) -> None:
+    def _wait_ready(self, settings: Settings, timeout: float) -> None:
         def probe() -> None:
             for node in self.nodes:
                 if self.pid(node.name) is None:

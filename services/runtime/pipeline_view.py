@@ -29,8 +29,8 @@ from confluent_kafka import (
 
 from mapreduce_kafka.shared import kafka, retry, signing, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, load_spec
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import ConsumerFailed
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
 
 log = structlog.get_logger("pipeline_view")

@@ -26,12 +26,13 @@ from mapreduce_kafka.services.runtime.process import (
     is_infrastructure,
     processing_failure,
 )
-from mapreduce_kafka.services.runtime.resubscriber import build_strategy, consumer_overrides
+from mapreduce_kafka.services.runtime.resubscriber import build_strategy
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.reassembly import Reassembler, clamp
+from mapreduce_kafka.shared.resubscribe_strategies import consumer_overrides
 from mapreduce_kafka.shared.spec import PipelineSpec
 
 # A batch is sized to take about this long. Longer amortizes the flush and commit round

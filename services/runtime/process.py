@@ -21,10 +21,10 @@ from mapreduce_kafka.services.runtime.producer import DeliveryFailed, OutputProd
 from mapreduce_kafka.services.worker import ENV_RESTARTS
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.crashpoints import CrashPointError
 from mapreduce_kafka.shared.errors import ConsumerFailed
 from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
 from mapreduce_kafka.shared.store import Store
 

@@ -28,8 +28,8 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
 from mapreduce_kafka.shared import auth, signing, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope, fragments
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.settings import Settings
 
 # Errors the broker gives for a record it will never accept, however often it is retried.
 PERMANENT_DELIVERY_ERRORS = {

@@ -12,13 +12,13 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, assert_never
 
 import structlog
 from confluent_kafka import Consumer, KafkaException
 
 from mapreduce_kafka.services.runtime.producer import DeliveryFailed
-from mapreduce_kafka.shared import retry
+from mapreduce_kafka.shared import resubscribe_strategies, retry
 from mapreduce_kafka.shared.pipeline_groups import (
     DEFAULT_CAPACITY,
     Assigned,
@@ -44,6 +44,7 @@ from mapreduce_kafka.shared.resubscribe import (
     TopicsChanged,
     Transitioned,
 )
+from mapreduce_kafka.shared.resubscribe_strategies import Shape
 
 log = structlog.get_logger("resubscribe")
 
@@ -343,47 +344,25 @@ def _close_quietly(consumer: Consumer, topic: str) -> None:
         log.info("closing a finished pipeline's consumer", topic=topic, error=str(exc))
 
 
-# Regex subscriptions see new topics on the metadata refresh: its period bounds pickup.
-# (PREFETCH_KB: what one pipeline's consumer may hold fetched and unread, group-per-pipeline:
-# half the one-consumer strategies' 16 MiB, times at most DEFAULT_CAPACITY consumers.)
-PREFETCH_KB = 8192
-REGEX_METADATA_REFRESH_MS = 1000
-
-
-def consumer_overrides(strategy: str) -> dict[str, object]:
-    """librdkafka settings each strategy needs (merged by Settings.consumer_config)."""
-    if strategy == "reconnect":
-        return {"assignor": "roundrobin"}
-    if strategy == "in-place":
-        return {"assignor": "cooperative-sticky"}
-    if strategy == "consumer-protocol":
-        return {"protocol": "consumer"}
-    if strategy == "regex":
-        return {"assignor": "cooperative-sticky",
-                "topic.metadata.refresh.interval.ms": REGEX_METADATA_REFRESH_MS}
-    if strategy == "group-per-pipeline":
-        # KIP-848: the broker assigns a new group's partitions at its first heartbeat. Each
-        # pipeline's consumer prefetches for that pipeline alone, so a smaller queue each.
-        return {"protocol": "consumer", "queued.max.messages.kbytes": PREFETCH_KB}
-    raise ValueError(f"unknown resubscribe strategy {strategy!r}")
-
-
 def build_strategy(strategy: str, prefix: str, make_consumer: Callable[[str | None], Consumer],
                    drain: Callable[[], None], forget: Callable[[str], None],
                    subscribe: Callable[[Consumer, list[str]], None],
                    capacity: int = DEFAULT_CAPACITY) -> Strategy:
-    """make_consumer(topic): a consumer in the role's group, or with a topic, in the group
+    """The runner of a strategy named in shared/resubscribe_strategies.py, by its shape.
+    make_consumer(topic): a consumer in the role's group, or with a topic, in the group
     of that topic's pipeline; forget(topic): drop what is pending of an ended pipeline."""
 
     def shared_group() -> Consumer:
         return make_consumer(None)
 
-    if strategy == "reconnect":
-        return ReconnectStrategy(shared_group, drain, subscribe)
-    if strategy in ("in-place", "consumer-protocol"):
-        return InPlaceStrategy(strategy, shared_group, drain, subscribe)
-    if strategy == "regex":
-        return RegexStrategy(f"^{prefix}.*", shared_group, drain, subscribe)
-    if strategy == "group-per-pipeline":
-        return GroupPerPipelineStrategy(make_consumer, drain, forget, subscribe, capacity)
-    raise ValueError(f"unknown resubscribe strategy {strategy!r}")
+    match resubscribe_strategies.strategy(strategy).shape:
+        case Shape.RECONNECT:
+            return ReconnectStrategy(shared_group, drain, subscribe)
+        case Shape.IN_PLACE:
+            return InPlaceStrategy(strategy, shared_group, drain, subscribe)
+        case Shape.REGEX:
+            return RegexStrategy(f"^{prefix}.*", shared_group, drain, subscribe)
+        case Shape.GROUP_PER_PIPELINE:
+            return GroupPerPipelineStrategy(make_consumer, drain, forget, subscribe, capacity)
+        case unknown:
+            assert_never(unknown)

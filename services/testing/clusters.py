@@ -11,7 +11,7 @@ from pathlib import Path
 from mapreduce_kafka.services import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.testing.ports import free_port, free_port_block
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 
 
 def replicated_cluster(home: Path) -> LocalCluster:

@@ -43,8 +43,8 @@ from mapreduce_kafka.services.testing import replicated_faults, shapes
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.nodes import wait_exited
 from mapreduce_kafka.shared import inputs, output
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import load_module, spec_from_module
 from mapreduce_kafka.shared.store import Store
 

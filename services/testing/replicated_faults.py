@@ -24,7 +24,7 @@ from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.localcluster.replicated import Node
 from mapreduce_kafka.services.testing import nodes
 from mapreduce_kafka.shared import redis_client, topics
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 
 KINDS = ("leader", "controller", "primary", "rolling")
 BROKER_KINDS = ("leader", "controller", "rolling")  # at most one of these at a time

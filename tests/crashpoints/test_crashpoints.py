@@ -29,8 +29,8 @@ from mapreduce_kafka.services.testing import shapes
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import crashpoints, output, topics
-from mapreduce_kafka.shared.config import DEFAULT_STRATEGY
 from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY
 from mapreduce_kafka.shared.store import Store
 from tests import REPO
 from tests.integration import jobs

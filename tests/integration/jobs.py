@@ -12,8 +12,8 @@ from typing import Any
 from mapreduce_kafka.services import reference, source
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import JobTimedOut
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 
 REPO = Path(__file__).resolve().parents[2]

@@ -17,7 +17,7 @@ from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import inputs, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, Split
-from mapreduce_kafka.shared.config import redacted
+from mapreduce_kafka.shared.redis_client import redacted
 from mapreduce_kafka.shared.store import Store
 from tests.integration import jobs
 

@@ -19,8 +19,8 @@ from mapreduce_kafka.services.testing.clusters import started_with_pool
 from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import kafka, topics
-from mapreduce_kafka.shared.config import Settings
 from mapreduce_kafka.shared.errors import ConnectionFailed
+from mapreduce_kafka.shared.settings import Settings
 from tests import REPO
 from tests.integration import jobs
 

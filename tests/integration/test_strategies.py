@@ -14,7 +14,8 @@ import pytest
 from mapreduce_kafka.services import supervisor
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
-from mapreduce_kafka.shared.config import STRATEGIES, Settings
+from mapreduce_kafka.shared.resubscribe_strategies import STRATEGIES
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 from tests import REPO
 from tests.integration import jobs

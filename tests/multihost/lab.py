@@ -26,7 +26,7 @@ from pathlib import Path
 
 from mapreduce_kafka.services import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 
 PREFIX = "mrlab"
 

@@ -17,7 +17,7 @@ from mapreduce_kafka.services.testing import toxiproxy
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.services.worker_status import worker_rows
-from mapreduce_kafka.shared.config import Settings
+from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 from tests.integration import jobs
 from tests.multihost import lab as netlab

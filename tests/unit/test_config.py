@@ -1,7 +1,7 @@
 import pytest
 
-from mapreduce_kafka.services.runtime.resubscriber import consumer_overrides
-from mapreduce_kafka.shared.config import STRATEGIES, Settings
+from mapreduce_kafka.shared.resubscribe_strategies import STRATEGIES, consumer_overrides
+from mapreduce_kafka.shared.settings import Settings
 
 
 def settings(**kw):
@@ -45,8 +45,8 @@ def test_env_round_trip_carries_the_strategy():
      "static membership is not offered")])
 def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, message):
     """The CLI prints a ConfigError as one line and exits 2, never a traceback."""
-    from mapreduce_kafka.shared.config import resolve
     from mapreduce_kafka.shared.errors import ConfigError
+    from mapreduce_kafka.shared.setting_sources import resolve
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -55,7 +55,8 @@ def test_a_bad_setting_in_the_environment_is_a_config_error(monkeypatch, env, me
 
 
 def test_split_size_comes_from_the_environment(monkeypatch):
-    from mapreduce_kafka.shared.config import DEFAULT_SPLIT_BYTES, resolve
+    from mapreduce_kafka.shared.setting_sources import resolve
+    from mapreduce_kafka.shared.settings import DEFAULT_SPLIT_BYTES
 
     assert resolve("k:9092", "redis://r:6379/0").split_bytes == DEFAULT_SPLIT_BYTES
     monkeypatch.setenv("MAPREDUCE_SPLIT_BYTES", "65536")
@@ -63,7 +64,7 @@ def test_split_size_comes_from_the_environment(monkeypatch):
 
 
 def test_redis_urls_are_redacted_for_logs():
-    from mapreduce_kafka.shared.config import redacted
+    from mapreduce_kafka.shared.redis_client import redacted
 
     assert redacted("redis://:pw@h:6379/0") == "redis://:***@h:6379/0"
     assert redacted("rediss://user:pw@h/0?ssl_ca_certs=/ca.pem") == \
@@ -76,7 +77,7 @@ def test_the_local_brokers_own_variables_are_not_passed_to_librdkafka(monkeypatc
     which it refuses: every worker failed to start, and restarted forever."""
     from confluent_kafka import Producer
 
-    from mapreduce_kafka.shared.config import kafka_extra_from_env
+    from mapreduce_kafka.shared.setting_sources import kafka_extra_from_env
 
     monkeypatch.setenv("MAPREDUCE_KAFKA_PORT", "29092")
     monkeypatch.setenv("MAPREDUCE_KAFKA_HEAP", "1g")
@@ -87,7 +88,7 @@ def test_the_local_brokers_own_variables_are_not_passed_to_librdkafka(monkeypatc
 
 
 def test_flags_beat_environment_beat_config_file(tmp_path, monkeypatch):
-    from mapreduce_kafka.shared.config import resolve
+    from mapreduce_kafka.shared.setting_sources import resolve
 
     config = tmp_path / "config.toml"
     config.write_text('bootstrap_servers = "file:9092"\nredis_url = "redis://file/0"\n'
@@ -114,8 +115,8 @@ def test_flags_beat_environment_beat_config_file(tmp_path, monkeypatch):
     ("not toml at all [\n", "config.toml"),
 ])
 def test_a_bad_config_file_is_a_clear_error(tmp_path, text, message):
-    from mapreduce_kafka.shared.config import resolve
     from mapreduce_kafka.shared.errors import ConfigError
+    from mapreduce_kafka.shared.setting_sources import resolve
 
     config = tmp_path / "config.toml"
     config.write_text(text)
@@ -124,8 +125,8 @@ def test_a_bad_config_file_is_a_clear_error(tmp_path, text, message):
 
 
 def test_a_named_config_file_must_exist(tmp_path):
-    from mapreduce_kafka.shared.config import resolve
     from mapreduce_kafka.shared.errors import ConfigError
+    from mapreduce_kafka.shared.setting_sources import resolve
 
     with pytest.raises(ConfigError, match="does not exist"):
         resolve("k:9092", "redis://r/0", config=tmp_path / "missing.toml")
@@ -137,7 +138,7 @@ def test_every_setting_and_environment_variable_is_in_the_readme():
     import re
     from pathlib import Path
 
-    from mapreduce_kafka.shared.config import SETTINGS
+    from mapreduce_kafka.shared.settings import SETTINGS
 
     repo = Path(__file__).resolve().parents[2]
     readme = (repo / "README.md").read_text()

@@ -15,8 +15,8 @@ from confluent_kafka.admin import (
 from mapreduce_kafka.services.cluster_health import broker_rows, partition_health
 from mapreduce_kafka.services.localcluster import replicated
 from mapreduce_kafka.shared import kafka, redis_client
-from mapreduce_kafka.shared.config import redacted
 from mapreduce_kafka.shared.errors import ConfigError
+from mapreduce_kafka.shared.redis_client import redacted
 
 
 def test_a_plain_url_waits_for_no_replica_unless_told():

@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from mapreduce_kafka.services import api, reference, source, supervisor
 from mapreduce_kafka.services.cluster_health import cluster_health
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.roles import ROLE_NAMES, ROLES
 from mapreduce_kafka.services.status_view import (
     cluster_table,
     pipeline_detail,
@@ -45,8 +46,7 @@ from mapreduce_kafka.shared.settings import (
 from mapreduce_kafka.shared.spec import GUARANTEES
 
 console = Console(stderr=True)
-ROLE_FLAGS = {"dispatchers": "dispatcher", "mappers": "mapper", "shufflers": "shuffler",
-              "reducers": "reducer", "sinks": "sink"}
+ROLE_OF_FLAG = {role.cli_flag: role for role in ROLES}  # `up`'s count options
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 WATCH_PERIOD_S = 2.0  # how often `status --watch` redraws: a display's refresh period
 
@@ -85,10 +85,10 @@ class Context:
 
 
 def _role_options(fn: Any) -> Any:
-    for flag, role in reversed(ROLE_FLAGS.items()):
-        fn = click.option(f"--{flag}", type=click.IntRange(0, 64), default=None,
-                          help=f"number of {role} workers "
-                               f"(default {supervisor.DEFAULT_COUNTS[role]})")(fn)
+    for role in reversed(ROLES):
+        fn = click.option(f"--{role.cli_flag}", type=click.IntRange(0, 64), default=None,
+                          help=f"number of {role.name} workers "
+                               f"(default {role.default_count})")(fn)
     return fn
 
 
@@ -163,7 +163,7 @@ def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure
     """Start the local cluster and bring its worker pool to the requested counts, restarting
     workers that died. Idempotent. With a remote cluster configured, nothing is started
     here: its workers run on its hosts (`mapreduce worker ROLE`)."""
-    wanted = {ROLE_FLAGS[k]: v if v is not None else supervisor.DEFAULT_COUNTS[ROLE_FLAGS[k]]
+    wanted = {ROLE_OF_FLAG[k].name: v if v is not None else ROLE_OF_FLAG[k].default_count
               for k, v in counts.items()}
     overrides: dict[str, Any] = {k: v for k, v in (("resubscribe", resubscribe),
                                                    ("shuffle_memory_mb", shuffle_memory))
@@ -184,7 +184,7 @@ def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure
     console.print(f"cluster: Kafka {settings.bootstrap_servers}, "
                   f"Redis {redacted(settings.redis_url)}")
     console.print("workers: " + ", ".join(
-        f"{role} x{sum(w.role == role for w in workers)}" for role in supervisor.DEFAULT_COUNTS))
+        f"{role} x{sum(w.role == role for w in workers)}" for role in ROLE_NAMES))
 
 
 def _job_options(fn: Any) -> Any:
@@ -484,7 +484,7 @@ def down(obj: Context) -> None:
 
 
 @cli.command()
-@click.argument("role", type=click.Choice(list(supervisor.DEFAULT_COUNTS)))
+@click.argument("role", type=click.Choice(list(ROLE_NAMES)))
 @click.pass_obj
 def worker(obj: Context, role: str) -> None:
     """Run one worker in the foreground (for containers and other hosts), with the global

@@ -13,16 +13,14 @@ from pathlib import Path
 import structlog
 
 from mapreduce_kafka.services.localcluster.processes import read_pid, terminate, write_pid
-from mapreduce_kafka.services.worker import ROLES
+from mapreduce_kafka.services.roles import ROLE_NAMES, ROLES, WORKER_MODULE
 from mapreduce_kafka.shared.cluster_file import read_local_cluster
 from mapreduce_kafka.shared.logging import ENV_LOG_FILE
 from mapreduce_kafka.shared.settings import Settings
 
 log = structlog.get_logger("supervisor")
 
-# Sized for 2 cores: the mappers do the CPU work; one process of each other role keeps up.
-DEFAULT_COUNTS = {"dispatcher": 1, "mapper": 2, "shuffler": 2, "reducer": 2, "sink": 1}
-WORKER_MODULE = "mapreduce_kafka.services.worker"  # what a worker process runs
+DEFAULT_COUNTS = {role.name: role.default_count for role in ROLES}  # the default local pool
 STOP_GRACE_S = 20.0  # a worker finishes its batch and leaves its group within this
 
 
@@ -88,7 +86,7 @@ def scale(settings: Settings, counts: dict[str, int],
     that died), stop the extras."""
     alive = running(settings.home)
     for role, wanted in counts.items():
-        if role not in ROLES:
+        if role not in ROLE_NAMES:
             raise ValueError(f"unknown role {role!r}")
         mine = sorted((w for w in alive if w.role == role), key=lambda w: w.index)
         for extra in mine[wanted:]:

@@ -16,27 +16,16 @@ import time
 
 import structlog
 
+from mapreduce_kafka.services.roles import ROLE_NAMES, WORKER_MODULE, build
+from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.services.runtime.process import ENV_RESTARTS, Runtime
 from mapreduce_kafka.shared import crashpoints, retry
 from mapreduce_kafka.shared.errors import ConfigError
 from mapreduce_kafka.shared.logging import configure
 from mapreduce_kafka.shared.redis_client import redacted
 from mapreduce_kafka.shared.setting_sources import resolve
 
-ROLES = ("dispatcher", "mapper", "shuffler", "reducer", "sink")
-ENV_RESTARTS = "MAPREDUCE_WORKER_RESTARTS"
 MAX_RESTART_BACKOFF_S = 10.0  # a broker outage is polled this often once backoff saturates
-
-
-def build(role: str, rt: object) -> object:
-    from mapreduce_kafka.services.roles.dispatcher import Dispatcher
-    from mapreduce_kafka.services.roles.mapper import Mapper
-    from mapreduce_kafka.services.roles.reducer import Reducer
-    from mapreduce_kafka.services.roles.shuffler import Shuffler
-    from mapreduce_kafka.services.roles.sink import Sink
-
-    classes = {"dispatcher": Dispatcher, "mapper": Mapper, "shuffler": Shuffler,
-               "reducer": Reducer, "sink": Sink}
-    return classes[role](rt)  # type: ignore[arg-type]
 
 
 def restart_in_place(role: str, restarts: int, log: structlog.typing.FilteringBoundLogger,
@@ -48,28 +37,24 @@ def restart_in_place(role: str, restarts: int, log: structlog.typing.FilteringBo
     time.sleep(delay)
     os.environ[ENV_RESTARTS] = str(restarts + 1)
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable, "-m", "mapreduce_kafka.services.worker", role])
+    os.execv(sys.executable, [sys.executable, "-m", WORKER_MODULE, role])
     return 1  # not reached
 
 
-def fail_refused(rt: object, pipelines: frozenset[str], error: str) -> None:
+def fail_refused(rt: Runtime, pipelines: frozenset[str], error: str) -> None:
     """Pipelines whose output the broker refused for good: a restart would replay it and be
     refused again, forever. Fail them (with a fresh producer: the old one's failure is
     sticky), so that the replay skips them."""
-    from mapreduce_kafka.services.runtime import lifecycle
-
     for pipeline_id in sorted(pipelines):
-        lifecycle.finish(rt.store, None, pipeline_id, "failed",  # type: ignore[attr-defined]
+        lifecycle.finish(rt.store, None, pipeline_id, "failed",
                          f"the broker refused its output: {error}")
 
 
 def run_worker(role: str) -> int:
-    from mapreduce_kafka.services.runtime.process import Runtime
-
     configure(service="mapreduce")
     log = structlog.get_logger("worker")
-    if role not in ROLES:
-        log.error("unknown role", role=role, roles=ROLES)
+    if role not in ROLE_NAMES:
+        log.error("unknown role", role=role, roles=ROLE_NAMES)
         return 2
     try:
         settings = resolve()
@@ -95,7 +80,7 @@ def run_worker(role: str) -> int:
             log.warning("crash points can be armed in this worker (a test setting)",
                         file=os.environ[crashpoints.ENV_FILE])
         worker = build(role, rt)
-        worker.run()  # type: ignore[attr-defined]
+        worker.run()
         rt.close()
     except Exception as exc:  # any failure: start again from what is committed
         log.exception("worker failed")

@@ -14,6 +14,7 @@ from pathlib import Path
 import psutil
 import structlog
 
+from mapreduce_kafka.services.roles import WORKER_MODULE
 from mapreduce_kafka.shared.errors import ClusterError
 
 log = structlog.get_logger("cluster")
@@ -41,8 +42,7 @@ def alive(pid: int) -> bool:
 
 
 # What the processes a pid file can name run (a worker, the broker, Redis).
-OUR_COMMANDS = ("mapreduce_kafka.services.worker", "kafka.Kafka", "redis-server",
-                "redis-sentinel")
+OUR_COMMANDS = (WORKER_MODULE, "kafka.Kafka", "redis-server", "redis-sentinel")
 
 
 def write_pid(path: Path, pid: int) -> None:

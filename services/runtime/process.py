@@ -18,7 +18,6 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
 from mapreduce_kafka.services.runtime.producer import DeliveryFailed, OutputProducer
-from mapreduce_kafka.services.worker import ENV_RESTARTS
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope
 from mapreduce_kafka.shared.crashpoints import CrashPointError
@@ -28,6 +27,9 @@ from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
 from mapreduce_kafka.shared.store import Store
 
+# How many times this process restarted in place (services/worker.py re-executes itself
+# with it raised by one): the same pid, so its heartbeat and metrics stay one series.
+ENV_RESTARTS = "MAPREDUCE_WORKER_RESTARTS"
 HEARTBEAT_S = 2.0  # how often a worker tells Redis it is alive (status shows silence)
 UNAUTHENTICATED_LOG_INTERVAL_S = 1.0  # per partition: a flood of forgeries logs a line a second
 

@@ -10,8 +10,8 @@ import structlog
 from confluent_kafka import KafkaError, Message
 from structlog.testing import capture_logs
 
+from mapreduce_kafka.services.roles import ROLE_NAMES, build
 from mapreduce_kafka.services.runtime.process import Runtime
-from mapreduce_kafka.services.worker import ROLES, build
 from mapreduce_kafka.shared.errors import ConsumerFailed
 
 pytestmark = pytest.mark.integration
@@ -25,7 +25,7 @@ def _own_log_context():
     structlog.contextvars.clear_contextvars()
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", ROLE_NAMES)
 def test_a_fatal_consumer_error_fails_the_worker(cluster, role):
     rt = Runtime(role, cluster, worker_id=f"{role}-fatal-error-test")
     worker = build(role, rt)
@@ -41,7 +41,7 @@ def test_a_fatal_consumer_error_fails_the_worker(cluster, role):
         rt.close()
 
 
-@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("role", ROLE_NAMES)
 def test_a_transient_consumer_error_is_logged_and_passed(cluster, role):
     rt = Runtime(role, cluster, worker_id=f"{role}-transient-error-test")
     worker = build(role, rt)

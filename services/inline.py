@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from mapreduce_kafka.services.reference import input_frames
-from mapreduce_kafka.services.roles.mapper import shuffle_frames
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.codec import (
     decode_items,
@@ -30,6 +29,7 @@ from mapreduce_kafka.shared.codec import (
 from mapreduce_kafka.shared.errors import InputError
 from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
 from mapreduce_kafka.shared.settings import Settings
+from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
 
 PIPELINE_ID = "inline"

@@ -21,13 +21,9 @@ import time
 from confluent_kafka import Consumer, Message, TopicPartition
 
 from mapreduce_kafka.services.runtime import lifecycle
-from mapreduce_kafka.services.runtime.process import (
-    Runtime,
-    commit,
-    consumer_lag,
-    describe,
-    envelope_of,
-)
+from mapreduce_kafka.services.runtime.commit_policy import commit
+from mapreduce_kafka.services.runtime.consuming import consumer_lag, describe, envelope_of
+from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.shared import kafka, liveness, topics
 from mapreduce_kafka.shared.barrier import FLOW, Stage
 from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind

@@ -5,13 +5,12 @@ the frame's source number and a chunk number: a replayed frame produces the same
 the shuffler drops what it has already seen. That is only right if a replay cuts the same
 chunks, whatever order the mapper yielded its pairs in (a mapper that iterates a set yields
 them in the process's hash order): so a partition's groups that need several chunks are
-sorted by key first (`shuffle_frames`)."""
+sorted by key first (`shuffle_frames`, shared/shuffle.py)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from confluent_kafka import Consumer, Message
 
@@ -21,84 +20,24 @@ from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import (
-    CodecError,
     Envelope,
     Kind,
     Split,
     TopicRange,
     count_lines,
     decode_records,
-    encode_checked,
-    encode_items,
-    partition_for,
-    problem_of,
-    sort_items,
-    split_by_size,
 )
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.inputs import confined, read_split, topic_range_frames
 from mapreduce_kafka.shared.metrics import METRICS
+from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import ErrorHook, PipelineSpec
-
-Unencodable = tuple[Any, Any, str]  # key, values, why they cannot be sent
-
-
-def shuffle_frames(groups: dict[Any, list[Any]], partitions: int,
-                   limit: int) -> tuple[list[tuple[int, int, bytes]], list[Unencodable]]:
-    """A frame's groups as (shuffle partition, chunk, data) messages of at most `limit`
-    bytes (a single group larger than that is one message, sent as fragments), and the
-    groups that cannot be sent (a key or value that is not a JSON value). Pure and
-    deterministic in the groups' contents: the order they were built in does not matter."""
-    buckets: list[list[list[Any]]] = [[] for _ in range(partitions)]
-    bad: list[Unencodable] = []
-    for key, values in groups.items():
-        try:
-            buckets[partition_for(key, partitions)].append([key, values])
-        except CodecError as exc:
-            bad.append((key, values, str(exc)))
-    frames: list[tuple[int, int, bytes]] = []
-    for partition, items in enumerate(buckets):
-        if not items:
-            continue
-        data, good, refused = encode_checked(items)
-        if refused:
-            good.extend(_salvage(refused, bad))
-            if not good:
-                continue
-            data = encode_items(good)
-        if len(data) > limit and len(good) > 1:
-            good = sort_items(good)  # chunk boundaries that a replay cuts the same way
-            chunks = list(split_by_size(good, limit))
-        else:
-            chunks = [data]
-        frames.extend((partition, chunk, piece) for chunk, piece in enumerate(chunks))
-    return frames, bad
 
 
 def _tagged(on_error: ErrorHook, piece: int) -> ErrorHook:
     """on_error for a later piece of a frame: record indexes restart in each piece."""
     return lambda role, at, data, exc: on_error(role, f"{piece}/{at}" if role == "mapper"
                                                 else at, data, exc)
-
-
-def _salvage(refused: list[tuple[Any, str]], bad: list[Unencodable]) -> list[list[Any]]:
-    """Of groups that could not be encoded, the values that can, under their key; the rest
-    (a bad key with all its values, or each bad value) is added to `bad`."""
-    kept = []
-    for (key, values), reason in refused:
-        if problem_of(key) is not None:
-            bad.append((key, values, reason))
-            continue
-        good_values = []
-        for value in values:
-            why = problem_of(value)
-            if why is None:
-                good_values.append(value)
-            else:
-                bad.append((key, [value], why))
-        if good_values:
-            kept.append([key, good_values])
-    return kept
 
 
 class Mapper(PipelineTopicWorker):

@@ -23,16 +23,15 @@ from typing import Any
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
-from mapreduce_kafka.services.runtime.process import (
-    Runtime,
+from mapreduce_kafka.services.runtime.commit_policy import commit
+from mapreduce_kafka.services.runtime.consuming import (
     check_consumer_error,
-    commit,
     consumer_lag,
     describe,
     envelope_of,
-    is_infrastructure,
-    processing_failure,
 )
+from mapreduce_kafka.services.runtime.failures import is_infrastructure, processing_failure
+from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.shared import kafka
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import Envelope, Kind

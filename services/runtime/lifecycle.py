@@ -44,7 +44,3 @@ def cleanup(store: Store, producer: OutputProducer, pipeline_id: str) -> None:
     producer.flush()
     crash_point("lifecycle.after_tombstone", pipeline_id)
     store.forget_pipeline(pipeline_id)
-
-
-def user_error_reason(role: str, exc: BaseException, where: str) -> str:
-    return f"{role} raised {type(exc).__name__}: {exc} ({where})"

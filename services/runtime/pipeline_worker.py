@@ -15,17 +15,11 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from mapreduce_kafka.services.runtime.commit_policy import commit, commit_refused
 from mapreduce_kafka.services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
-from mapreduce_kafka.services.runtime.process import (
-    Runtime,
-    commit,
-    commit_refused,
-    consumer_lag,
-    describe,
-    envelope_of,
-    is_infrastructure,
-    processing_failure,
-)
+from mapreduce_kafka.services.runtime.consuming import consumer_lag, describe, envelope_of
+from mapreduce_kafka.services.runtime.failures import is_infrastructure, processing_failure
+from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.services.runtime.resubscriber import build_strategy
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind

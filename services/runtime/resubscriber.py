@@ -213,9 +213,9 @@ class InPlaceStrategy(_LiveConsumerStrategy):
         else:
             # With KIP-848, a subscribe() soon after this sometimes gets a fatal
             # INVALID_REQUEST from the coordinator (1 benchmark job in 3); the worker then
-            # restarts (services/runtime/process.py). The alternatives tried were worse: keeping the
-            # finished topics subscribed left a reducer's next assignment stuck for 5
-            # minutes, and closing the consumer made static members fail to rejoin.
+            # restarts (services/runtime/consuming.py). The alternatives tried were worse:
+            # keeping the finished topics subscribed left a reducer's next assignment stuck
+            # for 5 minutes, and closing the consumer made static members fail to rejoin.
             self.consumer.unsubscribe()
         self.subscribed = wanted
         log.info("resubscribed", strategy=self.name, reason=reason, topics=len(wanted),

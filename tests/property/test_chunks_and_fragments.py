@@ -11,10 +11,10 @@ import orjson
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapreduce_kafka.services.roles.mapper import shuffle_frames
 from mapreduce_kafka.shared.codec import Fragment, decode_items, fragments
 from mapreduce_kafka.shared.inputs import MAX_RECORD_BYTES, frame_spans
 from mapreduce_kafka.shared.reassembly import Reassembler, clamp
+from mapreduce_kafka.shared.shuffle import shuffle_frames
 
 words = st.text(alphabet="abcdefghij", min_size=1, max_size=6)
 values = st.one_of(st.integers(0, 10**6), st.text(max_size=30),

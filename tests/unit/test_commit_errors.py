@@ -5,7 +5,8 @@ import pytest
 import structlog
 from confluent_kafka import KafkaError
 
-from mapreduce_kafka.services.runtime.process import check_consumer_error, commit_refused
+from mapreduce_kafka.services.runtime.commit_policy import commit_refused
+from mapreduce_kafka.services.runtime.consuming import check_consumer_error
 from mapreduce_kafka.shared.errors import ConsumerFailed
 
 

@@ -16,7 +16,7 @@ WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 def warm_up(settings: Settings, home: Path) -> None:
     """One small, untimed job: the first job on a fresh pool also pays for clients, group
     joins and the broker's warm-up."""
-    from mapreduce_kafka.services import source
+    from mapreduce_kafka.services.client import source
     from mapreduce_kafka.services.testing.corpus import make_corpus
 
     job = source.Job(WORDCOUNT, make_corpus(home / "warm-up-input", 0.1), home / "warm-up")

@@ -3,7 +3,7 @@
 Starts its own local Kafka and Redis on free ports in a temporary home, a default worker
 pool, and runs one job per trial, of a pipeline shape drawn from the seed (word count on a
 corpus of --mb megabytes; a set-based mapper without a combiner and a pipeline with dict and
-list values, each on its share of it: tests/faults/harness.py), while a seeded plan of
+list values, each on its share of it: services/testing/fault_harness.py), while a seeded plan of
 faults (SIGKILL and SIGSTOP of random workers of random roles, broker and Redis kill -9
 and restart, a source killed mid-stream) is injected. Faults land within a horizon that,
 unless given, is a share of a fault-free job of that shape measured first (the JSON
@@ -28,7 +28,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.services.testing.fault_harness import (
     KINDS,
@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"fault kinds (default, single: {','.join(KINDS)}; replicated: "
                              f"{','.join(REPLICATED_KINDS)})")
     parser.add_argument("--shapes", default=",".join(SHAPES),
-                        help="pipeline shapes to draw from (tests/faults/harness.py)")
+                        help="pipeline shapes to draw from (services/testing/fault_harness.py)")
     parser.add_argument("--resubscribe", choices=STRATEGIES,
                         default=DEFAULT_STRATEGY, help="the workers' strategy")
     parser.add_argument("--out", type=Path, default=None,

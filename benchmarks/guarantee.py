@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import WORDCOUNT, warm_up
-from mapreduce_kafka.services import reference, source, supervisor
+from mapreduce_kafka.services.client import reference, source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import output

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from benchmarks.common import warm_up
 from benchmarks.throughput import WORDCOUNT, build_corpus
-from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.clusters import local_cluster
 
 OUT = Path(__file__).parent / "results" / "profiles"

@@ -4,7 +4,7 @@
 For each strategy: a fresh pool (W mappers, W reducers), a warm-up job, R runs of the
 small job alone (its baseline), one run of the long pipeline P0 alone (P0's baseline), then
 R repetitions of P0 with K small pipelines announced every --interval seconds while P0 is
-mid-map. Measured from the workers' own log events (see benchmarks/rebalance_metrics.py):
+mid-map. Measured from the workers' own log events (see services/testing/rebalance_metrics.py):
   stall      per mapper, the gap in P0 progress around each change of the pipeline set
   pickup     announcement -> first record processed; announcement -> job done
   fairness   a small job's time beside P0 / the same job's time alone (the slowdown)
@@ -28,7 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import write_results
-from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing import rebalance_metrics as metrics
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.services.testing.corpus import make_corpus

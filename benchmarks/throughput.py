@@ -47,7 +47,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import write_results
-from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.shared import output, redis_client

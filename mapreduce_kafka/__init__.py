@@ -19,7 +19,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mapreduce_kafka.services.api import (
+    from mapreduce_kafka.services.client.api import (
         Cluster,
         Job,
         Pipeline,
@@ -44,12 +44,12 @@ except PackageNotFoundError:  # imported from a checkout that was never installe
 # The public names and the module each comes from. Loaded on first use, so that a worker,
 # which imports `mapreduce_kafka.services.worker`, does not also load the client side.
 _EXPORTS = {
-    "Cluster": "mapreduce_kafka.services.api",
-    "Job": "mapreduce_kafka.services.api",
-    "Pipeline": "mapreduce_kafka.services.api",
-    "connect": "mapreduce_kafka.services.api",
-    "dead_letters": "mapreduce_kafka.services.api",
-    "topic_results": "mapreduce_kafka.services.api",
+    "Cluster": "mapreduce_kafka.services.client.api",
+    "Job": "mapreduce_kafka.services.client.api",
+    "Pipeline": "mapreduce_kafka.services.client.api",
+    "connect": "mapreduce_kafka.services.client.api",
+    "dead_letters": "mapreduce_kafka.services.client.api",
+    "topic_results": "mapreduce_kafka.services.client.api",
     "Settings": "mapreduce_kafka.shared.settings",
     "ClusterError": "mapreduce_kafka.shared.errors",
     "ConnectionFailed": "mapreduce_kafka.shared.errors",

@@ -1,4 +1,4 @@
-"""`mapreduce`: the command line, a thin layer over the Python API (services/api.py).
+"""`mapreduce`: the command line, a thin layer over the Python API (services/client/api.py).
 
 Jobs: run, submit, wait, cancel, status, deadletters. The local cluster: up, down. The
 dashboard and Prometheus metrics: ui. A worker in the foreground: worker. Every error is
@@ -20,17 +20,18 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mapreduce_kafka.services import api, reference, source, supervisor
-from mapreduce_kafka.services.cluster_health import cluster_health
+from mapreduce_kafka.services.client import api, reference, source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.roles import ROLE_NAMES, ROLES
-from mapreduce_kafka.services.status_view import (
+from mapreduce_kafka.services.status.cluster_health import cluster_health
+from mapreduce_kafka.services.status.status_view import (
     cluster_table,
     pipeline_detail,
     pipelines_table,
     workers_table,
 )
-from mapreduce_kafka.services.worker_status import worker_rows
+from mapreduce_kafka.services.status.worker_status import worker_rows
 from mapreduce_kafka.shared import kafka, output, signing
 from mapreduce_kafka.shared.errors import MapReduceError
 from mapreduce_kafka.shared.logging import configure

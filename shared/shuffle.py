@@ -1,6 +1,6 @@
 """A map frame's groups cut into shuffle messages: partitioned by key, encoded, and chunked
 under a size limit the same way on every replay. Pure: the mapper sends what it returns,
-and the inline runner (services/inline.py) reads it back the way a shuffler would."""
+and the inline runner (services/client/inline.py) reads it back the way a shuffler would."""
 
 from __future__ import annotations
 

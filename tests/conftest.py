@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.shared.settings import Settings

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.testing.ports import free_port, free_port_block
 from mapreduce_kafka.shared.settings import Settings

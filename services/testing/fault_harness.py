@@ -36,7 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from mapreduce_kafka.examples import WORDCOUNT
-from mapreduce_kafka.services import reference, source, supervisor
+from mapreduce_kafka.services.client import reference, source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.localcluster.processes import read_pid
 from mapreduce_kafka.services.testing import replicated_faults, shapes

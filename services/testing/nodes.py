@@ -9,10 +9,10 @@ import time
 
 from confluent_kafka import KafkaException
 
-from mapreduce_kafka.services.cluster_health import partition_health
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.localcluster.processes import alive
 from mapreduce_kafka.services.localcluster.replicated import Node
+from mapreduce_kafka.services.status.cluster_health import partition_health
 from mapreduce_kafka.shared import kafka, retry
 from mapreduce_kafka.shared.errors import ConnectionFailed
 

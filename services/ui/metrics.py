@@ -15,7 +15,7 @@ from prometheus_client import Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from mapreduce_kafka.services import api
+from mapreduce_kafka.services.client import api
 from mapreduce_kafka.services.ui.state import stage_progress
 from mapreduce_kafka.shared.metrics import COUNTERS, GAUGES
 from mapreduce_kafka.shared.store import SILENT_AFTER_S, TERMINAL

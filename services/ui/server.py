@@ -22,7 +22,7 @@ from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from mapreduce_kafka.services import api
+from mapreduce_kafka.services.client import api
 from mapreduce_kafka.services.ui.metrics import registry
 from mapreduce_kafka.services.ui.state import DashboardState
 

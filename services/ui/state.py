@@ -12,9 +12,9 @@ import orjson
 import structlog
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from mapreduce_kafka.services import api
-from mapreduce_kafka.services.cluster_health import cluster_health
-from mapreduce_kafka.services.worker_status import worker_rows
+from mapreduce_kafka.services.client import api
+from mapreduce_kafka.services.status.cluster_health import cluster_health
+from mapreduce_kafka.services.status.worker_status import worker_rows
 from mapreduce_kafka.shared import kafka, topics
 
 log = structlog.get_logger("dashboard")

@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing import shapes
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for

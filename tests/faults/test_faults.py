@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.fault_harness import Fault, Harness, plan, shapes_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.faults]

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import uvicorn
 
-from mapreduce_kafka.services import api
+from mapreduce_kafka.services.client import api
 from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.services.ui.server import app
 

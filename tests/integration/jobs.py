@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from mapreduce_kafka.services import reference, source
+from mapreduce_kafka.services.client import reference, source
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.errors import JobTimedOut

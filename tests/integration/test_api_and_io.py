@@ -18,7 +18,7 @@ import pytest
 import zstandard
 from confluent_kafka import Producer
 
-from mapreduce_kafka.services import api, reference
+from mapreduce_kafka.services.client import api, reference
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import kafka, output
 from mapreduce_kafka.shared.errors import InputError

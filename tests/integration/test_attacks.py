@@ -12,7 +12,7 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
-from mapreduce_kafka.services import api
+from mapreduce_kafka.services.client import api
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import inputs, topics
@@ -117,7 +117,7 @@ def test_a_spec_older_than_the_age_limit_is_refused(pool, tmp_path):
     """With the age limit, a signed spec cannot be replayed once its status has expired."""
     from dataclasses import replace
 
-    from mapreduce_kafka.services import source
+    from mapreduce_kafka.services.client import source
     from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
 
     view = PipelineView(pool.with_(spec_max_age_s=60))

@@ -13,7 +13,8 @@ import orjson
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
-from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output, topics

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from mapreduce_kafka.services import source
+from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import inputs, output
 from mapreduce_kafka.shared.errors import PipelineFailed
@@ -110,7 +110,7 @@ def test_an_output_that_cannot_be_written_fails_its_job_in_seconds(workers, tmp_
     """Mappers stopped while the job is submitted, the output made unwritable, workers back:
     the sink cannot write, the job fails with a one-line reason, a healthy job beside it
     finishes exactly, and the sink goes on serving (it does not crash-loop)."""
-    from mapreduce_kafka.services import supervisor
+    from mapreduce_kafka.services.localcluster import supervisor
 
     supervisor.scale(workers, {"mapper": 0})
     out = tmp_path / "parent" / "out"

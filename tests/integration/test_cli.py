@@ -133,7 +133,7 @@ def test_status_marks_a_stopped_worker_silent_and_shows_lag(workers):
     import json
     import signal
 
-    from mapreduce_kafka.services import supervisor
+    from mapreduce_kafka.services.localcluster import supervisor
     from mapreduce_kafka.services.testing.waiting import wait_for
 
     sink = next(w for w in supervisor.running(workers.home) if w.role == "sink")
@@ -180,7 +180,7 @@ def test_status_says_what_a_running_pipeline_waits_on_and_keeps_final_figures(wo
     done, its final figures stay (not 0/N, as when its counts were forgotten)."""
     import json
 
-    from mapreduce_kafka.services import supervisor
+    from mapreduce_kafka.services.localcluster import supervisor
     from tests.integration import jobs
 
     supervisor.scale(workers, {"reducer": 0})

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output

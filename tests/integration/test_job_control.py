@@ -13,7 +13,8 @@ import threading
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from mapreduce_kafka.services import api, supervisor
+from mapreduce_kafka.services.client import api
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import topics

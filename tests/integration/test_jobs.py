@@ -6,7 +6,7 @@ import orjson
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from mapreduce_kafka.services import source
+from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import topics

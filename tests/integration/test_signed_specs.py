@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mapreduce_kafka.services import source
+from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.runtime.producer import OutputProducer
 from mapreduce_kafka.shared import signing, topics
 from mapreduce_kafka.shared.codec import Envelope, Kind, dump_spec

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared.resubscribe_strategies import STRATEGIES

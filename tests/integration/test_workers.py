@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from mapreduce_kafka.services import supervisor
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from tests.integration import jobs

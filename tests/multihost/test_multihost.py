@@ -12,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
-from mapreduce_kafka.services import source, supervisor
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.localcluster import supervisor
+from mapreduce_kafka.services.status.worker_status import worker_rows
 from mapreduce_kafka.services.testing import toxiproxy
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
-from mapreduce_kafka.services.worker_status import worker_rows
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 from tests.integration import jobs

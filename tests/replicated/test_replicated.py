@@ -14,9 +14,9 @@ from collections.abc import Iterator
 import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from mapreduce_kafka.services import supervisor
-from mapreduce_kafka.services.cluster_health import cluster_health
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.status.cluster_health import cluster_health
 from mapreduce_kafka.services.testing import replicated_faults as faults
 from mapreduce_kafka.services.testing.clusters import replicated_cluster, started_with_pool
 from mapreduce_kafka.services.testing.corpus import make_corpus

@@ -22,8 +22,8 @@ def test_the_public_api_resolves():
     for name in mapreduce_kafka.__all__:
         assert getattr(mapreduce_kafka, name) is not None, name
     from mapreduce_kafka import Pipeline, connect
-    from mapreduce_kafka.services.api import Pipeline as ApiPipeline
-    from mapreduce_kafka.services.api import connect as api_connect
+    from mapreduce_kafka.services.client.api import Pipeline as ApiPipeline
+    from mapreduce_kafka.services.client.api import connect as api_connect
 
     assert (Pipeline, connect) == (ApiPipeline, api_connect)
     with pytest.raises(AttributeError):

@@ -12,8 +12,8 @@ from confluent_kafka.admin import (
     TopicMetadata,
 )
 
-from mapreduce_kafka.services.cluster_health import broker_rows, partition_health
 from mapreduce_kafka.services.localcluster import replicated
+from mapreduce_kafka.services.status.cluster_health import broker_rows, partition_health
 from mapreduce_kafka.shared import kafka, redis_client
 from mapreduce_kafka.shared.errors import ConfigError
 from mapreduce_kafka.shared.redis_client import redacted
@@ -138,7 +138,7 @@ def test_replicated_redis_is_a_primary_two_replicas_and_three_sentinels():
 
 
 def test_a_cluster_keeps_the_shape_it_was_made_with(tmp_path):
-    from mapreduce_kafka.services import api
+    from mapreduce_kafka.services.client import api
     from mapreduce_kafka.services.localcluster.cluster import LocalCluster
     from mapreduce_kafka.shared.errors import ClusterError
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mapreduce_kafka.services import reference, source
+from mapreduce_kafka.services.client import reference, source
 from mapreduce_kafka.shared import inputs, output
 from mapreduce_kafka.shared.codec import decode_records
 from mapreduce_kafka.shared.errors import InputError, PipelineDefinitionError

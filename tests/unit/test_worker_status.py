@@ -1,4 +1,4 @@
-from mapreduce_kafka.services.worker_status import worker_rows
+from mapreduce_kafka.services.status.worker_status import worker_rows
 
 
 def test_rows_mark_silence_by_redis_time_and_parse_fields():

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mapreduce_kafka.services.reference import input_frames
+from mapreduce_kafka.services.client.reference import input_frames
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.codec import (
     decode_items,
@@ -61,7 +61,7 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
     if topics and settings is None:
         raise InputError("a kafka: input needs a cluster: pass --bootstrap-servers or set "
                          "MAPREDUCE_BOOTSTRAP_SERVERS")
-    from mapreduce_kafka.services.source import check_output, topic_ranges
+    from mapreduce_kafka.services.client.source import check_output, topic_ranges
 
     target = check_output(out) if out is not None else None
     if target is not None and output.is_topic(target):

@@ -1,6 +1,6 @@
 """The Python API, for scripts and notebooks; the `mapreduce` command is a thin layer over it.
 
-    from mapreduce_kafka.services.api import Pipeline, connect
+    from mapreduce_kafka.services.client.api import Pipeline, connect
 
     wordcount = Pipeline.from_file("pipelines/wordcount.py")
     # or from plain functions, a notebook's included (they travel pickled by value):
@@ -30,7 +30,8 @@ import orjson
 import structlog
 from confluent_kafka import Consumer
 
-from mapreduce_kafka.services import inline, source, supervisor
+from mapreduce_kafka.services.client import inline, source
+from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.shared import kafka, output, topics
@@ -71,7 +72,7 @@ class Pipeline:
     def run_inline(self, inputs: Iterable[str | Path], output_dir: str | Path | None = None,
                    *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
                    settings: Settings | None = None) -> inline.InlineResult:
-        """Run it in this process (services/inline.py): results, dead letters, and the
+        """Run it in this process (services/client/inline.py): results, dead letters, and the
         output directory when one is given."""
         return inline.run_inline(self.code, inputs, output_dir, fmt=fmt,
                                  partitions=partitions, output_format=output_format,
@@ -167,7 +168,7 @@ class Cluster:
 
     def pipelines(self, everything: bool = False, recent_s: float = 24 * 3600) -> list[Status]:
         """Running pipelines and those that ended within recent_s (or every one kept)."""
-        from mapreduce_kafka.services.status_view import pipeline_progress
+        from mapreduce_kafka.services.status.status_view import pipeline_progress
 
         now = self.store.now()
         found = []
@@ -191,7 +192,7 @@ class Job:
     request: source.Job | None = None
 
     def status(self) -> Status:
-        from mapreduce_kafka.services.status_view import pipeline_progress
+        from mapreduce_kafka.services.status.status_view import pipeline_progress
 
         info = self.cluster.store.pipeline(self.pipeline_id)
         return {"id": self.pipeline_id, **info,

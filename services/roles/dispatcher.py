@@ -17,6 +17,7 @@ tombstoned, its keys dropped (services/runtime/lifecycle.py; only dispatchers do
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 
 from confluent_kafka import Consumer, Message, TopicPartition
 
@@ -30,7 +31,7 @@ from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.spec import PipelineSpec
-from mapreduce_kafka.shared.store import TERMINAL
+from mapreduce_kafka.shared.store import TERMINAL, Store
 
 # Frames per loop (a frame is up to 256 KB): the view of PIPELINES is read between loops,
 # so a smaller batch lets a new pipeline's topics be created sooner while another pipeline
@@ -41,6 +42,16 @@ WATCH_S = 2.0  # how often to look after running and ending pipelines (see the d
 # A complete stream whose announcement never reached the dispatcher's view in this long: the
 # announcement was flushed before the first record, so it is not merely late.
 UNANNOUNCED_S = 30.0
+
+
+def source_died(store: Store, pipeline_id: str, status: Mapping[str, str]) -> bool:
+    """Whether the pipeline's source died before its stream was complete; `status` is the
+    pipeline's status, read before. A source records its frame count and then clears its
+    liveness key, so a key gone since `status` was read may mean that the stream completed
+    in between: the status is read again before the source is taken for dead."""
+    if "frames" in status or store.source_alive(pipeline_id):
+        return False
+    return "frames" not in store.pipeline(pipeline_id)
 
 
 class Dispatcher:
@@ -101,12 +112,12 @@ class Dispatcher:
         if status.get("state") in TERMINAL:
             return
         if pipeline_id not in self.streams_complete:
-            if "frames" in status:
-                self.streams_complete.add(pipeline_id)
-            elif not self.rt.store.source_alive(pipeline_id):
+            if source_died(self.rt.store, pipeline_id, status):
                 self.rt.fail(pipeline_id, "source stopped mid-stream: its heartbeat expired "
                                           "before it ended the stream; the input is incomplete")
                 return
+            if "frames" in status:
+                self.streams_complete.add(pipeline_id)
         if self._unannounced(pipeline_id, status):
             return
         spec = self.rt.view.known_spec(pipeline_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -43,8 +44,20 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dic
     base = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items()
            if k not in {"PYTHONPATH", "VIRTUAL_ENV"} and not k.startswith("MAPREDUCE_")}
+    # Built from a copy of what git tracks: setuptools builds in the source tree, and the
+    # build must neither leave files in the checkout nor pick up untracked ones.
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True,
+                             check=True).stdout.decode().split("\0")
+    tree = base / "source"
+    for name in filter(None, tracked):
+        target = tree / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if (REPO / name).is_symlink():
+            target.symlink_to(os.readlink(REPO / name))
+        else:
+            shutil.copy2(REPO / name, target)
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(base / "dist"),
-          str(REPO)], cwd=base, env=env)
+          str(tree)], cwd=base, env=env)
     wheel = next((base / "dist").glob("mapreduce_kafka-*.whl"))
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], cwd=base, env=env)

@@ -91,3 +91,22 @@ def test_a_write_no_replica_confirms_does_not_count(cluster, monkeypatch):
         waiting._durably(lambda client: client.set(key, "v"))
     plain = Store(cluster.redis_url)
     assert plain._durably(lambda client: client.set(key, "w")) is True
+
+
+def test_a_source_that_ends_its_stream_between_two_reads_is_not_taken_for_dead(store):
+    """The dispatcher reads a pipeline's status, then the source's liveness key. A source
+    that completes its stream in between (frame count recorded, then its key cleared) must
+    not be failed as dead (a finished job was failed that way)."""
+    from mapreduce_kafka.services.roles.dispatcher import source_died
+
+    pid = new_pipeline(store)
+    store.touch_source(pid, 30)
+    read_before = store.pipeline(pid)
+    assert not source_died(store, pid, read_before)  # alive, mid-stream
+    assert store.update_pipeline(pid, frames=12)  # the source completes its stream...
+    store.clear_source(pid)  # ...and clears its key, after the status was read
+    assert "frames" not in read_before
+    assert not source_died(store, pid, read_before)
+
+    dead = new_pipeline(store)  # never beat, or its key expired: mid-stream and gone
+    assert source_died(store, dead, store.pipeline(dead))

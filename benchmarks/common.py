@@ -11,6 +11,14 @@ from typing import Any
 from mapreduce_kafka.shared.settings import Settings
 
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
+# Where a run writes unless told otherwise: out/ is not tracked. The committed results in
+# benchmarks/results/ are the ones docs/measurements.md quotes, replaced only on purpose
+# (--out benchmarks/results/NAME.json).
+RUNS = Path(__file__).resolve().parents[1] / "out" / "benchmarks"
+
+
+def default_out(name: str) -> Path:
+    return RUNS / name
 
 
 def warm_up(settings: Settings, home: Path) -> None:

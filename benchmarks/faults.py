@@ -28,6 +28,7 @@ from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 
+from benchmarks.common import default_out
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.services.testing.fault_harness import (
@@ -40,7 +41,6 @@ from mapreduce_kafka.services.testing.fault_harness import (
 )
 from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY, STRATEGIES
 
-RESULTS = Path(__file__).parent / "results"
 HORIZON_SHARE = 0.8  # of a fault-free job: later faults would often find the job done
 
 
@@ -65,13 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resubscribe", choices=STRATEGIES,
                         default=DEFAULT_STRATEGY, help="the workers' strategy")
     parser.add_argument("--out", type=Path, default=None,
-                        help="default benchmarks/results/faults.json, or "
-                             "faults-replicated.json")
+                        help="default out/benchmarks/faults.json, or "
+                             "faults-replicated.json; the committed results are in "
+                             "benchmarks/results/")
     args = parser.parse_args(argv)
     replicated = args.cluster == "replicated"
     kinds = tuple((args.kinds or ",".join(REPLICATED_KINDS if replicated else KINDS))
                   .split(","))
-    out = args.out or RESULTS / ("faults-replicated.json" if replicated else "faults.json")
+    out = args.out or default_out("faults-replicated.json" if replicated else "faults.json")
 
     with local_cluster("mapreduce-faults-", replicated=replicated) as (home, settings,
                                                                       cluster):

@@ -18,14 +18,13 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import WORDCOUNT, warm_up
+from benchmarks.common import WORDCOUNT, default_out, warm_up
 from mapreduce_kafka.services.client import reference, source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.clusters import local_cluster
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.shared import output
 
-RESULTS = Path(__file__).parent / "results"
 GUARANTEES = ("exactly-once", "at-least-once")
 
 
@@ -34,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=30, help="input size per job")
     parser.add_argument("--repeat", type=int, default=5, help="runs per guarantee")
-    parser.add_argument("--out", type=Path, default=RESULTS / "guarantee.json")
+    parser.add_argument("--out", type=Path, default=default_out("guarantee.json"),
+                        help="default out/benchmarks/guarantee.json; the committed results "
+                             "are in benchmarks/results/")
     args = parser.parse_args(argv)
 
     times: dict[str, list[float]] = {g: [] for g in GUARANTEES}

@@ -21,13 +21,11 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.common import warm_up
+from benchmarks.common import default_out, warm_up
 from benchmarks.throughput import WORDCOUNT, build_corpus
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.clusters import local_cluster
-
-OUT = Path(__file__).parent / "results" / "profiles"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,7 +33,9 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mb", type=float, default=100)
     parser.add_argument("--top", type=int, default=8, help="functions shown per role")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=default_out("profiles"),
+                        help="default out/benchmarks/profiles; the committed profiles are in "
+                             "benchmarks/results/profiles")
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
 

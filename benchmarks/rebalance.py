@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import write_results
+from benchmarks.common import default_out, write_results
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing import rebalance_metrics as metrics
@@ -37,7 +37,6 @@ from mapreduce_kafka.shared.resubscribe_strategies import STRATEGIES
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 
-RESULTS = Path(__file__).parent / "results"
 # What a strategy must reach: P0's stall beyond its normal batch gap (median over the
 # announcements) under STALL_S and at most STALL_SHARE of reconnect's; pickup median under
 # PICKUP_MEDIAN_S and every one under PICKUP_MAX_S; a small job beside P0 at most FAIRNESS
@@ -205,7 +204,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="P0's input: it must still be mapping at the last announcement")
     parser.add_argument("--small-mb", type=float, default=0.1,
                         help="the small jobs' input (100 KB by default)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "rebalance.json")
+    parser.add_argument("--out", type=Path, default=default_out("rebalance.json"),
+                        help="default out/benchmarks/rebalance.json; the committed results "
+                             "are in benchmarks/results/")
     args = parser.parse_args(argv)
 
     with local_cluster("mapreduce-rebalance-") as (home, base, _cluster):

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import write_results
+from benchmarks.common import default_out, write_results
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
@@ -55,7 +55,6 @@ from mapreduce_kafka.shared import output, redis_client
 from mapreduce_kafka.shared.settings import DEFAULT_SPLIT_BYTES, Settings
 from mapreduce_kafka.shared.spec import load_module
 
-RESULTS = Path(__file__).parent / "results"
 WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 TOKEN = re.compile(r"[A-Za-z0-9]+")
 CORPUS_FILES = 8
@@ -282,12 +281,13 @@ def main(argv: list[str] | None = None) -> int:
                         help="replicas that must hold each coordination write (WAIT N); "
                              "default: the URL's (1 with Sentinel): 0 measures what WAIT costs")
     parser.add_argument("--out", type=Path, default=None,
-                        help="default benchmarks/results/throughput.json (or "
-                             "throughput-replicated.json)")
+                        help="default out/benchmarks/throughput.json (or "
+                             "throughput-replicated.json); the committed results are in "
+                             "benchmarks/results/")
     args = parser.parse_args(argv)
     replicated = args.cluster == "replicated"
-    out = args.out or RESULTS / ("throughput-replicated.json" if replicated
-                                 else "throughput.json")
+    out = args.out or default_out("throughput-replicated.json" if replicated
+                                  else "throughput.json")
     sizes = [float(s) for s in args.sizes.split(",")]
     baselines = dict(BASELINES)
     if pyspark_available() and not args.no_pyspark:

@@ -8,9 +8,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from mapreduce_kafka import examples
 from mapreduce_kafka.shared.settings import Settings
 
-WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
+WORDCOUNT = examples.WORDCOUNT
 # Where a run writes unless told otherwise: out/ is not tracked. The committed results in
 # benchmarks/results/ are the ones docs/measurements.md quotes, replaced only on purpose
 # (--out benchmarks/results/NAME.json).

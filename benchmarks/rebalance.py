@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import default_out, write_results
+from mapreduce_kafka.examples import WORDCOUNT
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing import rebalance_metrics as metrics
@@ -43,7 +44,7 @@ from mapreduce_kafka.shared.store import Store
 # times as long as alone; P0 with the announcements at most P0_RATIO times P0 alone.
 GOALS = {"stall_s": 0.05, "stall_share_of_reconnect": 0.1, "pickup_median_s": 0.5,
          "pickup_max_s": 1.0, "fairness": 2.0, "p0_ratio": 1.10}
-WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
+
 
 
 def submit(settings: Settings, inputs: list[Path], out: Path, partitions: int) -> source.Job:

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import default_out, write_results
+from mapreduce_kafka.examples import WORDCOUNT
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
@@ -55,7 +56,6 @@ from mapreduce_kafka.shared import output, redis_client
 from mapreduce_kafka.shared.settings import DEFAULT_SPLIT_BYTES, Settings
 from mapreduce_kafka.shared.spec import load_module
 
-WORDCOUNT = Path(__file__).resolve().parents[1] / "pipelines" / "wordcount.py"
 TOKEN = re.compile(r"[A-Za-z0-9]+")
 CORPUS_FILES = 8
 

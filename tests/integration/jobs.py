@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from mapreduce_kafka import examples
 from mapreduce_kafka.services.client import reference, source
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
@@ -16,9 +17,8 @@ from mapreduce_kafka.shared.errors import JobTimedOut
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.store import Store
 
-REPO = Path(__file__).resolve().parents[2]
-WORDCOUNT = REPO / "pipelines" / "wordcount.py"
-INVERTED_INDEX = REPO / "pipelines" / "inverted_index.py"
+WORDCOUNT = examples.WORDCOUNT
+INVERTED_INDEX = examples.INVERTED_INDEX
 PAUSE_LIMIT_S = 25  # under the source's liveness TTL (30 s, beaten every 2 s): not dead
 
 

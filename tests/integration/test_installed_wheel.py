@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -19,15 +18,10 @@ from pathlib import Path
 
 import pytest
 
+from mapreduce_kafka.services.testing.ports import free_port
+from tests import REPO
+
 pytestmark = pytest.mark.integration
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 600,
@@ -103,9 +97,9 @@ def test_up_a_job_the_dashboard_and_down_from_the_installed_wheel(installed, tmp
     files come from the package, its state goes to its own home."""
     _wheel, bin_dir, env = installed
     env = {**env, "MAPREDUCE_HOME": str(tmp_path / "home"),
-           "MAPREDUCE_KAFKA_PORT": str(_free_port()),
-           "MAPREDUCE_CONTROLLER_PORT": str(_free_port()),
-           "MAPREDUCE_REDIS_PORT": str(_free_port())}
+           "MAPREDUCE_KAFKA_PORT": str(free_port()),
+           "MAPREDUCE_CONTROLLER_PORT": str(free_port()),
+           "MAPREDUCE_REDIS_PORT": str(free_port())}
     mapreduce = str(bin_dir / "mapreduce")
     examples = Path(_run([str(bin_dir / "python"), "-c",
                           "import mapreduce_kafka.examples as e; print(e.HERE)"],
@@ -117,7 +111,7 @@ def test_up_a_job_the_dashboard_and_down_from_the_installed_wheel(installed, tmp
                     "--input", str(examples / "samples" / "text"),
                     "--output", str(tmp_path / "out"), "--verify"], cwd=tmp_path, env=env)
         assert "verify: identical" in job.stdout, job.stdout
-        port = _free_port()
+        port = free_port()
         ui = subprocess.Popen([mapreduce, "ui", "--port", str(port)], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         try:

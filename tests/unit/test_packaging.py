@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import mapreduce_kafka
+from tests import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 LINKED = {"services": "services", "shared": "shared", "examples": "pipelines"}
 BARE = ("services", "shared", "pipelines")
 

@@ -20,7 +20,7 @@ from mapreduce_kafka.services.roles import ROLE_NAMES, WORKER_MODULE, build
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.process import ENV_RESTARTS, Runtime
 from mapreduce_kafka.shared import crashpoints, retry
-from mapreduce_kafka.shared.errors import ConfigError
+from mapreduce_kafka.shared.errors import ConfigError, ConnectionFailed
 from mapreduce_kafka.shared.logging import configure
 from mapreduce_kafka.shared.redis_client import redacted
 from mapreduce_kafka.shared.setting_sources import resolve
@@ -82,6 +82,12 @@ def run_worker(role: str) -> int:
         worker = build(role, rt)
         worker.run()
         rt.close()
+    except ConnectionFailed as exc:
+        if rt is not None:  # lost mid-run: the full story belongs in the log
+            log.exception("worker failed")
+        else:  # not up yet (a cluster starting beside its workers): one line, then again
+            log.warning("waiting for the cluster", reason=str(exc))
+        return restart_in_place(role, restarts, log, rt is not None and rt.stopping)
     except Exception as exc:  # any failure: start again from what is committed
         log.exception("worker failed")
         refused: frozenset[str] = getattr(exc, "pipelines", frozenset())

@@ -112,3 +112,33 @@ def make_jsonl(path: Path, docs: int = 6000) -> Path:
             words = " ".join(f"w{(doc * 7 + i) % 20011}" for i in range(40))
             f.write(orjson.dumps({"doc": f"d{doc}", "text": words}) + b"\n")
     return path
+
+
+def test_a_worker_started_before_its_cluster_waits_in_one_line_a_try(tmp_path):
+    """In containers the workers start with Kafka and Redis, not after them: until they
+    answer, each try is one warning naming what is missing, not a traceback."""
+    import subprocess
+    import sys
+
+    from mapreduce_kafka.services.roles import WORKER_MODULE
+    from mapreduce_kafka.services.testing.ports import free_port
+
+    env = {**os.environ, "MAPREDUCE_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}",
+           "MAPREDUCE_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+           "MAPREDUCE_INSECURE_SPECS": "1", "MAPREDUCE_HOME": str(tmp_path)}
+    worker = subprocess.Popen([sys.executable, "-m", WORKER_MODULE, "mapper"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines: list[str] = []
+    try:
+        assert worker.stdout is not None
+        while sum("restarting worker" in line for line in lines) < 2:
+            line = worker.stdout.readline()
+            assert line, f"the worker exited: {''.join(lines)}"
+            lines.append(line)
+    finally:
+        worker.kill()
+        worker.wait()
+    waiting = [orjson.loads(line) for line in lines if "waiting for the cluster" in line]
+    assert len(waiting) == 2, "".join(lines)
+    assert "cannot reach Redis" in waiting[0]["reason"]
+    assert not any("Traceback" in line or "exception" in line for line in lines), lines

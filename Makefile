@@ -9,11 +9,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo-wordcount
 
-.PHONY: install system-packages toxiproxy demo test check test-faults test-crashpoints test-replicated test-multihost test-unit lint down clean
+.PHONY: install system-packages toxiproxy demo test check test-faults test-crashpoints test-replicated test-multihost test-compose test-unit lint down clean base-image compose-demo compose-down
 
 # Debian packages the project needs: Redis and its Sentinel, Java 17 and Maven (to fetch
-# Kafka's jars from Maven Central), docker-compose (only to validate compose/), Chromium and
-# its driver (the dashboard's browser test). Installed only when missing.
+# Kafka's jars from Maven Central), podman and debootstrap (the compose profiles run in
+# containers), docker-compose (validates the compose files), Chromium and its driver (the
+# dashboard's browser test). Installed only when missing.
 system-packages:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
@@ -21,6 +22,8 @@ system-packages:
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
+	command -v podman >/dev/null || missing="$$missing podman"; \
+	command -v debootstrap >/dev/null || missing="$$missing debootstrap"; \
 	command -v chromium >/dev/null || missing="$$missing chromium"; \
 	command -v chromedriver >/dev/null || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
@@ -81,6 +84,31 @@ test-replicated: install
 # Workers on network-namespace hosts: partitions, a one-sided cut, toxiproxy (needs root).
 test-multihost: install
 	$(BIN)/pytest -q -m multihost tests
+
+# The compose profiles built and run in containers with podman: a job, four mappers with one
+# killed, the replicated overlay with a broker killed (skips where containers cannot run).
+test-compose: install
+	$(BIN)/pytest -q -m compose tests
+
+# The multi-topic profile in containers (podman; docs/operations.md, "Containers"): build
+# the images (a Debian base made with debootstrap when missing), start Kafka, Redis and
+# every role, and run word count from a `source` container, checked against a sequential run.
+compose-demo: install
+	compose/podman-compose up -d --build
+	@echo "waiting for the workers to reach Kafka and Redis"
+	@for i in $$(seq 90); do \
+	  CONTAINERS_CONF=compose/containers.conf podman exec compose_dispatcher_1 mapreduce status --json 2>/dev/null | grep -q '"role": "sink"' && break; \
+	  sleep 2; done
+	compose/podman-compose run --rm source run pipelines/wordcount.py \
+	    --input pipelines/samples/text --output /data/out/demo-wordcount --verify --top 10
+	@echo "compose demo ok: output in compose/data/out/demo-wordcount (stop it: make compose-down)"
+
+compose-down:
+	compose/podman-compose down
+
+# A Debian bookworm base image made with debootstrap, for machines without a registry.
+base-image:
+	compose/images/base-image.sh
 
 test-unit: install
 	$(BIN)/pytest -q tests/unit tests/property

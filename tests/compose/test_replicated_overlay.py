@@ -1,0 +1,48 @@
+"""The replicated overlay in containers (compose/docker-compose.replicated.yml over
+docker-compose.yml): three KRaft nodes, Redis behind three Sentinels, and the broker that
+leads most of a job's partitions killed while the job maps."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from tests.compose.project import ComposeProject, sequential_word_count
+
+SLOW_WORDCOUNT = Path(__file__).parent / "slow_wordcount.py"
+NODE_SERVICES = {1: "kafka", 2: "kafka-2", 3: "kafka-3"}
+LEADERS = """
+import json, sys
+from confluent_kafka.admin import AdminClient
+admin = AdminClient({"bootstrap.servers": "kafka:9092,kafka-2:9092,kafka-3:9092"})
+topic = admin.list_topics(sys.argv[1], timeout=10).topics[sys.argv[1]]
+print(json.dumps([p.leader for p in topic.partitions.values()]))
+"""
+
+pytestmark = [pytest.mark.compose, pytest.mark.timeout(2400)]
+
+
+def busiest_leader(project: ComposeProject, topic: str) -> int:
+    """The node that leads most of the topic's partitions (asked from inside the network)."""
+    result = project.podman("exec", project.container("dispatcher"), "python3", "-c",
+                            LEADERS, topic)
+    leaders = Counter(json.loads(result.stdout))
+    return leaders.most_common(1)[0][0]
+
+
+def test_a_broker_killed_mid_job_leaves_the_count_exact(replicated: ComposeProject):
+    make_corpus(replicated.data_dir / "slow", 1.5)
+    replicated.stage(SLOW_WORDCOUNT)
+    job = replicated.start_job("/data/slow_wordcount.py", "--input", "/data/slow",
+                               "--output", "/data/out/slow", "--id", "slow-broker-killed")
+    replicated.wait_mapping("slow-broker-killed")
+    node = busiest_leader(replicated, "MAP---slow-broker-killed")
+    replicated.podman("kill", replicated.container(NODE_SERVICES[node]))
+    output, _ = job.communicate(timeout=600)
+    assert job.returncode == 0, f"{output[-3000:]}\n{replicated.logs()}"
+    assert replicated.output_counts("out/slow") == \
+        sequential_word_count(replicated.data_dir / "slow")

@@ -99,6 +99,7 @@ compose-demo: install
 	@for i in $$(seq 90); do \
 	  CONTAINERS_CONF=compose/containers.conf podman exec compose_dispatcher_1 mapreduce status --json 2>/dev/null | grep -q '"role": "sink"' && break; \
 	  sleep 2; done
+	rm -rf compose/data/out/demo-wordcount
 	compose/podman-compose run --rm source run pipelines/wordcount.py \
 	    --input pipelines/samples/text --output /data/out/demo-wordcount --verify --top 10
 	@echo "compose demo ok: output in compose/data/out/demo-wordcount (stop it: make compose-down)"

@@ -102,12 +102,14 @@ def ensure_topics(client: AdminClient, wanted: dict[str, tuple[int, dict[str, st
     metadata = client.list_topics(timeout=timeout)
     existing = metadata.topics
     factor, replicated = replication(replication_factor, len(metadata.brokers))
-    if replication_factor and factor > len(metadata.brokers):
-        log.warning("fewer brokers up than the replication factor: topic creation waits",
-                    replication_factor=factor, brokers=len(metadata.brokers))
     new = [NewTopic(name, num_partitions=n, replication_factor=factor,
                     config={**replicated, **cfg})
            for name, (n, cfg) in wanted.items() if name not in existing]
+    if new and factor > len(metadata.brokers):
+        # Kafka refuses the topic; a worker starting with its cluster waits for the rest.
+        raise ConnectionFailed(
+            f"{len(metadata.brokers)} broker(s) up, the replication factor {factor} needs "
+            f"{factor}: waiting for the others to create {', '.join(t.topic for t in new)}")
     if new:
         for name, future in client.create_topics(new, operation_timeout=timeout).items():
             try:

@@ -87,3 +87,20 @@ def test_a_failed_delivery_stays_failed_until_the_worker_restarts(cluster):
             producer.flush(timeout=10)
     with pytest.raises(DeliveryFailed):
         producer.acked_through()
+
+
+def test_topics_asked_with_more_replicas_than_brokers_up_wait_for_them(cluster):
+    """A worker that starts with its cluster may see one broker of three: creating the
+    framework's topics then with one replica would leave them so for good (a container
+    layout lost partitions that way when one broker was killed). With a replication factor
+    set, it is a connection-level wait instead, and nothing is created."""
+    from mapreduce_kafka.shared.errors import ConnectionFailed
+
+    admin = kafka.admin(cluster)
+    name = f"test-rf-{uuid.uuid4().hex[:10]}"
+    with pytest.raises(ConnectionFailed, match="replication factor 3 needs 3"):
+        kafka.ensure_topics(admin, {name: (1, {})}, replication_factor=3)
+    assert name not in admin.list_topics(timeout=10).topics
+    existing = _fresh_topic(cluster)  # an existing topic is used as it is
+    assert existing in kafka.ensure_topics(admin, {existing: (PARTITIONS, {})},
+                                           replication_factor=3)

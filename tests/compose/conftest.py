@@ -28,7 +28,7 @@ def started(project: ComposeProject, brokers: int) -> Iterator[ComposeProject]:
         project.wait_ready(WORKERS, brokers)
         yield project
     finally:
-        project.down()
+        project.down(check=True)
 
 
 @pytest.fixture(scope="module")

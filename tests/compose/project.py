@@ -161,5 +161,13 @@ class ComposeProject:
             parts.append(f"--- {name}\n{result.stdout[-4000:]}{result.stderr[-4000:]}")
         return "\n".join(parts)
 
-    def down(self) -> None:
-        self.compose("down", "-v", "-t", "5", check=False, timeout=300)
+    def volumes(self) -> list[str]:
+        listed = self.podman("volume", "ls", "--format", "{{.Name}}")
+        return sorted(v for v in listed.stdout.split() if v.startswith(f"{self.name}_"))
+
+    def down(self, check: bool = False) -> None:
+        """Containers, network and volumes removed (with `check`: and proven gone)."""
+        result = self.compose("down", "-v", "-t", "10", check=check, timeout=300)
+        if check:
+            left = self.containers() + self.volumes()
+            assert not left, f"down left {left}:\n{result.stdout[-2000:]}{result.stderr[-2000:]}"

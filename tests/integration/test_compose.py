@@ -70,6 +70,7 @@ def test_the_replicated_layout_has_no_single_broker_or_redis():
     for role in ("dispatcher", "mapper", "shuffler", "reducer", "sink", "source"):
         env = services[role]["environment"]
         assert env["MAPREDUCE_BOOTSTRAP_SERVERS"] == "kafka:9092,kafka-2:9092,kafka-3:9092"
+        assert str(env["MAPREDUCE_REPLICATION_FACTOR"]) == "3"
         target = redis_client.parse(env["MAPREDUCE_REDIS_URL"])
         assert target.sentinels == [("sentinel-1", 26379), ("sentinel-2", 26379),
                                     ("sentinel-3", 26379)]

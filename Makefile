@@ -97,8 +97,9 @@ compose-demo: install
 	compose/podman-compose up -d --build
 	@echo "waiting for the workers to reach Kafka and Redis"
 	@for i in $$(seq 90); do \
-	  CONTAINERS_CONF=compose/containers.conf podman exec compose_dispatcher_1 mapreduce status --json 2>/dev/null | grep -q '"role": "sink"' && break; \
-	  sleep 2; done
+	  CONTAINERS_CONF=compose/containers.conf podman exec compose_dispatcher_1 mapreduce status --json 2>/dev/null | grep -q '"role": "sink"' && exit 0; \
+	  sleep 2; done; \
+	echo "the workers did not reach Kafka and Redis in 3 minutes (compose/podman-compose logs)" >&2; exit 1
 	rm -rf compose/data/out/demo-wordcount
 	compose/podman-compose run --rm source run pipelines/wordcount.py \
 	    --input pipelines/samples/text --output /data/out/demo-wordcount --verify --top 10

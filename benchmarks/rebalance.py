@@ -46,7 +46,6 @@ GOALS = {"stall_s": 0.05, "stall_share_of_reconnect": 0.1, "pickup_median_s": 0.
          "pickup_max_s": 1.0, "fairness": 2.0, "p0_ratio": 1.10}
 
 
-
 def submit(settings: Settings, inputs: list[Path], out: Path, partitions: int) -> source.Job:
     job = source.Job(WORDCOUNT, inputs, out, partitions=partitions)
     source.prepare(job, settings)

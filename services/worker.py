@@ -82,14 +82,12 @@ def run_worker(role: str) -> int:
         worker = build(role, rt)
         worker.run()
         rt.close()
-    except ConnectionFailed as exc:
-        if rt is not None:  # lost mid-run: the full story belongs in the log
-            log.exception("worker failed")
-        else:  # not up yet (a cluster starting beside its workers): one line, then again
-            log.warning("waiting for the cluster", reason=str(exc))
-        return restart_in_place(role, restarts, log, rt is not None and rt.stopping)
     except Exception as exc:  # any failure: start again from what is committed
-        log.exception("worker failed")
+        if rt is None and isinstance(exc, ConnectionFailed):
+            # not up yet (a cluster starting beside its workers): one line, then again
+            log.warning("waiting for the cluster", reason=str(exc))
+        else:
+            log.exception("worker failed")
         refused: frozenset[str] = getattr(exc, "pipelines", frozenset())
         if refused and rt is not None:
             fail_refused(rt, refused, str(exc))

@@ -105,12 +105,13 @@ def ensure_topics(client: AdminClient, wanted: dict[str, tuple[int, dict[str, st
     new = [NewTopic(name, num_partitions=n, replication_factor=factor,
                     config={**replicated, **cfg})
            for name, (n, cfg) in wanted.items() if name not in existing]
-    if new and factor > len(metadata.brokers):
-        # Kafka refuses the topic; a worker starting with its cluster waits for the rest.
-        raise ConnectionFailed(
-            f"{len(metadata.brokers)} broker(s) up, the replication factor {factor} needs "
-            f"{factor}: waiting for the others to create {', '.join(t.topic for t in new)}")
     if new:
+        if factor > len(metadata.brokers):
+            # Kafka would refuse the topic; a worker starting with its cluster waits instead
+            raise ConnectionFailed(
+                f"{len(metadata.brokers)} broker(s) up, the replication factor {factor} "
+                f"needs {factor}: waiting for the others to create "
+                f"{', '.join(t.topic for t in new)}")
         for name, future in client.create_topics(new, operation_timeout=timeout).items():
             try:
                 future.result()

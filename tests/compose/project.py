@@ -5,21 +5,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mapreduce_kafka.examples.wordcount import TOKEN
+from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
 from tests import REPO
 
 WRAPPER = REPO / "compose" / "podman-compose"
 CONTAINERS_CONF = REPO / "compose" / "containers.conf"
-TOKEN = re.compile(r"[A-Za-z0-9]+")  # pipelines/wordcount.py's tokens
+SLOW_WORDCOUNT = Path(__file__).parent / "slow_wordcount.py"
 
 
 def unavailable() -> str | None:
@@ -41,7 +43,8 @@ def unavailable() -> str | None:
 
 def sequential_word_count(directory: Path) -> dict[str, int]:
     """The word count of every file under `directory`, in plain Python, as the original
-    project's compare script counted: the oracle shares no code with the framework."""
+    project's compare script counted: the oracle shares no code with the framework, only
+    the pipeline's definition of a word."""
     counts: Counter[str] = Counter()
     for path in sorted(directory.rglob("*")):
         if path.is_file():
@@ -60,10 +63,12 @@ class ComposeProject:
                 "MAPREDUCE_DATA_DIR": str(self.data_dir),
                 "CONTAINERS_CONF": str(CONTAINERS_CONF)}
 
+    def argv(self, *args: str) -> list[str]:
+        return [str(WRAPPER), *(["--replicated"] if self.replicated else []), *args]
+
     def compose(self, *args: str, timeout: float = 600,
                 check: bool = True) -> subprocess.CompletedProcess[str]:
-        argv = [str(WRAPPER), *(["--replicated"] if self.replicated else []), *args]
-        result = subprocess.run(argv, capture_output=True, text=True, env=self.env(),
+        result = subprocess.run(self.argv(*args), capture_output=True, text=True, env=self.env(),
                                 timeout=timeout, cwd=REPO)
         if check and result.returncode != 0:
             raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
@@ -109,7 +114,7 @@ class ComposeProject:
         try:
             wait_for(ready, timeout, f"{brokers} brokers and workers {counts} in {self.name}",
                      interval=2)
-        except Exception as exc:
+        except AssertionError as exc:
             raise AssertionError(f"{exc}\n{self.logs()}") from None
 
     def live_workers(self, role: str) -> list[dict[str, Any]]:
@@ -123,9 +128,8 @@ class ComposeProject:
         return self.compose("run", "--rm", "source", "run", *args, timeout=timeout)
 
     def start_job(self, *args: str) -> subprocess.Popen[str]:
-        argv = [str(WRAPPER), *(["--replicated"] if self.replicated else []),
-                "run", "--rm", "source", "run", *args]
-        return subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        return subprocess.Popen(self.argv("run", "--rm", "source", "run", *args),
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                 text=True, env=self.env(), cwd=REPO)
 
     def wait_mapping(self, pipeline_id: str, timeout: float = 120) -> dict[str, Any]:
@@ -146,6 +150,25 @@ class ComposeProject:
                 shutil.copytree(path, self.data_dir / path.name, dirs_exist_ok=True)
             else:
                 shutil.copy(path, self.data_dir / path.name)
+
+    def killed_mid_map(self, pipeline_id: str, megabytes: float,
+                       kill: Callable[[], None]) -> None:
+        """A slow word count of `megabytes` of text, `kill` called while it maps: the job
+        must end done, its output equal to the plain count of its input."""
+        make_corpus(self.data_dir / pipeline_id, megabytes)
+        self.stage(SLOW_WORDCOUNT)
+        job = self.start_job(f"/data/{SLOW_WORDCOUNT.name}", "--input", f"/data/{pipeline_id}",
+                             "--output", f"/data/out/{pipeline_id}", "--id", pipeline_id)
+        try:
+            self.wait_mapping(pipeline_id)
+            kill()
+            report, _ = job.communicate(timeout=600)
+        finally:
+            if job.poll() is None:
+                job.kill()
+        assert job.returncode == 0, f"{report[-3000:]}\n{self.logs()}"
+        assert self.output_counts(f"out/{pipeline_id}") == \
+            sequential_word_count(self.data_dir / pipeline_id)
 
     def output_counts(self, relative: str) -> dict[str, int]:
         directory = self.data_dir / relative

@@ -5,16 +5,11 @@ Python count, as the original project's compare script did."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from mapreduce_kafka.examples import SAMPLES
-from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from tests.compose.project import ComposeProject, sequential_word_count
-
-SLOW_WORDCOUNT = Path(__file__).parent / "slow_wordcount.py"
 
 # The first run on a machine builds the images (several minutes); later runs reuse them.
 pytestmark = [pytest.mark.compose, pytest.mark.timeout(2400)]
@@ -33,16 +28,11 @@ def test_four_mappers_one_killed_mid_job_leave_the_count_exact(multi_topic: Comp
     multi_topic.compose("up", "-d", "--scale", "mapper=4")
     wait_for(lambda: len(multi_topic.live_workers("mapper")) == 4, 180, "four live mappers",
              interval=2)
-    make_corpus(multi_topic.data_dir / "slow", 2)
-    multi_topic.stage(SLOW_WORDCOUNT)
-    job = multi_topic.start_job("/data/slow_wordcount.py", "--input", "/data/slow",
-                                "--output", "/data/out/slow", "--id", "slow-mapper-killed")
-    multi_topic.wait_mapping("slow-mapper-killed")
-    holders = [row for row in multi_topic.live_workers("mapper")
-               if any("slow-mapper-killed" in p for p in row["partitions"])]
-    assert holders, "no mapper holds the job's partitions while it maps"
-    multi_topic.podman("kill", holders[0]["host"])  # the host name is the container's id
-    output, _ = job.communicate(timeout=600)
-    assert job.returncode == 0, f"{output[-3000:]}\n{multi_topic.logs()}"
-    assert multi_topic.output_counts("out/slow") == \
-        sequential_word_count(multi_topic.data_dir / "slow")
+
+    def kill_a_mapper_holding_the_job() -> None:
+        holders = [row for row in multi_topic.live_workers("mapper")
+                   if any("slow-mapper-killed" in p for p in row["partitions"])]
+        assert holders, "no mapper holds the job's partitions while it maps"
+        multi_topic.podman("kill", holders[0]["host"])  # the host name is the container's id
+
+    multi_topic.killed_mid_map("slow-mapper-killed", 2, kill_a_mapper_holding_the_job)

@@ -6,27 +6,22 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
-from mapreduce_kafka.services.testing.corpus import make_corpus
-from tests.compose.project import ComposeProject, sequential_word_count
+from tests.compose.project import ComposeProject
 
-SLOW_WORDCOUNT = Path(__file__).parent / "slow_wordcount.py"
 NODE_SERVICES = {1: "kafka", 2: "kafka-2", 3: "kafka-3"}
-LEADERS = """
+ADMIN = """
 import json, sys
 from confluent_kafka.admin import AdminClient
 admin = AdminClient({"bootstrap.servers": "kafka:9092,kafka-2:9092,kafka-3:9092"})
+"""
+LEADERS = ADMIN + """
 topic = admin.list_topics(sys.argv[1], timeout=10).topics[sys.argv[1]]
 print(json.dumps([p.leader for p in topic.partitions.values()]))
 """
-
-REPLICAS = """
-import json
-from confluent_kafka.admin import AdminClient
-admin = AdminClient({"bootstrap.servers": "kafka:9092,kafka-2:9092,kafka-3:9092"})
+REPLICAS = ADMIN + """
 topics = admin.list_topics(timeout=10).topics
 print(json.dumps({name: min(len(p.replicas) for p in topic.partitions.values())
                   for name, topic in topics.items() if not name.startswith("__")}))
@@ -56,14 +51,8 @@ def busiest_leader(project: ComposeProject, topic: str) -> int:
 
 
 def test_a_broker_killed_mid_job_leaves_the_count_exact(replicated: ComposeProject):
-    make_corpus(replicated.data_dir / "slow", 1.5)
-    replicated.stage(SLOW_WORDCOUNT)
-    job = replicated.start_job("/data/slow_wordcount.py", "--input", "/data/slow",
-                               "--output", "/data/out/slow", "--id", "slow-broker-killed")
-    replicated.wait_mapping("slow-broker-killed")
-    node = busiest_leader(replicated, "MAP---slow-broker-killed")
-    replicated.podman("kill", replicated.container(NODE_SERVICES[node]))
-    output, _ = job.communicate(timeout=600)
-    assert job.returncode == 0, f"{output[-3000:]}\n{replicated.logs()}"
-    assert replicated.output_counts("out/slow") == \
-        sequential_word_count(replicated.data_dir / "slow")
+    def kill_the_busiest_leader() -> None:
+        node = busiest_leader(replicated, "MAP---slow-broker-killed")
+        replicated.podman("kill", replicated.container(NODE_SERVICES[node]))
+
+    replicated.killed_mid_map("slow-broker-killed", 1.5, kill_the_busiest_leader)

@@ -222,6 +222,11 @@ def _job_options(fn: Any) -> Any:
                           "the bytes through Kafka; auto: splits with the local cluster. "
                           "Splits are about 1 MiB [env MAPREDUCE_SPLIT_BYTES], frames sent "
                           "through Kafka about 256 KiB"),
+        click.option("--task-timeout", "task_timeout_s", type=click.FloatRange(min=0),
+                     default=0.0,
+                     help="seconds one task (a frame, a split, a key group) may run before "
+                          "it is charged to the job and its worker restarts; 0: the "
+                          "cluster's default [env MAPREDUCE_TASK_TIMEOUT_S, 600]"),
         click.option("--guarantee", type=click.Choice(list(GUARANTEES)),
                      default="exactly-once", show_default=True,
                      help="exactly-once: a frame replayed after a fault is dropped by its tag; "
@@ -240,7 +245,7 @@ def _request(pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ..
     request = source.Job(pipeline, every, options["output"], options["fmt"],
                          options["partitions"], options["pipeline_id"], options["keep"],
                          options["max_errors"], options["guarantee"], options["input_mode"],
-                         options["output_format"])
+                         options["output_format"], options["task_timeout_s"])
     source.prepare(request, Settings("", ""))  # every local check, before connecting
     return request
 

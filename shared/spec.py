@@ -74,6 +74,10 @@ class PipelineSpec:
     # told apart (refused past the spec age limit) and no two specs sign the same bytes.
     created: float = 0.0
     nonce: str = ""
+    # Seconds one task (a message of this pipeline: a frame, a split, a key group) may run
+    # before the worker's watchdog charges it to the pipeline and restarts; 0: the
+    # cluster's default (MAPREDUCE_TASK_TIMEOUT_S).
+    task_timeout_s: float = 0.0
     # The input files the source read, as it saw them: path -> (size, mtime_ns). A mapper
     # reads no other file, whatever a split names.
     input_files: dict[str, tuple[int, int]] | None = None

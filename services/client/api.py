@@ -148,13 +148,13 @@ class Cluster:
                output_dir: str | Path, *, fmt: str = "text", partitions: int = 4,
                pipeline_id: str = "", keep: bool = False, max_errors: int | None = None,
                guarantee: str = "exactly-once", input_mode: str = "auto",
-               output_format: str = "jsonl",
+               output_format: str = "jsonl", task_timeout_s: float = 0.0,
                on_progress: Callable[[int, int], None] = lambda sent, total: None) -> Job:
         """Announce a job and stream its input; returns once the input is sent."""
         code = pipeline.code if isinstance(pipeline, Pipeline) else Path(pipeline)
         request = source.Job(code, [str(i) for i in inputs], output_dir, fmt, partitions,
                              pipeline_id, keep, max_errors, guarantee, input_mode,
-                             output_format)
+                             output_format, task_timeout_s)
         source.prepare(request, self.settings)
         source.submit(request, self.settings, on_progress)
         return Job(self, request.pipeline_id, request)

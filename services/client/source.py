@@ -74,6 +74,7 @@ class Job:
     guarantee: str = "exactly-once"
     input_mode: str = "auto"  # one of INPUT_MODES
     output_format: str = "jsonl"  # one of output.FORMATS (part files)
+    task_timeout_s: float = 0.0  # 0: the cluster's default
     sources: list[Input] = field(default_factory=list)
     code: PipelineCode | None = None
     spec: PipelineSpec | None = None
@@ -133,7 +134,7 @@ def prepare(job: Job, settings: Settings) -> Job:
         partitions=job.partitions, output_dir=str(job.output_dir),
         source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
         max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format),
-        input_files=_as_submitted(job.files))
+        input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s)
     return job
 
 
@@ -270,6 +271,7 @@ def submit(job: Job, settings: Settings,
                 producer.send(topics.SOURCE, b"", Envelope(Kind.STREAM_ENDED, pid),
                               partition=partition)
             producer.flush()
+            crash_point("source.after_end_markers", pid)
             # the stream is complete only now
             if not store.update_pipeline(pid, frames=seq, sent=time.time()):
                 ended.set()

@@ -30,10 +30,12 @@ ENV_FILE = "MAPREDUCE_CRASH_POINTS_FILE"
 
 # name -> the state a crash there leaves behind, which recovery must repair.
 POINTS: dict[str, str] = {
-    # the source (user side): before its stream is complete the job must end failed
+    # the source (user side): before its end markers are durable the job must end failed
     "source.after_announce": "spec announced, no record sent",
     "source.mid_stream": "part of the input sent",
     "source.before_end_markers": "every frame durable, no end marker sent",
+    # from here the stream is complete in Kafka but not yet recorded so in Redis
+    "source.after_end_markers": "every end marker durable, the frame count not recorded",
     # dispatcher
     "dispatcher.after_topics_created": "a pipeline's topics exist, its partitions are "
                                        "not opened, it is not READY",

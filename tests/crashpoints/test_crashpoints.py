@@ -3,7 +3,9 @@ of different shapes run at once while the worker that reaches the point first fo
 them dies there (SIGKILL) and is restarted, as a supervisor would. Every job must end with
 the exact sequential result, and its ending must be complete (topics deleted, keys
 dropped). At the source's points, before the stream is complete, the job must end failed
-instead, and never be finalized.
+instead, and never be finalized. A source that dies after its end markers are durable but
+before it records its stream complete leaves a race with the dead-source watchdog: the job
+ends done with the exact result if it is finalized first, else failed and not finalized.
 
 The shapes: word count (map_chunk and a combiner), a set-based mapper without a combiner
 whose frames make several chunks per shuffle partition, and one with dict and list values,
@@ -24,7 +26,7 @@ from pathlib import Path
 import pytest
 from confluent_kafka.admin import AdminClient
 
-from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.client import reference, source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing import shapes
 from mapreduce_kafka.services.testing.corpus import make_corpus
@@ -43,8 +45,11 @@ SHAPES = {
     "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 2.5, 2),
     "nested_values": (shapes.NESTED_VALUES, 1.0, 2),
 }
-SOURCE_POINTS = [p for p in crashpoints.POINTS if p.startswith("source.")]
-WORKER_POINTS = [p for p in crashpoints.POINTS if p not in SOURCE_POINTS]
+# Written out, not derived from POINTS: a new source point must be placed on one side of
+# the end markers by hand, or test_the_suite_arms_every_declared_point fails.
+SOURCE_POINTS = ["source.after_announce", "source.mid_stream", "source.before_end_markers"]
+SOURCE_POINTS_STREAM_ENDED = ["source.after_end_markers"]
+WORKER_POINTS = [p for p in crashpoints.POINTS if not p.startswith("source.")]
 # The strategy (how mappers and reducers follow pipelines) changes only their points:
 # those run again under the strategies that are not the default.
 STRATEGY_POINTS = [p for p in WORKER_POINTS if p.startswith(("mapper.", "reducer."))]
@@ -103,7 +108,13 @@ def inputs(tmp_path_factory) -> dict[str, list[Path]]:
 
 
 def test_the_suite_arms_every_declared_point():
-    assert sorted(SOURCE_POINTS + WORKER_POINTS) == sorted(crashpoints.POINTS)
+    declared_source_points = {p for p in crashpoints.POINTS if p.startswith("source.")}
+    armed = SOURCE_POINTS + SOURCE_POINTS_STREAM_ENDED
+    assert len(set(armed)) == len(armed), "a source point is armed by two tests"
+    assert set(armed) == declared_source_points, (
+        "a source point is not placed before or after the end markers in this suite")
+    assert not {p.split(".")[0] for p in WORKER_POINTS} - {
+        "dispatcher", "mapper", "shuffler", "reducer", "sink", "lifecycle"}
     assert set(OTHER_STRATEGIES) | {DEFAULT_STRATEGY} >= {"reconnect", "group-per-pipeline"}
 
 
@@ -173,6 +184,50 @@ def test_a_source_dying_before_its_stream_is_complete_fails_the_job(armed_pool, 
     with pytest.raises(PipelineFailed, match="source stopped mid-stream"):
         source.wait(settings, pipeline_id, lambda _s: None, timeout=60)
     assert not output.is_complete(out)
+    assert_cleaned_up(settings, pipeline_id)
+
+
+@pytest.mark.parametrize("outcome", ["done", "failed"])
+def test_a_source_dying_after_its_end_markers_never_finalizes_a_partial_input(
+        armed_pool, inputs, tmp_path, outcome):
+    """The end markers are durable, the frame count is not in Redis: the stream is complete
+    for the dispatchers, not for the dead-source watchdog. Either way the output is never
+    partial. done: the source's heartbeat outlives the job, which finalizes with the exact
+    result. failed: it expires (3 s) while the sink stalls before its claim, so the
+    watchdog fails the job first and the sink then finds it failed and does not finalize."""
+    arming, settings = armed_pool
+    point = "source.after_end_markers"
+    ttl_s, armed = (("120", f"{point} crash\n") if outcome == "done"
+                    else ("3", f"{point} crash\nsink.after_sink_mark stall:15\n"))
+    arming.write_text(armed)
+    pipeline_id = f"source-crash-ended-{outcome}-{os.getpid()}-{time.monotonic_ns()}"
+    env = {**os.environ, **settings.env(), "MAPREDUCE_SOURCE_TTL_S": ttl_s}
+    out = tmp_path / "out"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(jobs.WORDCOUNT),
+             *[a for path in inputs["wordcount"] for a in ("-i", str(path))],
+             "-o", str(out), "--id", pipeline_id],
+            env=env, cwd=REPO, capture_output=True, timeout=120)
+        assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+        assert crashpoints.fired(arming.parent, point, pipeline_id)
+        assert "frames" not in Store(settings.redis_url).pipeline(pipeline_id)
+        if outcome == "done":
+            source.wait(settings, pipeline_id, lambda _s: None, timeout=JOB_TIMEOUT_S)
+            oracle = source.prepare(source.Job(jobs.WORDCOUNT, inputs["wordcount"],
+                                               tmp_path / "unused"), settings)
+            assert oracle.spec is not None and output.is_complete(out)
+            comparison = reference.compare(reference.run_sequential(oracle.spec, oracle.files),
+                                           output.read_output(out))
+            assert comparison.equal, comparison.summary()
+        else:
+            with pytest.raises(PipelineFailed, match="source stopped mid-stream"):
+                source.wait(settings, pipeline_id, lambda _s: None, timeout=60)
+            assert crashpoints.fired(arming.parent, "sink.after_sink_mark", pipeline_id), (
+                "the sink never reached its claim: the race was not the one under test")
+            assert not output.is_complete(out)
+    finally:
+        arming.write_text("")
     assert_cleaned_up(settings, pipeline_id)
 
 

@@ -34,7 +34,7 @@ from mapreduce_kafka.shared.inputs import (
 from mapreduce_kafka.shared.redis_client import redacted
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
-from mapreduce_kafka.shared.store import TERMINAL, Store
+from mapreduce_kafka.shared.store import TERMINAL, Store, claims
 from mapreduce_kafka.shared.topics import validate_topic_name
 
 log = structlog.get_logger("source")
@@ -229,14 +229,20 @@ def submit(job: Job, settings: Settings,
     # Heartbeat first: the dispatcher's watchdog must never see a registered pipeline whose
     # source has not said it is alive.
     store.touch_source(spec.pipeline_id, SOURCE_TTL_S)
-    if not store.create_pipeline(spec.pipeline_id, {
+    try:
+        created = store.create_pipeline(spec.pipeline_id, {
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
             "format": spec.fmt, "output_format": spec.output_format,
             "guarantee": spec.guarantee, "input_bytes": total_bytes,
             "input_mode": "splits" if splits else "kafka",
             "inputs": len(job.sources), "keep": 1 if spec.keep else 0,
             "source_partitions": source_partitions,
-            "shuffle_partitions": counts[topics.SHUFFLE]}):
+            "shuffle_partitions": counts[topics.SHUFFLE]},
+            claims=claims.pipeline_claims(spec.pipeline_id, spec.output_dir))
+    except claims.ClaimHeld as held:
+        store.clear_source(spec.pipeline_id)
+        raise refused(spec, held) from None
+    if not created:
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     pid = spec.pipeline_id
     assert job.code is not None
@@ -283,6 +289,17 @@ def submit(job: Job, settings: Settings,
         lifecycle.finish(store, None, pid, "failed", reason)
         raise
     return {"pipeline_id": pid, "frames": seq, "bytes": sent}
+
+
+def refused(spec: PipelineSpec, held: claims.ClaimHeld) -> InputError | InvalidPipelineId:
+    """The one-line error for a submission refused because a live pipeline holds a name."""
+    if held.kind == claims.ID:
+        return InvalidPipelineId(
+            f"pipeline id {spec.pipeline_id!r} collides with the live pipeline "
+            f"{held.holder!r}: Kafka treats '.' and '_' alike in topic names; choose "
+            "another --id")
+    return InputError(f"output {spec.output_dir} is being written by the live pipeline "
+                      f"{held.holder!r}: choose another --output or wait until it ends")
 
 
 @contextmanager

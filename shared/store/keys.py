@@ -12,6 +12,7 @@
   mr:errors:<id>                set of identities of records or keys that failed
   mr:source:<id>                the source's liveness: set while it runs (expires)
   mr:worker:<worker-id>         hash: role, host, pid, partitions, last_seen (expires)
+  mr:claim:<kind>:<name>        the live pipeline holding a name alone (claims.py)
 """
 
 from __future__ import annotations
@@ -47,6 +48,10 @@ def source(pipeline_id: str) -> str:
 
 def worker(worker_id: str) -> str:
     return f"mr:worker:{worker_id}"
+
+
+def claim(kind: str, name: str) -> str:
+    return f"mr:claim:{kind}:{name}"
 
 
 def worker_id(key: str) -> str:

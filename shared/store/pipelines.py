@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.store import keys
+from mapreduce_kafka.shared.store.claims import ClaimHeld
 from mapreduce_kafka.shared.store.connection import (
     Connection,
     FieldValue,
@@ -26,7 +27,8 @@ TERMINAL = ("done", "failed")
 FINALIZING = "finalizing"
 
 # Finish a pipeline once: the first terminal state wins, later ones are ignored. A failure
-# does not override the sink's finalizing claim unless forced (by the sink itself). Unless
+# does not override the sink's finalizing claim unless forced (by the sink itself). The
+# names it claimed (claims.py) are released with the state, kept pipeline or not. Unless
 # the pipeline is kept, it joins mr:finishing until its cleanup is done.
 _FINISH = """
 local s = redis.call('HGET', KEYS[1], 'state')
@@ -34,6 +36,12 @@ if s == 'done' or s == 'failed' then return s end
 if s == 'finalizing' and ARGV[1] == 'failed' and ARGV[5] ~= '1' then return s end
 redis.call('SREM', KEYS[2], ARGV[4])
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'reason', ARGV[2], 'finished', ARGV[3])
+local claims = redis.call('HGET', KEYS[1], 'claims')
+if claims then
+  for _, key in ipairs(cjson.decode(claims)) do
+    if redis.call('GET', key) == ARGV[4] then redis.call('DEL', key) end
+  end
+end
 if redis.call('HGET', KEYS[1], 'keep') ~= '1' then
   redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 end
@@ -56,13 +64,24 @@ redis.call('HSET', KEYS[2], unpack(ARGV, 3))
 return 1
 """
 
-# Register a pipeline in one step: the status hash, and the sets `status` and the
-# dispatcher's dead-source watchdog read. Done as separate calls, a source killed between
-# them left a pipeline no watchdog could see. A retried call with our token is success.
+# Register a pipeline in one step: the status hash, the sets `status` and the dispatcher's
+# dead-source watchdog read, and its claims (KEYS[4..], claims.py). Done as separate calls,
+# a source killed between them left a pipeline no watchdog could see. A retried call with
+# our token is success. A claim held by another active pipeline refuses the registration,
+# before anything is written: {claim, holder}.
 _CREATE = """
-local created = redis.call('HSETNX', KEYS[1], 'token', ARGV[1])
-if created == 0 and redis.call('HGET', KEYS[1], 'token') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+local token = redis.call('HGET', KEYS[1], 'token')
+if token and token ~= ARGV[1] then return 0 end
+local claims = {}
+for i = 4, #KEYS do
+  local holder = redis.call('GET', KEYS[i])
+  if holder and holder ~= ARGV[2] and redis.call('SISMEMBER', KEYS[3], holder) == 1 then
+    return {KEYS[i], holder}
+  end
+  claims[#claims + 1] = KEYS[i]
+end
+for _, key in ipairs(claims) do redis.call('SET', key, ARGV[2]) end
+redis.call('HSET', KEYS[1], 'token', ARGV[1], 'claims', cjson.encode(claims), unpack(ARGV, 3))
 redis.call('SADD', KEYS[2], ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[2])
 return 1
@@ -78,14 +97,20 @@ class Pipelines(Connection):
         self._set_if_active = self.redis.register_script(_SET_IF_ACTIVE)
 
     @retried
-    def create_pipeline(self, pipeline_id: str, fields: dict[str, Any]) -> bool:
-        """Register a new pipeline; False if the id is already taken."""
+    def create_pipeline(self, pipeline_id: str, fields: dict[str, Any],
+                        claims: Sequence[str] = ()) -> bool:
+        """Register a new pipeline holding `claims` (claims.py); False if the id is already
+        taken, ClaimHeld if another active pipeline holds one of the claims."""
         token = fields.setdefault("token", uuid.uuid4().hex)  # same token if the call is retried
         values = hash_fields({"state": "submitted", **fields, "submitted": time.time()})
+        values.pop("token")
         flat = [x for kv in values.items() for x in kv]
-        return bool(self._durably(lambda client: self._create(
-            keys=[keys.pipeline(pipeline_id), keys.PIPELINES, keys.ACTIVE],
-            args=[token, pipeline_id, *flat], client=client)))
+        result = self._durably(lambda client: self._create(
+            keys=[keys.pipeline(pipeline_id), keys.PIPELINES, keys.ACTIVE, *claims],
+            args=[token, pipeline_id, *flat], client=client))
+        if isinstance(result, list):
+            raise ClaimHeld(*result)
+        return bool(result)
 
     @retried
     def update_pipeline(self, pipeline_id: str, *, if_state: str = "", **fields: Any) -> bool:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from mapreduce_kafka.shared.barrier import Stage
-from mapreduce_kafka.shared.store import Store
+from mapreduce_kafka.shared.store import Store, claims
 
 pytestmark = pytest.mark.integration
 
@@ -110,3 +110,41 @@ def test_a_source_that_ends_its_stream_between_two_reads_is_not_taken_for_dead(s
 
     dead = new_pipeline(store)  # never beat, or its key expired: mid-stream and gone
     assert source_died(store, dead, store.pipeline(dead))
+
+
+def test_a_claim_is_held_by_one_live_pipeline_and_released_at_its_end(store):
+    tag = uuid.uuid4().hex[:8]
+    first, colliding = f"claims.{tag}", f"claims_{tag}"
+    out = claims.output_claim(f"/tmp/claims-{tag}")
+    assert store.create_pipeline(first, {"keep": 1},
+                                 claims.pipeline_claims(first, f"/tmp/claims-{tag}"))
+    with pytest.raises(claims.ClaimHeld) as held:
+        store.create_pipeline(colliding, {}, claims.pipeline_claims(colliding, f"/tmp/x-{tag}"))
+    assert (held.value.kind, held.value.holder) == (claims.ID, first)
+    other = f"other-{tag}"
+    with pytest.raises(claims.ClaimHeld) as held:
+        store.create_pipeline(other, {}, claims.pipeline_claims(other, f"/tmp/claims-{tag}"))
+    assert (held.value.kind, held.value.holder) == (claims.DIRECTORY, first)
+    # a refusal writes nothing: neither the refused pipeline nor any of its claims
+    assert not store.pipeline(colliding) and not store.pipeline(other)
+    assert store.redis.get(claims.id_claim(other)) is None
+    # a retried registration of the holder itself is success
+    token = store.pipeline(first)["token"]
+    assert store.create_pipeline(first, {"token": token}, claims.pipeline_claims(
+        first, f"/tmp/claims-{tag}"))
+    # a kept pipeline releases its claims when it ends, like every other
+    assert store.finish_pipeline(first, "done") == "done"
+    assert store.redis.get(out) is None and store.redis.get(claims.id_claim(first)) is None
+    assert store.create_pipeline(colliding, {}, claims.pipeline_claims(
+        colliding, f"/tmp/claims-{tag}"))
+    store.finish_pipeline(colliding, "failed", "test over")
+
+
+def test_a_claim_of_a_pipeline_no_longer_active_is_free(store):
+    """A release lost with its write (say the status was lost) does not block a name."""
+    tag = uuid.uuid4().hex[:8]
+    store.redis.set(claims.id_claim(f"gone.{tag}"), f"gone.{tag}")
+    pid = f"gone_{tag}"
+    assert store.create_pipeline(pid, {}, claims.pipeline_claims(pid, f"kafka:t-{tag}"))
+    assert store.redis.get(claims.id_claim(pid)) == pid
+    store.finish_pipeline(pid, "failed", "test over")

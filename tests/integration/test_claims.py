@@ -1,0 +1,44 @@
+"""Names a live pipeline holds alone: its id as Kafka sees it, its output directory or
+topic. A second job cannot take them while the first runs, and a name Kafka refuses
+anyway fails its pipeline at once, with the reason."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.testing.corpus import make_corpus
+from mapreduce_kafka.services.testing.waiting import wait_for
+from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId
+from tests import REPO
+from tests.integration import jobs
+
+pytestmark = pytest.mark.integration
+SAMPLES = REPO / "pipelines" / "samples" / "text"
+
+
+def test_a_live_jobs_output_and_kafka_name_are_refused_to_a_second_job(pool, tmp_path):
+    tag = uuid.uuid4().hex[:8]
+    first_id = f"claims.{tag}"
+    with jobs.paused_mid_stream(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 4),
+                                tmp_path / "out", pipeline_id=first_id) as first:
+        same_output = source.prepare(source.Job(jobs.WORDCOUNT, [SAMPLES], tmp_path / "out"),
+                                     pool)
+        with pytest.raises(InputError, match=f"being written by the live pipeline '{first_id}'"):
+            source.submit(same_output, pool)
+        colliding = source.prepare(source.Job(jobs.WORDCOUNT, [SAMPLES], tmp_path / "other",
+                                              pipeline_id=f"claims_{tag}"), pool)
+        with pytest.raises(InvalidPipelineId, match=f"collides with the live pipeline "
+                                                    f"'{first_id}'"):
+            source.submit(colliding, pool)
+    jobs.wait(pool, first)
+    jobs.assert_matches_sequential(first)
+    # released when the first job ended: once its topics are gone, Kafka takes the name too
+    admin = kafka.admin(pool)
+    wait_for(lambda: topics.map_topic(first_id) not in admin.list_topics(timeout=10).topics,
+             60, "the first job's topics to be deleted")
+    source.submit(colliding, pool)
+    jobs.wait(pool, colliding)

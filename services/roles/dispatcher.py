@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.commit_policy import commit
@@ -32,6 +32,7 @@ from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.spec import PipelineSpec
 from mapreduce_kafka.shared.store import TERMINAL, Store
+from mapreduce_kafka.shared.topic_refusals import permanent_refusal
 
 # Frames per loop (a frame is up to 256 KB): the view of PIPELINES is read between loops,
 # so a smaller batch lets a new pipeline's topics be created sooner while another pipeline
@@ -199,9 +200,16 @@ class Dispatcher:
         if not entry.ready:
             started = time.monotonic()
             self.rt.log.info("pipeline announced", pipeline=pipeline_id)
-            kafka.ensure_topics(self.rt.admin,
-                                kafka.pipeline_topics(pipeline_id, entry.spec.partitions),
-                                replication_factor=self.rt.settings.replication_factor)
+            try:
+                kafka.ensure_topics(self.rt.admin,
+                                    kafka.pipeline_topics(pipeline_id, entry.spec.partitions),
+                                    replication_factor=self.rt.settings.replication_factor)
+            except KafkaException as exc:
+                reason = permanent_refusal(exc)
+                if reason is None:
+                    raise  # brokers down or slow: the worker restarts and tries again
+                self.rt.fail(pipeline_id, reason)  # a retry would be refused the same way
+                return
             crash_point("dispatcher.after_topics_created", pipeline_id)
             created = time.monotonic()
             self._open_partitions(pipeline_id, entry.spec.partitions)

@@ -12,7 +12,7 @@ from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import kafka, topics
-from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId
+from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, PipelineFailed
 from tests import REPO
 from tests.integration import jobs
 
@@ -42,3 +42,24 @@ def test_a_live_jobs_output_and_kafka_name_are_refused_to_a_second_job(pool, tmp
              60, "the first job's topics to be deleted")
     source.submit(colliding, pool)
     jobs.wait(pool, colliding)
+
+
+def test_topics_kafka_refuses_fail_their_pipeline_and_the_others_go_on(pool, tmp_path):
+    """A name no live pipeline holds can still collide in Kafka (here a topic made by
+    hand): the dispatcher fails that pipeline with Kafka's reason instead of restarting
+    on it forever, and a job beside it finishes."""
+    tag = uuid.uuid4().hex[:8]
+    admin = kafka.admin(pool)
+    kafka.ensure_topics(admin, {topics.map_topic(f"refused.{tag}"): (1, {})})
+    try:
+        refused = source.prepare(source.Job(jobs.WORDCOUNT, [SAMPLES], tmp_path / "refused",
+                                            pipeline_id=f"refused_{tag}"), pool)
+        source.submit(refused, pool)
+        beside = jobs.submit(pool, jobs.WORDCOUNT, [SAMPLES], tmp_path / "beside")
+        with pytest.raises(PipelineFailed, match=r"Kafka refused to create its topics "
+                                                 r"\(TOPIC_EXCEPTION\).*collides"):
+            jobs.wait(pool, refused, timeout=60)
+        jobs.wait(pool, beside)
+        jobs.assert_matches_sequential(beside)
+    finally:
+        kafka.delete_topics(admin, [topics.map_topic(f"refused.{tag}")])

@@ -5,7 +5,10 @@ record of an id is its state: ANNOUNCED, READY (topics exist), or a tombstone (f
 Nothing is taken on trust: a record whose message tag does not verify (shared/auth.py) is
 dropped and logged; a spec is loaded only if its signature verifies (shared/signing.py);
 an id that has ended (tombstoned here, or done or failed in Redis) is never announced again,
-and a spec older than the spec age limit is refused: a signed spec cannot be replayed. Once
+and a spec older than the spec age limit is refused: a signed spec cannot be replayed. The
+age is checked at admission only: a READY record (the dispatcher admitted the spec) of a
+pipeline Redis says is running loads at any age, so a job may run longer than the limit
+and its workers still restart. A record whose key is not UTF-8 is dropped and logged. Once
 an id has a verified spec, a different record for it that does not verify is ignored: junk
 under a live id cannot replace or fail it."""
 
@@ -32,6 +35,7 @@ from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, load_spec
 from mapreduce_kafka.shared.errors import ConsumerFailed
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.store.pipelines import FINALIZING, Pipelines
 
 log = structlog.get_logger("pipeline_view")
 
@@ -52,11 +56,15 @@ class Entry:
 
 class PipelineView:
     def __init__(self, settings: Settings,
-                 has_ended: Callable[[str], bool] = lambda pipeline_id: False) -> None:
+                 has_ended: Callable[[str], bool] = lambda pipeline_id: False,
+                 is_running: Callable[[str], bool] | None = None) -> None:
         self._policy = settings.spec_policy()
         self._auth = settings.message_auth()
         self._max_age_s = settings.spec_max_age_s
         self._has_ended = has_ended  # Redis's word: the id is done or failed
+        # Redis's word: the id was admitted and has not ended (asked only of a READY spec
+        # past the age limit, so a view that never meets one never connects)
+        self._is_running = is_running or _running_in(settings.redis_url)
         self.refused: dict[str, str] = {}  # ids whose announcement was refused, and why
         no_eof: dict[str, Any] = {"enable.partition.eof": False}
         self._consumer = Consumer(settings.consumer_config(
@@ -118,7 +126,13 @@ class PipelineView:
                 if key is None:
                     log.error("pipelines record without a key skipped", offset=msg.offset())
                     continue
-                pipeline_id = key.decode()
+                try:
+                    pipeline_id = key.decode()
+                except UnicodeDecodeError:
+                    # PIPELINES is compacted: such a record stays, and every worker meets it
+                    log.error("pipelines record whose key is not UTF-8 dropped",
+                              offset=msg.offset(), key=key[:64].hex())
+                    continue
                 if self._apply(pipeline_id, msg):
                     self._changed.add(pipeline_id)
             timeout = 0.0
@@ -160,7 +174,7 @@ class PipelineView:
         assert envelope is not None
         ready = envelope.kind is Kind.READY
         old = self.entries.get(pipeline_id)
-        if old is not None and old.raw == value:
+        if old is not None and old.raw == value and old.spec is not None:
             if old.ready == ready or old.ready:
                 return False
             old.ready = True
@@ -184,22 +198,29 @@ class PipelineView:
                 error = str(exc)
                 log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
             else:
-                refusal = self._too_old(spec)
+                refusal = self._too_old(spec, pipeline_id, ready)
         if refusal is not None:
             if old is not None and old.spec is not None:
                 self._refuse(pipeline_id, msg, f"{refusal}; the verified spec stays")
                 return False
             spec, error = None, refusal
             self._refuse(pipeline_id, msg, refusal)
+        if spec is not None:
+            self.refused.pop(pipeline_id, None)  # its history held an older refusal
         self.entries[pipeline_id] = Entry(value, ready, spec, error, signature)
         return True
 
-    def _too_old(self, spec: PipelineSpec) -> str | None:
+    def _too_old(self, spec: PipelineSpec, pipeline_id: str, ready: bool) -> str | None:
+        """The age limit guards admission: a READY record of a pipeline that Redis says is
+        running was admitted when it was young (a replayed one of an id that never ran, or
+        ended, is still refused)."""
         age = time.time() - spec.created
-        if self._max_age_s and age > self._max_age_s:
-            return (f"pipeline spec refused: created {age:.0f} s ago, older than the spec age "
-                    f"limit ({self._max_age_s} s): a replayed spec, or a clock far off")
-        return None
+        if not self._max_age_s or age <= self._max_age_s:
+            return None
+        if ready and self._is_running(pipeline_id):
+            return None
+        return (f"pipeline spec refused: created {age:.0f} s ago, older than the spec age "
+                f"limit ({self._max_age_s} s): a replayed spec, or a clock far off")
 
     def _refuse(self, pipeline_id: str, msg: Message, reason: str) -> None:
         self.refused[pipeline_id] = reason
@@ -234,6 +255,17 @@ class PipelineView:
 
     def ready_ids(self) -> set[str]:
         return {pid for pid, e in self.entries.items() if e.ready and e.spec is not None}
+
+
+def _running_in(redis_url: str) -> Callable[[str], bool]:
+    """Whether Redis says a pipeline is running (or finalizing its output)."""
+    store: Pipelines | None = None
+
+    def is_running(pipeline_id: str) -> bool:
+        nonlocal store
+        store = store or Pipelines(redis_url)
+        return store.pipeline(pipeline_id).get("state") in ("running", FINALIZING)
+    return is_running
 
 
 def _as_spec(loaded: object) -> PipelineSpec:

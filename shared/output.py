@@ -4,8 +4,10 @@ Each reduce partition becomes `part-NNNNN`, sorted by key (codec.key_order), in 
 FORMATS: `jsonl`, one [key, value] JSON array per line, or `tsv`, mrjob's key<TAB>value
 with both fields JSON-encoded. Parts are written in a staging directory beside the output,
 each to a temporary name, fsynced, renamed. When every part exists, the staging directory
-is renamed to the output directory and an empty `_SUCCESS` is written last. A directory
-without `_SUCCESS` is not a result.
+is renamed to the output directory and `_SUCCESS` is written last, naming the pipeline
+that wrote the output (`{"pipeline": ID}`; an empty one predates that). A directory
+without `_SUCCESS` is not a result, and one whose `_SUCCESS` names another pipeline is not
+this pipeline's result.
 
 `kafka:TOPIC` as the output writes each result as a record (key and value JSON-encoded,
 the pipeline id in a header) to that topic, created compacted if it is missing, and after
@@ -87,12 +89,36 @@ def write_part(staging: Path, part: int, items: Iterable[tuple[Any, Any]],
     return lines
 
 
-def finalize(staging: Path, output_dir: str | Path,
+class ForeignOutput(Exception):
+    """The output directory holds another pipeline's finished output."""
+
+
+def finished_by(output_dir: str | Path) -> str | None:
+    """The pipeline whose finished output the directory holds ("" when its `_SUCCESS`
+    names none), or None when it has no `_SUCCESS`."""
+    try:
+        marker = (Path(output_dir) / SUCCESS).read_bytes()
+    except FileNotFoundError:
+        return None
+    try:
+        named = orjson.loads(marker) if marker.strip() else {}
+    except orjson.JSONDecodeError:
+        return ""
+    return str(named.get("pipeline") or "") if isinstance(named, dict) else ""
+
+
+def finalize(staging: Path, output_dir: str | Path, pipeline_id: str,
              after_rename: Callable[[], None] = lambda: None) -> None:
-    """Idempotent: a replay after a crash half-way through finishes the job."""
+    """Idempotent: a replay after a crash half-way through finishes the job. ForeignOutput
+    when another pipeline finished the output meanwhile: it is not this one's result."""
     output = Path(output_dir)
-    if (output / SUCCESS).exists():  # finished already: a zombie's late staging is garbage
-        shutil.rmtree(staging, ignore_errors=True)
+    writer = finished_by(output)
+    if writer is not None:
+        if writer != pipeline_id:
+            raise ForeignOutput(f"output {output} was finished by "
+                                f"{f'pipeline {writer!r}' if writer else 'another job'} "
+                                "while this job ran: its results are not this job's")
+        shutil.rmtree(staging, ignore_errors=True)  # ours, finished: a zombie's late staging
         return
     if staging.exists():
         for leftover in staging.glob(".part-*.tmp"):
@@ -104,6 +130,8 @@ def finalize(staging: Path, output_dir: str | Path,
     after_rename()
     success = output / SUCCESS
     with open(success, "wb") as f:
+        f.write(orjson.dumps({"pipeline": pipeline_id}) + b"\n")
+        f.flush()
         os.fsync(f.fileno())
     _fsync_dir(output)
 

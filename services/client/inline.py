@@ -125,5 +125,5 @@ def _write(spec: PipelineSpec, results: dict[Any, Any], target: Path) -> Path:
     for part, items in enumerate(parts):
         items.sort(key=lambda kv: key_order(kv[0]))
         output.write_part(staging, part, items, spec.output_format)
-    output.finalize(staging, target)
+    output.finalize(staging, target, PIPELINE_ID)
     return target

@@ -109,10 +109,14 @@ class Sink(HoldingWorker):
         else:
             staging = output.staging_dir(spec.output_dir, pipeline_id)
             try:
-                output.finalize(staging, spec.output_dir, after_rename=lambda: crash_point(
-                    "sink.after_rename", pipeline_id))
+                output.finalize(staging, spec.output_dir, pipeline_id,
+                                after_rename=lambda: crash_point("sink.after_rename",
+                                                                 pipeline_id))
             except OSError as exc:
                 self._cannot_write(spec, exc, force=True)
+                return
+            except output.ForeignOutput as exc:
+                self._fail(spec, str(exc), force=True)
                 return
         crash_point("sink.after_success", pipeline_id)
         self.rt.store.remove_staging(pipeline_id)
@@ -142,8 +146,13 @@ class Sink(HoldingWorker):
         self.rt.producer.flush()
 
     def _cannot_write(self, spec: PipelineSpec, exc: OSError, force: bool = False) -> None:
-        reason = (f"the sink cannot write the output {spec.output_dir}: "
-                  f"{exc.strerror or exc} ({getattr(exc, 'filename', None) or 'output'})")
+        self._fail(spec, f"the sink cannot write the output {spec.output_dir}: "
+                         f"{exc.strerror or exc} ({getattr(exc, 'filename', None) or 'output'})",
+                   force)
+
+    def _fail(self, spec: PipelineSpec, reason: str, force: bool = False) -> None:
+        """Fail the pipeline (`force`: over the sink's own finalizing claim) and remove
+        its staging directory."""
         self.rt.log.error("pipeline failed", pipeline=spec.pipeline_id, reason=reason)
         self.rt.failed.add(spec.pipeline_id)
         lifecycle.finish(self.rt.store, None, spec.pipeline_id, "failed", reason, force=force)

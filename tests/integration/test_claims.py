@@ -8,10 +8,10 @@ import uuid
 
 import pytest
 
-from mapreduce_kafka.services.client import source
+from mapreduce_kafka.services.client import api, source
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
-from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared import kafka, output, topics
 from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, PipelineFailed
 from tests import REPO
 from tests.integration import jobs
@@ -63,3 +63,18 @@ def test_topics_kafka_refuses_fail_their_pipeline_and_the_others_go_on(pool, tmp
         jobs.assert_matches_sequential(beside)
     finally:
         kafka.delete_topics(admin, [topics.map_topic(f"refused.{tag}")])
+
+
+def test_a_job_whose_output_another_finished_meanwhile_fails_instead_of_done(pool, tmp_path):
+    """An inline run is not a live pipeline in the store: it can finish the output a
+    running job will write. That job must not report the other's results as its own."""
+    with pytest.raises(PipelineFailed, match="was finished by pipeline 'inline' while "
+                                             "this job ran"):
+        with jobs.paused_mid_stream(pool, jobs.WORDCOUNT, make_corpus(tmp_path / "in", 4),
+                                    tmp_path / "out") as job:
+            api.Pipeline.from_file(jobs.INVERTED_INDEX).run_inline(
+                [REPO / "pipelines" / "samples" / "docs.jsonl"], tmp_path / "out",
+                fmt="jsonl")
+        jobs.wait(pool, job)
+    assert output.finished_by(tmp_path / "out") == "inline"  # the other's output, untouched
+    assert not output.staging_dir(tmp_path / "out", job.pipeline_id).exists()

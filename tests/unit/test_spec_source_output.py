@@ -124,8 +124,8 @@ def test_output_is_all_or_nothing(tmp_path):
     output.write_part(staging, 1, [("b", 2)])
     output.write_part(staging, 0, sorted({"z": 1, "a": 3}.items()))
     assert not out.exists()
-    output.finalize(staging, out)
-    output.finalize(staging, out)  # a replay after a crash is harmless
+    output.finalize(staging, out, "p")
+    output.finalize(staging, out, "p")  # a replay after a crash is harmless
     assert sorted(p.name for p in out.iterdir()) == ["_SUCCESS", "part-00000", "part-00001"]
     assert output.read_output(out) == [("a", 3), ("z", 1), ("b", 2)]
 

@@ -1,0 +1,44 @@
+"""An output directory's `_SUCCESS` names the pipeline that wrote it: a pipeline never
+takes another's finished output for its own."""
+
+from __future__ import annotations
+
+import pytest
+
+from mapreduce_kafka.shared import output
+
+
+def finished(out, pipeline_id: str) -> None:
+    staging = output.staging_dir(out, pipeline_id)
+    output.write_part(staging, 0, [(pipeline_id, 1)])
+    output.finalize(staging, out, pipeline_id)
+
+
+def test_success_names_the_pipeline_and_a_replay_of_it_is_harmless(tmp_path):
+    out = tmp_path / "out"
+    finished(out, "first")
+    assert output.finished_by(out) == "first"
+    late = output.staging_dir(out, "first")
+    output.write_part(late, 0, [("late", 1)])  # a zombie sink's late part
+    output.finalize(late, out, "first")
+    assert not late.exists() and output.read_output(out) == [("first", 1)]
+
+
+def test_another_pipelines_finished_output_is_not_taken_for_this_ones(tmp_path):
+    out = tmp_path / "out"
+    mine = output.staging_dir(out, "second")
+    output.write_part(mine, 0, [("second", 2)])
+    finished(out, "first")  # finished by another job while this one ran
+    with pytest.raises(output.ForeignOutput, match="finished by pipeline 'first'"):
+        output.finalize(mine, out, "second")
+    assert output.read_output(out) == [("first", 1)] and output.finished_by(out) == "first"
+
+
+def test_an_empty_success_names_no_pipeline(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / output.SUCCESS).write_bytes(b"")
+    assert output.finished_by(out) == ""
+    assert output.finished_by(tmp_path / "missing") is None
+    with pytest.raises(output.ForeignOutput, match="finished by another job"):
+        output.finalize(output.staging_dir(out, "p"), out, "p")

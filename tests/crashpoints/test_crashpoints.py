@@ -33,6 +33,7 @@ from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import crashpoints, output, topics
 from mapreduce_kafka.shared.errors import PipelineFailed
+from mapreduce_kafka.shared.inputs import frame_spans
 from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY
 from mapreduce_kafka.shared.store import Store
 from tests import REPO
@@ -229,6 +230,56 @@ def test_a_source_dying_after_its_end_markers_never_finalizes_a_partial_input(
     finally:
         arming.write_text("")
     assert_cleaned_up(settings, pipeline_id)
+
+
+def test_at_least_once_counts_a_replayed_batch_again_where_exactly_once_does_not(
+        armed_pool, inputs, tmp_path):
+    """A mapper dies with a batch's pairs durable and its offsets not committed: the next
+    owner maps those frames again. Exactly-once drops the replayed pairs by their tags and
+    stays exact; at-least-once counts them again: no key below the sequential count, and
+    the replayed ones above it."""
+    arming, settings = armed_pool
+    exact = killed_mid_map(arming, settings, inputs["wordcount"], tmp_path / "exact",
+                           "exactly-once")
+    jobs.assert_matches_sequential(exact)
+    loose = killed_mid_map(arming, settings, inputs["wordcount"], tmp_path / "loose",
+                           "at-least-once")
+    assert loose.spec is not None
+    expected = reference.run_sequential(loose.spec, loose.files)
+    counted = dict(output.read_output(loose.output_dir))
+    assert set(counted) == set(expected)
+    assert not [word for word, n in expected.items() if counted[word] < n], "a count was lost"
+    recounted = [word for word, n in expected.items() if counted[word] > n]
+    assert recounted, "at-least-once counted no replayed pair again"
+    print(f"{len(recounted)} of {len(expected)} words counted again after the replay")
+
+
+def killed_mid_map(arming: Path, settings, files: list[Path], out: Path,
+                   guarantee: str) -> source.Job:
+    """A word count whose first mapper to settle a batch of data after the input's first
+    half dies there (mapper.batch_durable). The point is armed only once every frame sent
+    so far is mapped: armed from the start, it fires on the first batch, which holds only
+    the markers that open the partitions, and the replay has nothing to count again."""
+    point = "mapper.batch_durable"
+    frame_sizes = [len(frame) for _, _, frame in
+                   frame_spans(files, settings.frame_bytes, "text")]
+    total, sent, first_half = sum(frame_sizes), 0, 0
+    while sent * 2 < total:  # where the source pauses: see jobs.paused_mid_stream
+        sent, first_half = sent + frame_sizes[first_half], first_half + 1
+    assert len(frame_sizes) - first_half >= 4, "too few frames after the pause"
+    store = Store(settings.redis_url)
+    try:
+        with jobs.paused_mid_stream(settings, jobs.WORDCOUNT, files, out, guarantee=guarantee,
+                                    input_mode="kafka") as job:
+            wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] == first_half, 60,
+                     "the first half of the input mapped")
+            arming.write_text(f"{point} crash\n")
+        assert jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)["state"] == "done"
+    finally:
+        arming.write_text("")
+    assert crashpoints.fired(arming.parent, point, job.pipeline_id), (
+        "no mapper died with a batch of the second half durable: the test proved nothing")
+    return job
 
 
 def test_a_hand_off_lost_without_a_replay_is_sent_again_by_the_dispatchers(armed_pool, inputs,

@@ -14,10 +14,11 @@ import os
 import sys
 import time
 
+import redis
 import structlog
 
 from mapreduce_kafka.services.roles import ROLE_NAMES, WORKER_MODULE, build
-from mapreduce_kafka.services.runtime import lifecycle
+from mapreduce_kafka.services.runtime import failures, lifecycle, tasks
 from mapreduce_kafka.services.runtime.process import ENV_RESTARTS, Runtime
 from mapreduce_kafka.shared import crashpoints, retry
 from mapreduce_kafka.shared.errors import ConfigError, ConnectionFailed
@@ -29,10 +30,10 @@ MAX_RESTART_BACKOFF_S = 10.0  # a broker outage is polled this often once backof
 
 
 def restart_in_place(role: str, restarts: int, log: structlog.typing.FilteringBoundLogger,
-                     stop_requested: bool) -> int:
+                     stop_requested: bool, backoff: bool = True) -> int:
     if stop_requested:
         return 1
-    delay = min(MAX_RESTART_BACKOFF_S, retry.step_backoff_seconds(restarts + 2))
+    delay = min(MAX_RESTART_BACKOFF_S, retry.step_backoff_seconds(restarts + 2)) if backoff else 0
     log.warning("restarting worker", restarts=restarts + 1, backoff_s=round(delay, 2))
     time.sleep(delay)
     os.environ[ENV_RESTARTS] = str(restarts + 1)
@@ -48,6 +49,42 @@ def fail_refused(rt: Runtime, pipelines: frozenset[str], error: str) -> None:
     for pipeline_id in sorted(pipelines):
         lifecycle.finish(rt.store, None, pipeline_id, "failed",
                          f"the broker refused its output: {error}")
+
+
+def charge_failed_task(rt: Runtime, exc: BaseException) -> None:
+    """The worker goes down in a pipeline's task: charge that pipeline, unless it is an
+    outage (services/runtime/tasks.py). Best effort: with Redis gone, nothing is charged."""
+    task = rt.tasks.current
+    if task is None or not failures.charged(exc):
+        return
+    text = str(exc).splitlines()[0] if str(exc) else ""
+    try:
+        tasks.charge(rt.store, task, f"{rt.role} failed: {type(exc).__name__}: {text}",
+                     rt.settings.max_task_failures)
+    except redis.RedisError as charge_error:
+        rt.log.error("could not charge the pipeline", pipeline=task.pipeline_id,
+                     error=str(charge_error))
+
+
+def watch_tasks(rt: Runtime, role: str, restarts: int,
+                log: structlog.typing.FilteringBoundLogger) -> tasks.Watchdog:
+    """A task stuck past its limit (user code that never returns) holds the worker's one
+    serving thread, and with it every pipeline the worker serves: charge its pipeline and
+    restart the process, from the watchdog's thread."""
+    def overrun(task: tasks.Task) -> None:
+        log.error("task ran over its time limit: restarting", pipeline=task.pipeline_id,
+                  at=task.where, limit_s=task.limit_s)
+        try:
+            tasks.charge(rt.store, task, f"{role}: a task ran over its time limit of "
+                                         f"{task.limit_s:g} s", rt.settings.max_task_failures)
+        except redis.RedisError as exc:
+            log.error("could not charge the pipeline", pipeline=task.pipeline_id, error=str(exc))
+        restart_in_place(role, restarts, log, rt.stopping, backoff=False)
+        os._exit(1)  # stopping: the serving thread is stuck, so end here
+
+    watchdog = tasks.Watchdog(rt.tasks, overrun)
+    watchdog.start()
+    return watchdog
 
 
 def run_worker(role: str) -> int:
@@ -74,6 +111,7 @@ def run_worker(role: str) -> int:
         rt = Runtime(role, settings)
         rt.install_signal_handlers()
         rt.heartbeat(force=True)
+        watch_tasks(rt, role, restarts, log)
         log.info("worker started", bootstrap=settings.bootstrap_servers,
                  redis=redacted(settings.redis_url), restarts=restarts)
         if crashpoints.armable():
@@ -82,12 +120,16 @@ def run_worker(role: str) -> int:
         worker = build(role, rt)
         worker.run()
         rt.close()
-    except Exception as exc:  # any failure: start again from what is committed
+    except BaseException as exc:  # any failure: start again from what is committed
+        if isinstance(exc, KeyboardInterrupt | SystemExit) and rt is None:
+            raise  # not started: nothing to restart or charge
         if rt is None and isinstance(exc, ConnectionFailed):
             # not up yet (a cluster starting beside its workers): one line, then again
             log.warning("waiting for the cluster", reason=str(exc))
         else:
             log.exception("worker failed")
+        if rt is not None:
+            charge_failed_task(rt, exc)
         refused: frozenset[str] = getattr(exc, "pipelines", frozenset())
         if refused and rt is not None:
             fail_refused(rt, refused, str(exc))

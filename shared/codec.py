@@ -35,6 +35,8 @@ from typing import Any
 import cloudpickle
 import orjson
 
+from mapreduce_kafka.shared.user_code import reraise_unless_users
+
 
 class Kind(enum.Enum):
     ANNOUNCED = "announced"  # PIPELINES: a spec submitted by a source
@@ -346,5 +348,6 @@ def dump_spec(spec: Any, by_value_modules: Iterable[Any] = ()) -> bytes:
 def load_spec(data: bytes) -> Any:
     try:
         return cloudpickle.loads(data)
-    except Exception as exc:  # unpickling runs arbitrary imports: any error is possible
+    except BaseException as exc:  # unpickling runs arbitrary imports: any error is possible
+        reraise_unless_users(exc)
         raise CodecError(f"pipeline spec cannot be unpickled: {type(exc).__name__}: {exc}") from exc

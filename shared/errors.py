@@ -43,6 +43,16 @@ class JobTimedOut(MapReduceError):
     exit_code = 3
 
 
+class KeyTooLarge(MapReduceError):
+    """One key's values are more than a worker may hold (MAPREDUCE_KEY_MEMORY_MB): the
+    pipeline fails, naming the key, rather than the worker running out of memory."""
+
+
+class InputGone(MapReduceError):
+    """An input (a topic the job reads) was deleted or may not be read: permanent, so the
+    pipeline fails at once instead of its worker replaying the same range forever."""
+
+
 class ConsumerFailed(RuntimeError):
     """librdkafka reported a fatal consumer error: that consumer will never fetch again, so
     the worker starts afresh from what is committed."""

@@ -56,6 +56,11 @@ def position_of(msg: Message) -> tuple[str, int, int]:
     return topic, partition, offset
 
 
+def where(msg: Message) -> str:
+    """A record's position for people: topic[partition]@offset."""
+    return f"{msg.topic()}[{msg.partition()}]@{msg.offset()}"
+
+
 def partition_of(msg: Message) -> int:
     return position_of(msg)[1]
 
@@ -221,6 +226,24 @@ def high_watermarks(settings: Settings, topic: str,
                 for p in sorted(md.partitions)}
     finally:
         consumer.close()
+
+
+# Errors reading an input topic that no retry cures: it was deleted, or we may not read it.
+_INPUT_GONE = {KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+               KafkaError._UNKNOWN_PARTITION, KafkaError.TOPIC_AUTHORIZATION_FAILED}
+
+
+def input_gone(exc: KafkaException) -> bool:
+    error = exc.args[0] if exc.args else None
+    return isinstance(error, KafkaError) and error.code() in _INPUT_GONE
+
+
+def topic_missing(client: AdminClient, topic: str, timeout: float = 10.0) -> bool:
+    """Whether the cluster, asked now, has no such topic (a consumer assigned to a deleted
+    topic just waits, with no error: read_range then times out)."""
+    metadata = client.list_topics(topic, timeout=timeout).topics.get(topic)
+    return metadata is None or metadata.error is not None and \
+        metadata.error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
 
 
 def read_range(consumer: Consumer, topic: str, partition: int, start: int, end: int,

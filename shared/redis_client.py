@@ -24,8 +24,12 @@ from mapreduce_kafka.shared.errors import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
 WAIT_PARAMETER = "wait_replicas"
-CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": True, "socket_connect_timeout": 5,
-                                  "socket_timeout": 10, "health_check_interval": 30}
+# Values that are not UTF-8 (written by something else, or a bug) read as escapes: decoding
+# strictly raised UnicodeDecodeError, not a RedisError, and every worker that read such a
+# value restarted and met it again, forever.
+CLIENT_OPTIONS: dict[str, Any] = {"decode_responses": True, "encoding_errors": "backslashreplace",
+                                  "socket_connect_timeout": 5, "socket_timeout": 10,
+                                  "health_check_interval": 30}
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,10 @@ ENV_REPLICATION_FACTOR = "MAPREDUCE_REPLICATION_FACTOR"
 ENV_SPEC_MAX_AGE = "MAPREDUCE_SPEC_MAX_AGE_S"
 ENV_INPUT_ROOTS = "MAPREDUCE_INPUT_ROOTS"
 ENV_SPLIT_BYTES = "MAPREDUCE_SPLIT_BYTES"
+ENV_STALL_LIMIT = "MAPREDUCE_STALL_LIMIT_S"
+ENV_TASK_TIMEOUT = "MAPREDUCE_TASK_TIMEOUT_S"
+ENV_MAX_TASK_FAILURES = "MAPREDUCE_MAX_TASK_FAILURES"
+ENV_KEY_MEMORY = "MAPREDUCE_KEY_MEMORY_MB"
 DEFAULT_SPLIT_BYTES = 1 << 20
 # Per shuffler: 2 shufflers on a 24 GiB machine leave plenty for everything else, and a
 # job whose groups outgrow it spills to disk instead of failing.
@@ -84,6 +88,18 @@ class Settings:
     # (None: $MAPREDUCE_SIGNING_KEY, or home/signing.key), and whether unsigned specs run.
     signing_key_file: Path | None = None
     insecure_specs: bool = False
+    # A running pipeline whose inputs are complete and that shows no progress this long is
+    # failed with what it waits on (shared/liveness.py); 0: never.
+    stall_limit_s: int = 600
+    # The failure budget (services/runtime/tasks.py): a task (one message of a pipeline)
+    # may run this long before the watchdog charges it to its pipeline and restarts the
+    # worker (a job's --task-timeout overrides it), and a pipeline charged this many times
+    # fails, as Spark's spark.task.maxFailures.
+    task_timeout_s: int = 600
+    max_task_failures: int = 3
+    # One key's values, as sent, that a shuffler or reducer will hold; past it the
+    # pipeline fails naming the key, instead of the worker running out of memory.
+    key_memory_mb: int = 256
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -99,6 +115,11 @@ class Settings:
                ENV_REPLICATION_FACTOR: str(self.replication_factor),
                ENV_SPEC_MAX_AGE: str(self.spec_max_age_s),
                ENV_INPUT_ROOTS: os.pathsep.join(map(str, self.input_roots)),
+               ENV_SPLIT_BYTES: str(self.split_bytes),
+               ENV_STALL_LIMIT: str(self.stall_limit_s),
+               ENV_TASK_TIMEOUT: str(self.task_timeout_s),
+               ENV_MAX_TASK_FAILURES: str(self.max_task_failures),
+               ENV_KEY_MEMORY: str(self.key_memory_mb),
                signing.ENV_INSECURE: "1" if self.insecure_specs else "0"}
         if self.signing_key_file is not None:
             env[signing.ENV_KEY_FILE] = str(self.signing_key_file)
@@ -172,6 +193,17 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("spec_max_age_s", ENV_SPEC_MAX_AGE, "",
             "workers refuse a spec older than this (a replay); default 86400, 0: no limit",
             least=0),
+    Setting("task_timeout_s", ENV_TASK_TIMEOUT, "",
+            "seconds a task may run before it is charged to its job; default 600"),
+    Setting("max_task_failures", ENV_MAX_TASK_FAILURES, "",
+            "charges (a worker failed or timed out in a job's task) that fail a job; "
+            "default 3"),
+    Setting("key_memory_mb", ENV_KEY_MEMORY, "",
+            "one key's values a worker will hold; past it the job fails naming the key; "
+            "default 256"),
+    Setting("stall_limit_s", ENV_STALL_LIMIT, "",
+            "dispatchers fail a running job whose inputs are complete and that makes no "
+            "progress this long; default 600, 0: never", least=0),
     Setting("input_roots", ENV_INPUT_ROOTS, "",
             "directories (separated by ':') mappers may read input from; default: any "
             "file the signed spec names"),

@@ -33,6 +33,7 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
+from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 FORMATS = ("text", "jsonl")
 # exactly-once: a frame a mapper replays after a fault is recognized by its tag and dropped.
@@ -91,7 +92,8 @@ class PipelineSpec:
             return self.map_frame(decode(frame), on_error)
         try:
             groups = self._group(self.map_chunk(frame))
-        except Exception as exc:  # user code: find the bad records, or drop the frame
+        except BaseException as exc:  # user code: find the bad records, or drop the frame
+            reraise_unless_users(exc)
             if self.mapper is None and self.map_batch is None:
                 if on_error is None:
                     raise
@@ -114,7 +116,8 @@ class PipelineSpec:
             records = list(records)
             try:
                 groups = self._group(self.map_batch(records))
-            except Exception as exc:  # user code: find the bad records, or drop the frame
+            except BaseException as exc:  # user code: find the bad records, or drop the frame
+                reraise_unless_users(exc)
                 if self.mapper is None:
                     if on_error is None:
                         raise
@@ -153,7 +156,8 @@ class PipelineSpec:
         for index, record in enumerate(records):
             try:
                 pairs = [(key_of(item), value_of(item)) for item in mapper(record)]
-            except Exception as exc:  # user code: the caller decides skip or fail
+            except BaseException as exc:  # user code: the caller decides skip or fail
+                reraise_unless_users(exc)
                 if on_error is None:
                     raise
                 on_error("mapper", index, record, exc)
@@ -177,7 +181,8 @@ class PipelineSpec:
                 continue
             try:
                 combined[key] = [self.combiner(key, values)]
-            except Exception as exc:  # user code: keep the values, report the error
+            except BaseException as exc:  # user code: keep the values, report the error
+                reraise_unless_users(exc)
                 if on_error is None:
                     raise
                 on_error("combiner", key, values, exc)
@@ -200,7 +205,8 @@ def load_module(path: str | Path) -> ModuleType:
     sys.modules[name] = module
     try:
         loader_spec.loader.exec_module(module)
-    except Exception as exc:
+    except BaseException as exc:
+        reraise_unless_users(exc)
         del sys.modules[name]
         raise PipelineDefinitionError(
             f"pipeline {path} failed to import: {type(exc).__name__}: {exc}"

@@ -31,6 +31,7 @@ from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
+from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 PIPELINE_ID = "inline"
 
@@ -108,7 +109,8 @@ def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]],
     for key, values in groups.items():
         try:
             results.append([key, spec.reducer(key, values)])
-        except Exception as exc:  # user code: dead-lettered, as the reducer does
+        except BaseException as exc:  # user code: dead-lettered, as the reducer does
+            reraise_unless_users(exc)
             letters.append(_letter("reducer", f"reducer:{key!r}", (key, values), exc))
     _, good, bad = encode_checked(results)
     for (key, result), reason in bad:

@@ -15,6 +15,7 @@ from mapreduce_kafka.shared.codec import TopicRange, decode_records, encode_chec
 from mapreduce_kafka.shared.inputs import frames, topic_range_frames
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 FRAME_BYTES = 1 << 20
 
@@ -59,7 +60,8 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
         for record in decode_records(frame, spec.fmt):
             try:
                 pairs = [(key_of(item), value_of(item)) for item in spec.mapper(record)]
-            except Exception:  # dead-lettered by the framework: left out here too
+            except BaseException as exc:  # dead-lettered by the framework: left out here too
+                reraise_unless_users(exc)
                 continue
             for key, value in pairs:
                 groups.setdefault(key, []).append(value)
@@ -72,7 +74,8 @@ def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> dict[Any, Any]:
     for frame in source:
         try:
             mapped = plain.map_data(frame, lambda data: decode_records(data, spec.fmt))
-        except Exception:  # dead-lettered by the framework: left out here too
+        except BaseException as exc:  # dead-lettered by the framework: left out here too
+            reraise_unless_users(exc)
             continue
         for key, values in mapped.items():
             groups.setdefault(key, []).extend(values)
@@ -84,7 +87,8 @@ def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]]) -> dict[Any, A
     for key, values in _encodable(groups):
         try:
             results.append([key, spec.reducer(key, values)])
-        except Exception:  # dead-lettered by the framework: left out here too
+        except BaseException as exc:  # dead-lettered by the framework: left out here too
+            reraise_unless_users(exc)
             continue
     _, good, _ = encode_checked(results)
     return {key: result for key, result in good}

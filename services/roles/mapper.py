@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 
-from confluent_kafka import Consumer, Message
+from confluent_kafka import Consumer, KafkaException, Message
 
 from mapreduce_kafka.services.runtime import deadletter
 from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
@@ -28,6 +28,7 @@ from mapreduce_kafka.shared.codec import (
     decode_records,
 )
 from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.errors import InputGone
 from mapreduce_kafka.shared.inputs import confined, read_split, topic_range_frames
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.shuffle import shuffle_frames
@@ -113,8 +114,15 @@ class Mapper(PipelineTopicWorker):
                 config = self.rt.settings.consumer_config("mapreduce-input-ranges")
                 config["enable.partition.eof"] = True  # read_range stops at the range's end
                 self._ranges = Consumer(config)
-            yield from topic_range_frames(self._ranges, TopicRange.decode(value), spec.fmt,
-                                          self.rt.settings.split_bytes, on_bad)
+            span = TopicRange.decode(value)
+            try:
+                yield from topic_range_frames(self._ranges, span, spec.fmt,
+                                              self.rt.settings.split_bytes, on_bad)
+            except KafkaException as exc:
+                if kafka.input_gone(exc) or kafka.topic_missing(self.rt.admin, span.topic):
+                    raise InputGone(f"input topic {span.topic} cannot be read: "
+                                    f"{exc.args[0].str()}") from exc
+                raise  # an outage: the worker restarts and reads the range again
         else:
             yield value
 

@@ -21,6 +21,7 @@ from mapreduce_kafka.shared.codec import split_by_size as split_items
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 
 class Reducer(PipelineTopicWorker):
@@ -46,7 +47,8 @@ class Reducer(PipelineTopicWorker):
             keys += 1
             try:
                 results.append([key, reduce(key, values)])
-            except Exception as exc:  # user code: dead-letter the key, go on
+            except BaseException as exc:  # user code: dead-letter the key, go on
+                reraise_unless_users(exc)
                 at = deadletter.key_text(key)
                 deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values), exc,
                                   {**where, "at": at})

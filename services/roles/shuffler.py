@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from mapreduce_kafka.services.runtime import deadletter
 from mapreduce_kafka.services.runtime.holding import Holding, HoldingWorker
 from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
@@ -18,6 +19,7 @@ from mapreduce_kafka.shared import topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
 from mapreduce_kafka.shared.crashpoints import crash_point
+from mapreduce_kafka.shared.errors import KeyTooLarge
 from mapreduce_kafka.shared.spec import PipelineSpec
 
 
@@ -94,6 +96,7 @@ class Shuffler(HoldingWorker):
         have to fit in memory at once."""
         reduce_topic = topics.reduce_topic(spec.pipeline_id)
         limit = self.rt.settings.frame_bytes
+        key_limit = self.rt.settings.key_memory_mb << 20
         pending: list[list[list[Any]]] = [[] for _ in range(spec.partitions)]
         pending_values = [0] * spec.partitions
         sent = 0
@@ -101,6 +104,13 @@ class Shuffler(HoldingWorker):
         def send(reduce_partition: int) -> None:
             nonlocal sent
             for data in split_by_size(pending[reduce_partition], limit):
+                if len(data) > key_limit:  # a single key's values (larger frames are split)
+                    key = pending[reduce_partition][0][0]
+                    raise KeyTooLarge(
+                        f"key {deadletter.key_text(key)[:80]} has "
+                        f"{len(data) / 2**20:.1f} MB of values, "
+                        f"over the {key_limit >> 20} MB one key may hold "
+                        f"(MAPREDUCE_KEY_MEMORY_MB)")
                 self.rt.producer.send_data(reduce_topic, data,
                                            Envelope(Kind.RECORDS, spec.pipeline_id),
                                            partition=reduce_partition)

@@ -9,7 +9,8 @@ from confluent_kafka import KafkaException, Message
 
 from mapreduce_kafka.services.runtime.producer import DeliveryFailed
 from mapreduce_kafka.shared.crashpoints import CrashPointError
-from mapreduce_kafka.shared.errors import ConsumerFailed
+from mapreduce_kafka.shared.errors import ConnectionFailed, ConsumerFailed
+from mapreduce_kafka.shared.user_code import raised_by_user
 
 # Failures of the machinery, not of a pipeline's data: the worker restarts and replays
 # from what is committed. Anything else raised while handling a pipeline's message is that
@@ -22,6 +23,21 @@ INFRASTRUCTURE_ERRORS = (DeliveryFailed, KafkaException, redis.RedisError, Consu
 
 def is_infrastructure(exc: BaseException) -> bool:
     return isinstance(exc, INFRASTRUCTURE_ERRORS)
+
+
+def is_pipelines(exc: BaseException) -> bool:
+    """Whether an error raised while handling a pipeline's message fails that pipeline at
+    once (and the worker goes on): the pipeline's code or data, not the machinery."""
+    return raised_by_user(exc) and not is_infrastructure(exc)
+
+
+def charged(exc: BaseException) -> bool:
+    """Whether an error that took a worker down in a pipeline's task is charged to that
+    pipeline (services/runtime/tasks.py): anything but an outage of the machinery. Out of
+    memory is charged: one pipeline's data can cause it, and a restart meets it again."""
+    outage = isinstance(exc, ConnectionFailed) or (is_infrastructure(exc)
+                                                   and not isinstance(exc, MemoryError))
+    return not outage
 
 
 def processing_failure(role: str, exc: BaseException, msg: Message) -> str:

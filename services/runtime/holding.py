@@ -30,7 +30,7 @@ from mapreduce_kafka.services.runtime.consuming import (
     describe,
     envelope_of,
 )
-from mapreduce_kafka.services.runtime.failures import is_infrastructure, processing_failure
+from mapreduce_kafka.services.runtime.failures import is_pipelines, processing_failure
 from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.shared import kafka
 from mapreduce_kafka.shared.barrier import Stage
@@ -212,17 +212,19 @@ class HoldingWorker:
                                         pipeline=envelope.pipeline, partition=partition,
                                         offset=msg.offset())
                 continue
+            self.rt.tasks.begin(spec.pipeline_id, kafka.where(msg), spec.task_timeout_s)
             try:
                 self._handle(spec, holdings, key, holding, envelope, msg, partition, offset)
-            except Exception as exc:
-                if is_infrastructure(exc):
-                    raise
+            except BaseException as exc:
+                if not is_pipelines(exc):
+                    raise  # the worker restarts; a failure in the task is charged
                 self.rt.log.exception("pipeline's message could not be processed",
                                       pipeline=spec.pipeline_id)
                 if key in holdings:
                     holdings.pop(key).data.discard()
                 self.emitted[partition].add(key)
                 self.rt.fail(spec.pipeline_id, processing_failure(self.role, exc, msg))
+            self.rt.tasks.end()
 
     def _handle(self, spec: PipelineSpec, holdings: dict[Hashable, Holding], key: Hashable,
                 holding: Holding | None, envelope: Envelope, msg: Message, partition: int,

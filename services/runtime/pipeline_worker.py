@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from mapreduce_kafka.services.runtime.commit_policy import commit, commit_refused
 from mapreduce_kafka.services.runtime.commit_queue import CommitQueue, PendingBatch, next_offsets
 from mapreduce_kafka.services.runtime.consuming import consumer_lag, describe, envelope_of
-from mapreduce_kafka.services.runtime.failures import is_infrastructure, processing_failure
+from mapreduce_kafka.services.runtime.failures import is_pipelines, processing_failure
 from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.services.runtime.resubscriber import build_strategy
 from mapreduce_kafka.shared import kafka, topics
@@ -301,6 +301,7 @@ class PipelineTopicWorker:
                                     partition=msg.partition(), offset=msg.offset())
                 continue
             self.processed += 1
+            self.rt.tasks.begin(spec.pipeline_id, kafka.where(msg), spec.task_timeout_s)
             try:
                 if envelope.kind in INPUT_KINDS:
                     value = self._whole_value(envelope, msg)
@@ -314,12 +315,13 @@ class PipelineTopicWorker:
                     self._drop_pieces(spec.pipeline_id, kafka.position_of(msg)[:2])
                     self.on_end(spec, envelope, kafka.partition_of(msg))
                 # Kind.READY: the marker the dispatcher opens each new partition with
-            except Exception as exc:
-                if is_infrastructure(exc):
-                    raise
+            except BaseException as exc:
+                if not is_pipelines(exc):
+                    raise  # the worker restarts; a failure in the task is charged
                 self.rt.log.exception("pipeline's message could not be processed",
                                       pipeline=spec.pipeline_id)
                 self.rt.fail(spec.pipeline_id, processing_failure(self.role, exc, msg))
+            self.rt.tasks.end()
         self._log_progress(counts)
 
     def _drop_pieces(self, pipeline_id: str, where: tuple[str, int]) -> None:

@@ -17,6 +17,7 @@ from confluent_kafka import Message
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
 from mapreduce_kafka.services.runtime.producer import OutputProducer
+from mapreduce_kafka.services.runtime.tasks import Tasks
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.codec import Envelope
 from mapreduce_kafka.shared.metrics import METRICS
@@ -42,12 +43,14 @@ class Runtime:
     stopping: bool = False
     assignment: list[str] = field(default_factory=list)
     failed: set[str] = field(default_factory=set)  # pipelines this worker saw fail
+    tasks: Tasks = field(init=False)  # the message in hand (services/runtime/tasks.py)
     _last_beat: float = 0.0
 
     def __post_init__(self) -> None:
         self.worker_id = self.worker_id or f"{self.role}-{socket.gethostname()}-{os.getpid()}"
         structlog.contextvars.bind_contextvars(role=self.role, worker=self.worker_id)
         self.log = structlog.get_logger(self.role)
+        self.tasks = Tasks(self.settings.task_timeout_s)
         self.store = Store(self.settings.redis_url)
         self.store.check_reachable()
         kafka.check_reachable(self.settings)

@@ -16,6 +16,7 @@ pipeline that was already forgotten.
 from __future__ import annotations
 
 from mapreduce_kafka.shared.store.barriers import Barriers
+from mapreduce_kafka.shared.store.charges import Charges
 from mapreduce_kafka.shared.store.connection import NotReplicated
 from mapreduce_kafka.shared.store.failures import Failures
 from mapreduce_kafka.shared.store.pipelines import FINALIZING, TERMINAL, Pipelines
@@ -27,5 +28,5 @@ __all__ = ["FINALIZING", "SILENT_AFTER_S", "TERMINAL", "WORKER_TTL_S", "NotRepli
            "Store"]
 
 
-class Store(Pipelines, Barriers, Failures, Staging, Sources, Workers):
+class Store(Pipelines, Barriers, Charges, Failures, Staging, Sources, Workers):
     """The one object callers hold: one Redis connection, every concern's calls."""

@@ -106,6 +106,9 @@ def pipeline_detail(status: dict[str, Any], letters: list[dict[str, Any]]) -> Ta
             *((f"{stage} ended", f"{status[stage]}/{totals[stage]}") for stage in STAGES),
             ("keys written", str(status.get("keys", 0))),
             ("dead letters", str(status["errors"]))]
+    if status.get("charges"):  # the failure budget (services/runtime/tasks.py)
+        rows.append(("charges", f"{status['charges']}: {status.get('charge.reason', '')} "
+                                f"at {status.get('charge.where', '?')}"))
     for name, value in rows:
         table.add_row(name, str(value))
     for letter in letters:

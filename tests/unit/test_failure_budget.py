@@ -154,3 +154,21 @@ def test_the_watchdog_leaves_tasks_that_end_in_time_alone():
         tasks.end()
     assert not fired.wait(1.2)  # two looks of the watchdog, nothing current
     watchdog.stop()
+
+
+def test_status_shows_a_pipelines_charges_with_the_last_reason():
+    from rich.console import Console
+
+    from mapreduce_kafka.services.status.status_view import pipeline_detail
+
+    status = {"id": "p", "state": "running", "mapped": 1, "errors": 0, "source": 4, "map": 1,
+              "shuffle": 0, "reduce": 0, "sink": 0, "charges": "2",
+              "charge.reason": "mapper: a task ran over its time limit of 2 s",
+              "charge.where": "MAP---p[0]@1"}
+    console = Console(width=200, record=True)
+    console.print(pipeline_detail(status, []))
+    assert "2: mapper: a task ran over its time limit of 2 s at MAP---p[0]@1" in \
+        console.export_text()
+    del status["charges"]
+    console.print(pipeline_detail(status, []))
+    assert console.export_text().count("charges") == 0

@@ -9,12 +9,15 @@ that wrote the output (`{"pipeline": ID}`; an empty one predates that). A direct
 without `_SUCCESS` is not a result, and one whose `_SUCCESS` names another pipeline is not
 this pipeline's result.
 
-`kafka:TOPIC` as the output writes each result as a record (key and value JSON-encoded,
-the pipeline id in a header) to that topic, created compacted if it is missing, and after
-the last one a completion record whose key is SUCCESS_KEY and whose value names the
-pipeline: the topic's `_SUCCESS`. A topic cannot be written all or nothing: a job that
-fails after some of its parts were written leaves them there, without a completion
-record, and a replayed part writes the same records again (compaction keeps one)."""
+`kafka:TOPIC` as the output writes each result as a record to that topic, created
+compacted if it is missing: its key the JSON array [pipeline id, result key], its value
+the result as JSON, the pipeline id in a header too. After the last one comes a
+completion record keyed `__mapreduce_success__:<pipeline id>` (success_key) whose value
+names the pipeline: the topic's `_SUCCESS`. Keys are the job's own, so compaction never
+lets one job's records (or completion record) erase another's. A topic cannot be written
+all or nothing: a job that fails after some of its parts were written leaves them there,
+without a completion record, and a replayed part writes the same records again
+(compaction keeps one)."""
 
 from __future__ import annotations
 
@@ -38,6 +41,31 @@ def is_topic(output: str | Path) -> bool:
 
 def topic_of(output: str | Path) -> str:
     return str(output)[len(TOPIC_PREFIX):]
+
+
+def success_key(pipeline_id: str) -> bytes:
+    """The key of a pipeline's completion record in an output topic."""
+    return SUCCESS_KEY + b":" + pipeline_id.encode()
+
+
+def topic_key(pipeline_id: str, key: Any) -> bytes:
+    """The key of a result's record in an output topic: unique to the pipeline."""
+    return orjson.dumps([pipeline_id, key])
+
+
+def topic_result(pipeline_id: str, raw_key: bytes | None, raw_value: bytes | None) -> \
+        tuple[Any, Any] | None:
+    """A record of an output topic as (result key, value) when it is one of the pipeline's
+    results; None for its completion record and for records of other pipelines."""
+    if raw_key is None or raw_key.startswith(SUCCESS_KEY):
+        return None
+    try:
+        decoded = orjson.loads(raw_key)
+    except orjson.JSONDecodeError:
+        return None  # not written by a pipeline: someone else's record
+    if not (isinstance(decoded, list) and len(decoded) == 2 and decoded[0] == pipeline_id):
+        return None
+    return decoded[1], orjson.loads(raw_value or b"null")
 
 
 def encode_line(key: Any, value: Any, fmt: str = "jsonl") -> bytes:

@@ -240,9 +240,9 @@ def topic_results(settings: Settings, topic: str,
     """A job's records in an output topic (those its header names), without the completion
     record, read up to the topic's end as it is now."""
     for msg in _read_topic(settings, topic):
-        headers = dict(msg.headers() or [])
-        if headers.get("mr-p") == pipeline_id.encode() and msg.key() != output.SUCCESS_KEY:
-            yield orjson.loads(msg.key() or b"null"), orjson.loads(msg.value() or b"null")
+        result = output.topic_result(pipeline_id, msg.key(), msg.value())
+        if result is not None:
+            yield result
 
 
 def dead_letters(settings: Settings, pipeline_id: str,

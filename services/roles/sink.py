@@ -129,8 +129,8 @@ class Sink(HoldingWorker):
         topic, headers = output.topic_of(spec.output_dir), [("mr-p", spec.pipeline_id.encode())]
         count = 0
         for key, value in results:
-            self.rt.producer.send(topic, orjson.dumps(value), key=orjson.dumps(key),
-                                  headers=headers)
+            self.rt.producer.send(topic, orjson.dumps(value),
+                                  key=output.topic_key(spec.pipeline_id, key), headers=headers)
             count += 1
         self.rt.producer.flush()
         return count
@@ -141,7 +141,7 @@ class Sink(HoldingWorker):
         keys = sum(int(v) for k, v in status.items() if k.startswith("keys."))
         self.rt.producer.send(output.topic_of(spec.output_dir),
                               orjson.dumps({"pipeline": spec.pipeline_id, "keys": keys}),
-                              key=output.SUCCESS_KEY,
+                              key=output.success_key(spec.pipeline_id),
                               headers=[("mr-p", spec.pipeline_id.encode())])
         self.rt.producer.flush()
 

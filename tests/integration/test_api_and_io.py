@@ -156,7 +156,7 @@ def test_a_topic_as_output_gets_every_result_and_a_completion_record(api_cluster
     comparison = reference.compare(expected, list(job.results()))
     assert comparison.equal, comparison.summary()
     records = list(api._read_topic(api_cluster.settings, topic))
-    success = [m for m in records if m.key() == output.SUCCESS_KEY]
+    success = [m for m in records if m.key() == output.success_key(job.pipeline_id)]
     assert len(success) == 1
     assert orjson.loads(success[0].value()) == {"pipeline": job.pipeline_id,
                                                 "keys": len(expected)}

@@ -78,3 +78,23 @@ def test_a_job_whose_output_another_finished_meanwhile_fails_instead_of_done(poo
         jobs.wait(pool, job)
     assert output.finished_by(tmp_path / "out") == "inline"  # the other's output, untouched
     assert not output.staging_dir(tmp_path / "out", job.pipeline_id).exists()
+
+
+def test_jobs_writing_one_topic_one_after_the_other_keep_their_own_records(pool, tmp_path):
+    """The topic is compacted: records with equal keys erase each other. Two jobs with the
+    same results write different keys, and each reads back its own results."""
+    topic = f"output-{uuid.uuid4().hex[:8]}"
+    cluster = api.Cluster(pool)
+    wordcount = api.Pipeline.from_file(jobs.WORDCOUNT)
+    first = cluster.submit(wordcount, [SAMPLES], f"kafka:{topic}")
+    first.wait()  # the topic is the first job's until it ends
+    second = cluster.submit(wordcount, [SAMPLES], f"kafka:{topic}")
+    second.wait()
+    records = list(api._read_topic(pool, topic))
+    keys = {pid: {m.key() for m in records if dict(m.headers())["mr-p"] == pid.encode()}
+            for pid in (first.pipeline_id, second.pipeline_id)}
+    assert keys[first.pipeline_id] and not keys[first.pipeline_id] & keys[second.pipeline_id]
+    assert {output.success_key(first.pipeline_id),
+            output.success_key(second.pipeline_id)} <= {m.key() for m in records}
+    results = dict(first.results())
+    assert results == dict(second.results()) and len(results) > 100

@@ -42,3 +42,14 @@ def test_an_empty_success_names_no_pipeline(tmp_path):
     assert output.finished_by(tmp_path / "missing") is None
     with pytest.raises(output.ForeignOutput, match="finished by another job"):
         output.finalize(output.staging_dir(out, "p"), out, "p")
+
+
+def test_a_topic_records_key_is_the_pipelines_own():
+    assert output.topic_key("p", ["a", 1]) == b'["p",["a",1]]'
+    assert output.topic_key("p", "w") != output.topic_key("q", "w")  # no compaction across
+    assert output.topic_result("p", output.topic_key("p", "w"), b"3") == ("w", 3)
+    assert output.topic_result("q", output.topic_key("p", "w"), b"3") is None
+    assert output.topic_result("p", output.success_key("p"), b"{}") is None
+    assert output.success_key("p") != output.success_key("q")
+    for foreign in (b'"w"', b"not json", b'{"p": 1, "x": 2}', b'["p"]', None):
+        assert output.topic_result("p", foreign, b"1") is None

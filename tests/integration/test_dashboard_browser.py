@@ -1,18 +1,24 @@
 """The dashboard as a person sees it: headless Chromium (Debian's chromium and its driver,
 through Selenium) loads the page while a job runs, and sees the job go from running to done
 without the page being reloaded. The page's screenshot is kept (MAPREDUCE_SCREENSHOT names
-where; the README's is made so)."""
+where; the README's is made so).
+
+The page re-renders its tables on every refresh, so an element found once may be gone by
+the time it is read (StaleElementReferenceException). Every read here finds and reads in
+one script, which runs between two renders, inside a wait that retries until it holds."""
 
 from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 from mapreduce_kafka.services.testing.corpus import make_corpus
@@ -36,9 +42,32 @@ def chromium() -> webdriver.Chrome:
     return webdriver.Chrome(service=Service(driver), options=options)
 
 
+def page(browser: webdriver.Chrome, script: str, *args: Any) -> Any:
+    """What a script reads from the page: found and read in one go, between two renders."""
+    return browser.execute_script(script, *args)
+
+
+def until(browser: webdriver.Chrome, condition: Callable[[webdriver.Chrome], Any],
+          timeout: float = 30) -> Any:
+    """Wait for a condition, read afresh on each try (a stale element is one more try)."""
+    return WebDriverWait(browser, timeout, ignored_exceptions=(
+        StaleElementReferenceException,)).until(condition)
+
+
 def row_state(browser: webdriver.Chrome, pipeline_id: str) -> str | None:
-    rows = browser.find_elements(By.CSS_SELECTOR, f'tr[data-pipeline="{pipeline_id}"]')
-    return rows[0].get_attribute("data-state") if rows else None
+    return page(browser, "const row = document.querySelector("
+                         "`tr[data-pipeline=\"${arguments[0]}\"]`);"
+                         "return row ? row.dataset.state : null;", pipeline_id)
+
+
+def worker_partitions_shown(browser: webdriver.Chrome) -> bool:
+    return bool(page(browser, "return [...document.querySelectorAll("
+                              "'#workers tbody td.partitions')].some(c => c.textContent.trim())"))
+
+
+def count(browser: webdriver.Chrome, selector: str) -> int:
+    return int(page(browser, "return document.querySelectorAll(arguments[0]).length",
+                    selector))
 
 
 def test_a_running_job_goes_to_done_on_the_page_without_a_reload(pool, tmp_path):
@@ -51,28 +80,23 @@ def test_a_running_job_goes_to_done_on_the_page_without_a_reload(pool, tmp_path)
             corpus = make_corpus(tmp_path / "in", 4)
             with jobs.paused_mid_stream(pool, jobs.WORDCOUNT, corpus, tmp_path / "out") as job:
                 browser.get(base)
-                WebDriverWait(browser, 30).until(
-                    lambda b: row_state(b, job.pipeline_id) == "running")
+                until(browser, lambda b: row_state(b, job.pipeline_id) == "running")
                 # the workers' next heartbeats carry their partitions and figures
-                WebDriverWait(browser, 30).until(lambda b: any(
-                    cell.text for cell in b.find_elements(
-                        By.CSS_SELECTOR, "#workers tbody td.partitions")))
+                until(browser, worker_partitions_shown)
                 loaded = browser.execute_script("return document.body.dataset.loadedAt")
                 refreshes = int(browser.execute_script(
                     "return document.body.dataset.refreshes"))
                 mid_job = tmp_path / "running.png"
                 browser.save_screenshot(str(mid_job))
             jobs.wait(pool, job)
-            WebDriverWait(browser, 30).until(lambda b: row_state(b, job.pipeline_id) == "done")
+            until(browser, lambda b: row_state(b, job.pipeline_id) == "done")
             assert browser.execute_script("return document.body.dataset.loadedAt") == loaded
             assert int(browser.execute_script("return document.body.dataset.refreshes")) > \
                 refreshes
             for pipeline_id in (earlier.pipeline_id, job.pipeline_id):
-                timeline = browser.find_elements(
-                    By.CSS_SELECTOR, f'tr[data-pipeline="{pipeline_id}"] .timeline .phase')
-                assert len(timeline) == 7  # submit .. finalize, all drawn
-            workers = browser.find_elements(By.CSS_SELECTOR, "#workers tbody tr")
-            assert len(workers) >= 8
+                phases = count(browser, f'tr[data-pipeline="{pipeline_id}"] .timeline .phase')
+                assert phases == 7  # submit .. finalize, all drawn
+            assert count(browser, "#workers tbody tr") >= 8
     finally:
         browser.quit()
     assert mid_job.read_bytes().startswith(b"\x89PNG")

@@ -7,7 +7,7 @@ every partition (OutputProducer.open_partitions), records the pipeline running, 
 re-publishes the spec as READY: mappers and reducers subscribe only to READY pipelines. It
 forwards each source frame to MAP---<id> and, once every SOURCE partition has ended for a
 pipeline (a barrier set), sends one end marker to every MAP---<id> partition. On a
-tombstone it deletes the pipeline's topics.
+tombstone it deletes the pipeline's topics (unless the pipeline was submitted with --keep).
 
 Every WATCH_S it also looks after the pipelines no single worker can: one whose source died
 mid-stream is failed; one that stopped moving while its inputs are complete gets the lost
@@ -184,7 +184,9 @@ class Dispatcher:
 
     def _pipelines_changed(self, changed: set[str]) -> None:
         gone = [pid for pid in changed if pid not in self.rt.view.entries]
-        kafka.delete_topics(self.rt.admin, [t for pid in gone for t in
+        # a kept pipeline (--keep) is tombstoned like any other, but its topics stay
+        kept = self.rt.store.kept(gone) if gone else set()
+        kafka.delete_topics(self.rt.admin, [t for pid in gone if pid not in kept for t in
                                             (topics.map_topic(pid), topics.reduce_topic(pid))])
         for pid in gone:
             self.made_ready.discard(pid)

@@ -28,8 +28,9 @@ FINALIZING = "finalizing"
 
 # Finish a pipeline once: the first terminal state wins, later ones are ignored. A failure
 # does not override the sink's finalizing claim unless forced (by the sink itself). The
-# names it claimed (claims.py) are released with the state, kept pipeline or not. Unless
-# the pipeline is kept, it joins mr:finishing until its cleanup is done.
+# names it claimed (claims.py) are released with the state, kept pipeline or not. It joins
+# mr:finishing until its cleanup is done, kept or not: a kept pipeline is tombstoned too,
+# or every mapper and reducer would hold a consumer slot for it for good.
 _FINISH = """
 local s = redis.call('HGET', KEYS[1], 'state')
 if s == 'done' or s == 'failed' then return s end
@@ -42,9 +43,7 @@ if claims then
     if redis.call('GET', key) == ARGV[4] then redis.call('DEL', key) end
   end
 end
-if redis.call('HGET', KEYS[1], 'keep') ~= '1' then
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
-end
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[4])
 return ARGV[1]
 """
 
@@ -153,6 +152,16 @@ class Pipelines(Connection):
         return {pid: state or "" for pid, state in zip(ids, pipe.execute(), strict=True)}
 
     @retried
+    def kept(self, pipeline_ids: Iterable[str]) -> set[str]:
+        """The pipelines submitted with --keep (whose status is still there), in one round
+        trip."""
+        ids = list(pipeline_ids)
+        pipe = self.redis.pipeline(transaction=False)
+        for pipeline_id in ids:
+            pipe.hget(keys.pipeline(pipeline_id), "keep")
+        return {pid for pid, keep in zip(ids, pipe.execute(), strict=True) if keep == "1"}
+
+    @retried
     def active_pipeline_ids(self) -> list[str]:
         """Pipelines submitted and not yet done or failed."""
         return sorted(self.redis.smembers(keys.ACTIVE))  # type: ignore[arg-type]
@@ -191,9 +200,12 @@ class Pipelines(Connection):
     @retried
     def forget_pipeline(self, pipeline_id: str, keep_status_s: int = 7 * 24 * 3600) -> None:
         """Drop a finished pipeline's coordination keys, keeping its final figures in its
-        status hash, which expires later."""
+        status hash, which expires later. A kept pipeline (--keep) keeps its keys and its
+        status for good, to be looked at: no worker reads them once it has ended, and its
+        writes are refused (the pipeline is no longer active)."""
         counts = self.ended_counts(pipeline_id)
         status = self.pipeline(pipeline_id)
+        kept = status.get("keep") == "1"
 
         def forget(client: Any) -> Any:
             if status:
@@ -201,8 +213,10 @@ class Pipelines(Connection):
                                                 for name, count in counts.items()}
                 final["errors"] = max(counts["errors"], int(status.get("errors") or 0))
                 client.hset(keys.pipeline(pipeline_id), mapping=final)
-                client.expire(keys.pipeline(pipeline_id), keep_status_s)
-            client.delete(*keys.coordination(pipeline_id))
+                if not kept:
+                    client.expire(keys.pipeline(pipeline_id), keep_status_s)
+            if not kept:
+                client.delete(*keys.coordination(pipeline_id))
             # last: a pipeline stays on the list until all of the above is done (whoever
             # finds it there does it again; every step is idempotent)
             return client.zrem(keys.FINISHING, pipeline_id)

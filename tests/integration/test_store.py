@@ -56,10 +56,13 @@ def test_an_ended_pipeline_waits_on_the_finishing_list_until_its_cleanup(store):
     store.finish_pipeline(pid, "failed", "because")
     store.finish_pipeline(kept, "failed", "because")
     assert pid in store.finishing(older_than_s=0)
-    assert kept not in store.finishing(older_than_s=0)  # kept: nothing to clean up
+    assert kept in store.finishing(older_than_s=0)  # kept: tombstoned too, keys kept
     assert pid not in store.finishing(older_than_s=3600)  # ended just now: not yet
     store.forget_pipeline(pid)
-    assert pid not in store.finishing(older_than_s=0)
+    store.forget_pipeline(kept)
+    assert not {pid, kept} & set(store.finishing(older_than_s=0))
+    assert store.redis.ttl(f"mr:pipeline:{pid}") > 0
+    assert store.redis.ttl(f"mr:pipeline:{kept}") == -1  # a kept status stays
 
 
 def test_pipelines_whose_status_expired_are_pruned_from_the_list(store):

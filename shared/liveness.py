@@ -9,11 +9,21 @@ waiting stage's topic. Duplicates are harmless, because every barrier is a set. 
 stage loses nothing by an extra end marker either: it arrives after all the data sent
 before the stage before it completed.
 
+A repair does not always help (a group that never converges, a stage whose workers are all
+gone): a pipeline whose inputs are complete and that shows no progress for the stall limit
+(MAPREDUCE_STALL_LIMIT_S) is failed, with what it waits on as the reason, so that every job
+ends. Progress is a barrier partition ending, a frame mapped, a change of state, or the
+workers holding the waiting stage's input reading anything (so a stage working through a
+long backlog is not failed; a busy cluster can delay the failure of a stalled job, never
+cause one).
+
 Pure: the dispatcher feeds observations and acts on the answers (services/roles/dispatcher.py).
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from mapreduce_kafka.shared import topics
@@ -83,6 +93,52 @@ def stage_input(stage: Stage | str, pipeline_id: str,
     return [f"{topic}[{p}]" for p in range(totals[stage])]
 
 
+def activity_input(stage: Stage | str, pipeline_id: str, totals: dict[Stage, int],
+                   output_partitions: int) -> list[str]:
+    """The partitions whose readers' activity counts as progress of `stage`: its input,
+    and OUTPUT for the sink (which writes the parts and then finalizes)."""
+    if stage is Stage.SINK or stage == FINALIZE:
+        return [f"{topics.OUTPUT}[{p}]" for p in range(output_partitions)]
+    return stage_input(stage, pipeline_id, totals)
+
+
+def reading(partitions: list[str], workers: Iterable[Mapping[str, str]]) -> int:
+    """Messages read so far by the workers (their heartbeats) that hold any of
+    `partitions`: it grows while a stage works through its input, even when none of its
+    partitions has ended yet."""
+    wanted = set(partitions)
+    total = 0
+    for worker in workers:
+        if wanted.isdisjoint((worker.get("partitions") or "").split(",")):
+            continue
+        try:
+            total += int(json.loads(worker.get("metrics") or "{}").get("messages_in", 0))
+        except (ValueError, TypeError, AttributeError):
+            continue  # a heartbeat without figures shows no activity
+    return total
+
+
+def gives_up(waiting: Stage | str | None, still_s: float, limit_s: float) -> bool:
+    """Whether a pipeline that has shown no progress for `still_s` is failed: its inputs
+    are complete (it waits on a stage past the source's stream, which only the source can
+    end) and it has been still for the limit (0: never)."""
+    return (bool(limit_s) and waiting is not None and waiting is not Stage.SOURCE
+            and still_s >= limit_s)
+
+
+def stall_reason(waiting: str, still_s: float, unheld_partitions: list[str]) -> str:
+    """The failure reason: what it waited on (`describe`), and the partitions no worker
+    held, the usual cause."""
+    reason = (f"stalled: no progress for {still_s:.0f} s with its inputs complete, waiting "
+              f"on {waiting}")
+    if unheld_partitions:
+        shown = ", ".join(unheld_partitions[:8])
+        more = len(unheld_partitions) - 8
+        reason += (f"; no live worker holds {shown}" + (f" and {more} more" if more > 0
+                                                         else ""))
+    return reason
+
+
 def unheld(partitions: list[str], held: set[str]) -> list[str]:
     """The partitions no live worker reports holding. A stall with such partitions is not a
     lost hand-off: nobody reads them (a group that does not converge), and the warning
@@ -93,7 +149,8 @@ def unheld(partitions: list[str], held: set[str]) -> list[str]:
 @dataclass
 class _Seen:
     progress: tuple[object, ...]
-    since: float
+    since: float  # since the progress changed, or the last repair
+    changed: float  # since the progress changed
 
 
 class StallWatch:
@@ -108,12 +165,17 @@ class StallWatch:
         clock then restarts, so a repair is repeated at most every stall_s)."""
         seen = self._seen.get(pipeline_id)
         if seen is None or seen.progress != progress:
-            self._seen[pipeline_id] = _Seen(progress, now)
+            self._seen[pipeline_id] = _Seen(progress, now, now)
             return False
         if now - seen.since < self.stall_s:
             return False
         seen.since = now
         return True
+
+    def still_for(self, pipeline_id: str, now: float) -> float:
+        """How long the progress last recorded has not changed (repairs do not count)."""
+        seen = self._seen.get(pipeline_id)
+        return now - seen.changed if seen is not None else 0.0
 
     def forget(self, live: set[str]) -> None:
         for pipeline_id in [p for p in self._seen if p not in live]:

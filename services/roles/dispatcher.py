@@ -11,13 +11,15 @@ tombstone it deletes the pipeline's topics (unless the pipeline was submitted wi
 
 Every WATCH_S it also looks after the pipelines no single worker can: one whose source died
 mid-stream is failed; one that stopped moving while its inputs are complete gets the lost
-hand-off sent again (shared/liveness.py); one that ended is cleaned up: its spec
+hand-off sent again (shared/liveness.py), and is failed once it made no progress for the
+stall limit (MAPREDUCE_STALL_LIMIT_S); one that ended is cleaned up: its spec
 tombstoned, its keys dropped (services/runtime/lifecycle.py; only dispatchers do it)."""
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 
@@ -98,16 +100,18 @@ class Dispatcher:
             return
         self._watched = now
         active = self.rt.store.active_pipeline_ids()
+        workers = functools.cache(self.rt.store.workers)  # their heartbeats, once a pass
         for pipeline_id in active:
             if pipeline_id not in self.rt.failed:
-                self._watch_pipeline(pipeline_id, now)
+                self._watch_pipeline(pipeline_id, now, workers)
         self.stalls.forget(set(active))
         self.streams_complete &= set(active)
         for pipeline_id in self.rt.store.finishing(older_than_s=0):
             self.rt.log.info("cleaning up an ended pipeline", pipeline=pipeline_id)
             lifecycle.cleanup(self.rt.store, self.rt.producer, pipeline_id)
 
-    def _watch_pipeline(self, pipeline_id: str, now: float) -> None:
+    def _watch_pipeline(self, pipeline_id: str, now: float,
+                        workers: Callable[[], list[dict[str, str]]]) -> None:
         # From Redis, not from PIPELINES: a source can die before it announces anything.
         status = self.rt.store.pipeline(pipeline_id)
         if status.get("state") in TERMINAL:
@@ -126,12 +130,26 @@ class Dispatcher:
             return
         counts = self.rt.store.ended_counts(pipeline_id)
         ended = {stage: counts[stage.value] for stage in FLOW}
-        progress = (*ended.values(), counts["mapped"], status.get("state"))
-        if not self.stalls.stalled(pipeline_id, progress, now):
-            return
-        # every stage before the one it waits on is complete: its hand-off may have been lost
         totals = self._totals(spec)
         waiting = liveness.waiting_on(ended, totals)
+        reading = 0
+        if waiting is not None and waiting is not Stage.SOURCE:
+            reading = liveness.reading(liveness.activity_input(
+                waiting, pipeline_id, totals, self.rt.output_partitions), workers())
+        progress = (*ended.values(), counts["mapped"], status.get("state"), reading)
+        repair = self.stalls.stalled(pipeline_id, progress, now)
+        still_s = self.stalls.still_for(pipeline_id, now)
+        if liveness.gives_up(waiting, still_s, self.rt.settings.stall_limit_s):
+            assert waiting is not None
+            frames = int(status["frames"]) if "frames" in status else None
+            self.rt.fail(pipeline_id, liveness.stall_reason(
+                liveness.describe(ended, totals, counts["mapped"], frames), still_s,
+                liveness.unheld(liveness.stage_input(waiting, pipeline_id, totals),
+                                self.rt.store.held_partitions())))
+            return
+        if not repair:
+            return
+        # every stage before the one it waits on is complete: its hand-off may have been lost
         source = liveness.handoff_into(waiting) if waiting is not None else None
         if source is not None and waiting is not None:
             unheld = liveness.unheld(liveness.stage_input(waiting, pipeline_id, totals),

@@ -248,6 +248,14 @@ def confined(split: Split, named: dict[str, tuple[int, int]] | None,
                              f"{', '.join(map(str, roots))}: refused")
 
 
+def split_size(signed: int, own: int) -> int:
+    """The size a mapper cuts a compressed split or a topic range into pieces of: the
+    submitter's, carried by the signed spec, so that every mapper cuts the same pieces
+    (their chunks are tagged by position); `own`, the worker's setting, for a spec without
+    it (0)."""
+    return signed or own
+
+
 def read_split(split: Split, frame_bytes: int) -> Iterator[bytes]:
     """The frames of an input split, read where it was submitted: the split's bytes as one
     frame, or a compressed file's lines a frame at a time. CodecError when the file is not

@@ -181,7 +181,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("sink_memory_mb", ENV_SINK_MEMORY, "",
             f"a sink's memory before it spills; default {DEFAULT_SINK_MEMORY_MB}"),
     Setting("split_bytes", ENV_SPLIT_BYTES, "",
-            f"the size of an input split; default {DEFAULT_SPLIT_BYTES}"),
+            f"the size of an input split (the submitter's, carried by the job's spec); "
+            f"default {DEFAULT_SPLIT_BYTES}"),
     Setting("session_timeout_ms", ENV_SESSION_TIMEOUT, "",
             "how long a dead worker's partitions wait before they move (classic groups); "
             "default 10000, at least 6000"),

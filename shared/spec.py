@@ -82,6 +82,10 @@ class PipelineSpec:
     # The input files the source read, as it saw them: path -> (size, mtime_ns). A mapper
     # reads no other file, whatever a split names.
     input_files: dict[str, tuple[int, int]] | None = None
+    # The submitter's split size: mappers cut compressed splits and topic ranges with it,
+    # so a replay on a host with another MAPREDUCE_SPLIT_BYTES tags the same keys with the
+    # same (frame, chunk). 0 (a spec without it): the mapper's own setting.
+    split_bytes: int = 0
 
     def map_data(self, frame: bytes, decode: Callable[[bytes], list[Any]],
                  on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:

@@ -134,7 +134,8 @@ def prepare(job: Job, settings: Settings) -> Job:
         partitions=job.partitions, output_dir=str(job.output_dir),
         source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
         max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format),
-        input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s)
+        input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s,
+        split_bytes=settings.split_bytes)
     return job
 
 

@@ -29,7 +29,7 @@ from mapreduce_kafka.shared.codec import (
 )
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputGone
-from mapreduce_kafka.shared.inputs import confined, read_split, topic_range_frames
+from mapreduce_kafka.shared.inputs import confined, read_split, split_size, topic_range_frames
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import ErrorHook, PipelineSpec
@@ -104,11 +104,13 @@ class Mapper(PipelineTopicWorker):
     def _frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
                 on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
         """The frames an input message stands for: itself, the split it names (read from
-        its file, CodecError if it changed), or the records of a topic range."""
+        its file, CodecError if it changed), or the records of a topic range, cut in
+        pieces of the spec's split size."""
+        size = split_size(spec.split_bytes, self.rt.settings.split_bytes)
         if envelope.kind is Kind.SPLIT:
             split = Split.decode(value)
             confined(split, spec.input_files, self.rt.settings.input_roots)
-            yield from read_split(split, self.rt.settings.split_bytes)
+            yield from read_split(split, size)
         elif envelope.kind is Kind.TOPIC_RANGE:
             if self._ranges is None:
                 config = self.rt.settings.consumer_config("mapreduce-input-ranges")
@@ -116,8 +118,7 @@ class Mapper(PipelineTopicWorker):
                 self._ranges = Consumer(config)
             span = TopicRange.decode(value)
             try:
-                yield from topic_range_frames(self._ranges, span, spec.fmt,
-                                              self.rt.settings.split_bytes, on_bad)
+                yield from topic_range_frames(self._ranges, span, spec.fmt, size, on_bad)
             except KafkaException as exc:
                 if kafka.input_gone(exc) or kafka.topic_missing(self.rt.admin, span.topic):
                     raise InputGone(f"input topic {span.topic} cannot be read: "

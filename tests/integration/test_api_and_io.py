@@ -74,9 +74,11 @@ def test_the_inline_runner_writes_what_the_cluster_writes(api_cluster, tmp_path)
         job.wait()
         parts = sorted(p.name for p in (tmp_path / f"cluster-{fmt}").iterdir())
         assert parts == ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
-        for name in parts:
+        for name in parts[1:]:  # _SUCCESS names the job that wrote the output
             assert ((tmp_path / f"inline-{fmt}" / name).read_bytes()
                     == (tmp_path / f"cluster-{fmt}" / name).read_bytes()), (pipeline, name)
+        assert output.finished_by(tmp_path / f"cluster-{fmt}") == job.pipeline_id
+        assert output.finished_by(tmp_path / f"inline-{fmt}") == "inline"
         assert inline.keys > 100
 
 

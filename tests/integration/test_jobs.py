@@ -9,7 +9,7 @@ from confluent_kafka.admin import AdminClient
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
-from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared import output, topics
 from mapreduce_kafka.shared.store import Store
 from tests import REPO
 from tests.integration import jobs
@@ -25,7 +25,7 @@ def test_wordcount_matches_sequential_and_output_follows_the_contract(pool, tmp_
     assert comparison.actual_keys > 2500
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["_SUCCESS", "part-00000", "part-00001", "part-00002"]
-    assert (tmp_path / "out" / "_SUCCESS").stat().st_size == 0
+    assert output.finished_by(tmp_path / "out") == job.pipeline_id
     for part in (tmp_path / "out").glob("part-*"):
         keys = [orjson.loads(line)[0] for line in part.read_bytes().splitlines()]
         assert keys == sorted(keys)

@@ -162,19 +162,29 @@ def delete_topics(client: AdminClient, names: Iterable[str], timeout: float = 30
                 raise
 
 
+# Retention is set on every topic the framework creates, never left to the broker's default
+# (24 h on a local cluster, often 7 days elsewhere), which could delete records a running job
+# still replays from (docs/operations.md, "Retention"). A pipeline's own topics are kept
+# whole: they are deleted with the pipeline. The shared ones hold every job's records, so
+# they cannot grow for good: a week, longer than any job is expected to run.
+UNLIMITED = {"retention.ms": "-1", "retention.bytes": "-1"}
+SHARED_RETENTION_MS = 7 * 24 * 3600 * 1000
+SHARED = {"retention.ms": str(SHARED_RETENTION_MS), "retention.bytes": "-1"}
+
+
 def fixed_topics(settings: Settings) -> dict[str, tuple[int, dict[str, str]]]:
     return {
-        topics.PIPELINES: (1, COMPACTED),
-        topics.SOURCE: (settings.source_partitions, {}),
-        topics.SHUFFLE: (settings.shuffle_partitions, {}),
-        topics.OUTPUT: (settings.output_partitions, {}),
+        topics.PIPELINES: (1, COMPACTED),  # compacted: the latest record of each id stays
+        topics.SOURCE: (settings.source_partitions, SHARED),
+        topics.SHUFFLE: (settings.shuffle_partitions, SHARED),
+        topics.OUTPUT: (settings.output_partitions, SHARED),
         topics.DEADLETTER: (1, {"retention.ms": str(7 * 24 * 3600 * 1000)}),
     }
 
 
 def pipeline_topics(pipeline_id: str, partitions: int) -> dict[str, tuple[int, dict[str, str]]]:
-    return {topics.map_topic(pipeline_id): (partitions, {}),
-            topics.reduce_topic(pipeline_id): (partitions, {})}
+    return {topics.map_topic(pipeline_id): (partitions, UNLIMITED),
+            topics.reduce_topic(pipeline_id): (partitions, UNLIMITED)}
 
 
 def fixed_topic_counts(client: AdminClient, settings: Settings,

@@ -80,7 +80,9 @@ auto.create.topics.enable=false
 delete.topic.enable=true
 num.network.threads=2
 num.io.threads=4
-log.retention.hours=24
+# The framework sets retention on its own topics (shared/kafka.py); this is for the rest
+# (a user's input topics), as Kafka's own default.
+log.retention.hours=168
 log.segment.bytes=268435456
 """
 

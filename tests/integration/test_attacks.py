@@ -124,9 +124,11 @@ def test_a_spec_older_than_the_age_limit_is_refused(pool, tmp_path):
     try:
         job = source.prepare(source.Job(jobs.WORDCOUNT, make_corpus(tmp_path / "in", 0.1),
                                          tmp_path / "out"), pool)
-        assert job.spec is not None and view._too_old(job.spec) is None
+        assert job.spec is not None and view._too_old(job.spec, job.pipeline_id, False) is None
         old = replace(job.spec, created=job.spec.created - 3600)
-        assert "older than the spec age limit" in (view._too_old(old) or "")
+        for ready in (False, True):  # READY too: this id is not running
+            assert "older than the spec age limit" in (
+                view._too_old(old, job.pipeline_id, ready) or "")
     finally:
         view.close()
 

@@ -13,6 +13,7 @@ array keys and a combiner."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -24,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from mapreduce_kafka.services.client import reference, source
@@ -133,10 +135,14 @@ def test_under_another_strategy_a_worker_dying_at_the_point_loses_nothing(armed_
 
 def run_with_point_armed(armed_pool, inputs, tmp_path: Path, point: str) -> None:
     arming, settings = armed_pool
-    arming.write_text(f"{point} crash\n")
     try:
-        submitted = {name: jobs.submit(settings, pipeline, inputs[name], tmp_path / name)
-                     for name, (pipeline, _, _) in SHAPES.items()}
+        if point in DATA_BATCH_POINTS:
+            submitted = submitted_with_data_batches_armed(settings, arming, inputs, tmp_path,
+                                                          point)
+        else:
+            arming.write_text(f"{point} crash\n")
+            submitted = {name: jobs.submit(settings, pipeline, inputs[name], tmp_path / name)
+                         for name, (pipeline, _, _) in SHAPES.items()}
         for name, job in submitted.items():
             status = jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)
             assert status["state"] == "done", (name, status)
@@ -149,6 +155,49 @@ def run_with_point_armed(armed_pool, inputs, tmp_path: Path, point: str) -> None
     not_fired = [name for name, job in submitted.items()
                  if not crashpoints.fired(arming.parent, point, job.pipeline_id)]
     assert not not_fired, f"{point} was never reached by {not_fired}: the test proved nothing"
+
+
+# A mapper's or reducer's first batch of a pipeline is usually the markers that open its
+# partitions (written before READY; a new consumer's first batch is one message): armed
+# from the start, these points fired there, with no data produced, and proved nothing
+# about a batch of data. They are armed once those markers are committed instead.
+DATA_BATCH_POINTS = {"mapper.batch_produced": "mapper", "mapper.batch_durable": "mapper",
+                     "reducer.batch_produced": "reducer", "reducer.batch_durable": "reducer"}
+
+
+def submitted_with_data_batches_armed(settings, arming: Path, inputs, tmp_path: Path,
+                                      point: str) -> dict[str, source.Job]:
+    """The three jobs, each source paused halfway until the point is armed: by then the
+    role's group has committed every partition past its opening marker, and the rest of
+    the input (for a reducer: all of its input) is still to come."""
+    role = DATA_BATCH_POINTS[point]
+    with contextlib.ExitStack() as paused:
+        submitted = {name: paused.enter_context(jobs.paused_mid_stream(
+            settings, pipeline, inputs[name], tmp_path / name))
+            for name, (pipeline, _, _) in SHAPES.items()}
+        for job in submitted.values():
+            wait_for(lambda job=job: markers_committed(settings, role, job), 60,
+                     f"the {role}s' commit of {job.pipeline_id}'s opening markers")
+        arming.write_text(f"{point} crash\n")
+    return submitted
+
+
+def markers_committed(settings, role: str, job: source.Job) -> bool:
+    """Whether the role's consumer group has committed every partition of the job's topic
+    past offset 0, the marker that opened it (see services/runtime/pipeline_worker.py for
+    the groups' names)."""
+    pid, topic = job.pipeline_id, (topics.map_topic(job.pipeline_id) if role == "mapper"
+                                   else topics.reduce_topic(job.pipeline_id))
+    group = (f"{role}s.{pid}" if settings.resubscribe == "group-per-pipeline"
+             else f"{role}s-{settings.resubscribe}")
+    consumer = Consumer(settings.consumer_config(group))
+    try:
+        assert job.spec is not None
+        committed = consumer.committed([TopicPartition(topic, p)
+                                        for p in range(job.spec.partitions)], timeout=10)
+    finally:
+        consumer.close()
+    return all(tp.offset >= 1 for tp in committed)
 
 
 def assert_cleaned_up(settings, pipeline_id: str) -> None:

@@ -276,13 +276,16 @@ class Harness:
             if done.wait(max(0.0, start + fault.at - time.monotonic())):
                 result.skipped.extend(asdict(f) for f in faults[faults.index(fault):])
                 return
+            # when it hit, not when its pause and restart were over: what a test compares
+            # with how long the job runs
+            landed = round(time.monotonic() - start, 2)
             try:
                 injected = self._apply(fault, done)
             except Exception as exc:  # record it: an injector that failed proves nothing
                 result.error = f"injecting {fault}: {type(exc).__name__}: {exc}"
                 return
             if injected:
-                result.injected.append({**asdict(fault), "at": round(time.monotonic() - start, 2)})
+                result.injected.append({**asdict(fault), "at": landed})
 
     def _apply(self, fault: Fault, done: threading.Event) -> bool:
         if fault.kind == "kill":

@@ -218,6 +218,9 @@ class Dispatcher:
             return
         assert entry.spec is not None
         if not entry.ready:
+            # a failure past this point that is no outage is charged to the pipeline
+            self.rt.tasks.begin(pipeline_id, "its topics being made ready",
+                                entry.spec.task_timeout_s)
             started = time.monotonic()
             self.rt.log.info("pipeline announced", pipeline=pipeline_id)
             try:
@@ -229,6 +232,7 @@ class Dispatcher:
                 if reason is None:
                     raise  # brokers down or slow: the worker restarts and tries again
                 self.rt.fail(pipeline_id, reason)  # a retry would be refused the same way
+                self.rt.tasks.end()
                 return
             crash_point("dispatcher.after_topics_created", pipeline_id)
             created = time.monotonic()
@@ -244,6 +248,7 @@ class Dispatcher:
                              partitions=entry.spec.partitions,
                              create_s=round(created - started, 3),
                              open_s=round(time.monotonic() - created, 3))
+            self.rt.tasks.end()
         self.made_ready.add(pipeline_id)
 
     def _open_partitions(self, pipeline_id: str, partitions: int) -> None:

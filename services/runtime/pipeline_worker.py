@@ -285,15 +285,11 @@ class PipelineTopicWorker:
     def _process(self, messages: list[Message]) -> None:
         counts: dict[str, int] = {}
         for msg in messages:
+            if self.awaiting_first and msg.error() is None:
+                self._first_after_assignment(msg)  # before a record is skipped as forged
             envelope = envelope_of(self.rt, msg)
             if envelope is None:
                 continue
-            if self.awaiting_first:  # where a newly assigned partition starts reading
-                where = f"{msg.topic()}[{msg.partition()}]"
-                if where in self.awaiting_first:
-                    self.awaiting_first.discard(where)
-                    self.rt.log.info("first record after assignment", partition=where,
-                                     offset=msg.offset(), pipeline=envelope.pipeline)
             spec = self.rt.spec(envelope.pipeline)
             if spec is None:  # finished, failed, or never announced: nothing to do with it
                 self.rt.log.warning("record of an unknown or finished pipeline skipped",
@@ -324,6 +320,29 @@ class PipelineTopicWorker:
             self.rt.tasks.end()
         self._log_progress(counts)
 
+    def _first_after_assignment(self, msg: Message) -> None:
+        """Where a newly assigned partition starts reading: at its committed offset, or at
+        0 for a group that never committed. Later means records were deleted before they
+        were processed (retention, delete-records) and the consumer skipped to the log's
+        start: the pipeline's result would lack them, so it fails, loudly."""
+        topic, partition, offset = kafka.position_of(msg)
+        where = f"{topic}[{partition}]"
+        if where not in self.awaiting_first:
+            return
+        self.awaiting_first.discard(where)
+        pipeline_id = topic[len(self.prefix):]
+        self.rt.log.info("first record after assignment", partition=where, offset=offset,
+                         pipeline=pipeline_id)
+        consumer = self.strategy.consumer_for(topic)
+        if offset == 0 or consumer is None:
+            return
+        committed = consumer.committed([TopicPartition(topic, partition)], timeout=10)[0]
+        lost = skipped(offset, committed.offset)
+        if lost is not None:
+            self.rt.fail(pipeline_id, f"records {lost[0]}..{lost[1] - 1} of {where} were "
+                                      "deleted before they were processed (retention or "
+                                      "delete-records): the result would lack them")
+
     def _drop_pieces(self, pipeline_id: str, where: tuple[str, int]) -> None:
         self.pieces.drop(lambda owner, at: owner == pipeline_id and at == where)
 
@@ -342,6 +361,13 @@ class PipelineTopicWorker:
         reads progress from these)."""
         if counts:
             self.rt.log.debug("batch", counts=counts)
+
+
+def skipped(first: int, committed: int) -> tuple[int, int] | None:
+    """The offsets [start, end) a consumer skipped when the first record it read after an
+    assignment is at `first` and its group had committed `committed` (negative: never)."""
+    expected = committed if committed >= 0 else 0
+    return (expected, first) if first > expected else None
 
 
 def _adapted(size: int, count: int, elapsed: float, budget: float) -> int:

@@ -8,12 +8,13 @@ import signal
 import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
-from mapreduce_kafka.shared import kafka
+from mapreduce_kafka.services.testing.waiting import wait_for
+from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.errors import PipelineFailed
 from mapreduce_kafka.shared.store import SILENT_AFTER_S, Store, keys
 from tests import REPO
@@ -175,3 +176,27 @@ def test_a_value_that_is_not_utf8_reads_without_raising(cluster):
     assert store.create_pipeline(pipeline_id, {"output": "x"})
     store.redis.hset(keys.pipeline(pipeline_id), "reason", b"\xff\xfe broken")
     assert store.pipeline(pipeline_id)["reason"] == "\\xff\\xfe broken"
+
+
+def test_records_deleted_before_they_were_mapped_fail_the_pipeline_loudly(workers, tmp_path):
+    """Records of a pipeline's topic deleted before any mapper read them (retention, or
+    delete-records): the consumer would skip to the log's start and the result would lack
+    them; the pipeline fails instead, naming the offsets."""
+    supervisor.scale(workers, {"mapper": 0})
+    job = submit(workers, jobs.WORDCOUNT, [SAMPLES], tmp_path / "out", partitions=1,
+                 input_mode="kafka")
+    store = Store(workers.redis_url)
+    partition = TopicPartition(topics.map_topic(job.pipeline_id), 0)
+    reader = Consumer(workers.consumer_config(f"test-watermarks-{time.time_ns()}"))
+    wait_for(lambda: {"ready", "frames"} <= set(store.pipeline(job.pipeline_id))  # topics made
+             and reader.get_watermark_offsets(partition, timeout=10)[1] >= 3, 60,
+             "the input to be forwarded to the map topic")
+    reader.close()
+    deleted = TopicPartition(partition.topic, 0, 2)  # the opening marker and a frame
+    admin = kafka.admin(workers)  # held: its futures complete only while it lives
+    for future in admin.delete_records([deleted], request_timeout=30).values():
+        future.result(timeout=60)
+    supervisor.scale(workers, supervisor.DEFAULT_COUNTS)
+    with pytest.raises(PipelineFailed,
+                       match=rf"records 0..1 of {partition.topic}\[0\] were deleted"):
+        jobs.wait(workers, job, timeout=90)

@@ -172,3 +172,12 @@ def test_status_shows_a_pipelines_charges_with_the_last_reason():
     del status["charges"]
     console.print(pipeline_detail(status, []))
     assert console.export_text().count("charges") == 0
+
+
+def test_a_replay_that_starts_past_its_commit_skipped_records():
+    from mapreduce_kafka.services.runtime.pipeline_worker import skipped
+
+    assert skipped(first=40, committed=40) is None  # where it left off
+    assert skipped(first=0, committed=-1001) is None  # a new group, from the start
+    assert skipped(first=55, committed=40) == (40, 55)  # 40..54 deleted under it
+    assert skipped(first=3, committed=-1001) == (0, 3)  # a new group, the start deleted

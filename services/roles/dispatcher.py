@@ -220,7 +220,7 @@ class Dispatcher:
         if not entry.ready:
             # a failure past this point that is no outage is charged to the pipeline
             self.rt.tasks.begin(pipeline_id, "its topics being made ready",
-                                entry.spec.task_timeout_s)
+                                runs_user_code=False)
             started = time.monotonic()
             self.rt.log.info("pipeline announced", pipeline=pipeline_id)
             try:

@@ -212,7 +212,7 @@ class HoldingWorker:
                                         pipeline=envelope.pipeline, partition=partition,
                                         offset=msg.offset())
                 continue
-            self.rt.tasks.begin(spec.pipeline_id, kafka.where(msg), spec.task_timeout_s)
+            self.rt.tasks.begin(spec.pipeline_id, kafka.where(msg), runs_user_code=False)
             try:
                 self._handle(spec, holdings, key, holding, envelope, msg, partition, offset)
             except BaseException as exc:

@@ -3,7 +3,8 @@ watchdog that bounds its time, and the charge its pipeline pays when the worker 
 in it.
 
 A task is one message of one pipeline in a worker's hands: a frame, a split, a topic range,
-a group of keys, an end marker. A worker that fails in a task (an error past every guard:
+a group of keys, an end marker. Only tasks that run the pipeline's code (mappers',
+reducers') are timed. A worker that fails in a task (an error past every guard:
 out of memory, say) or whose task overruns its time limit (user code that never returns)
 restarts, and the next owner of that message meets it again. So each such event charges
 the pipeline, durably, with the reason and the message's position; a pipeline charged
@@ -55,9 +56,13 @@ class Tasks:
         self.default_limit_s = default_limit_s
         self.current: Task | None = None
 
-    def begin(self, pipeline_id: str, where: str, limit_s: float = 0.0) -> None:
-        self.current = Task(pipeline_id, where, time.monotonic(),
-                            limit_s or self.default_limit_s)
+    def begin(self, pipeline_id: str, where: str, job_limit_s: float = 0.0, *,
+              runs_user_code: bool = True) -> None:
+        """A task starts: timed (by the job's limit, else the default) only when it runs
+        the pipeline's code. The framework's own work (a shuffler merging a partition, a
+        sink writing its parts) takes as long as the data is big, and is not timed."""
+        limit_s = (job_limit_s or self.default_limit_s) if runs_user_code else 0.0
+        self.current = Task(pipeline_id, where, time.monotonic(), limit_s)
 
     def end(self) -> None:
         self.current = None

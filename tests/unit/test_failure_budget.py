@@ -117,12 +117,14 @@ def test_the_budget_fails_a_pipeline_at_its_last_charge():
     assert not exhausted(5, 0)  # no budget: never
 
 
-def test_a_jobs_own_limit_wins_over_the_default():
+def test_a_jobs_own_limit_wins_over_the_default_and_only_user_code_is_timed():
     tasks = Tasks(default_limit_s=600)
     tasks.begin("p", "x", 2)
     assert tasks.current is not None and tasks.current.limit_s == 2
     tasks.begin("p", "x")
     assert tasks.current.limit_s == 600
+    tasks.begin("p", "x", 2, runs_user_code=False)  # a shuffler merging: not timed
+    assert tasks.current.limit_s == 0
     tasks.end()
     assert tasks.current is None
 

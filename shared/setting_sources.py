@@ -112,7 +112,8 @@ def _whole_number(setting: Setting, raw: Any, where: str) -> int:
         return raw
     if isinstance(raw, str) and raw.isdigit() and int(raw) >= setting.least:
         return int(raw)
-    raise ConfigError(f"{where}={raw!r}: must be a positive whole number")
+    bound = {0: "0 or more", 1: "positive"}.get(setting.least, f"at least {setting.least}")
+    raise ConfigError(f"{where}={raw!r}: must be a whole number, {bound}")
 
 
 def _path(setting: Setting, raw: Any, where: str) -> Path:

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
+from mapreduce_kafka.services.localcluster.processes import alive
 from mapreduce_kafka.shared.settings import Settings
 
 PREFIX = "mrlab"
@@ -56,14 +57,6 @@ def unavailable_reason() -> str | None:
     return None
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
 def sweep_stale() -> None:
     """Remove what a lab whose process is gone left behind."""
     for line in _ip("netns", "list", check=False).stdout.splitlines():
@@ -71,12 +64,12 @@ def sweep_stale() -> None:
         if not name.startswith(PREFIX) or name.startswith(f"{PREFIX}probe"):
             continue
         owner = name[len(PREFIX):].split("-", 1)[0]
-        if owner.isdigit() and not _alive(int(owner)):
+        if owner.isdigit() and not alive(int(owner)):
             _kill_namespace(name)
     for line in _ip("-o", "link", "show", "type", "bridge", check=False).stdout.splitlines():
         bridge = line.split(":")[1].strip().split("@")[0]
         owner = bridge[len("mrbr"):]
-        if bridge.startswith("mrbr") and owner.isdigit() and not _alive(int(owner)):
+        if bridge.startswith("mrbr") and owner.isdigit() and not alive(int(owner)):
             _ip("link", "del", bridge, check=False)
 
 

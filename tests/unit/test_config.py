@@ -38,7 +38,8 @@ def test_env_round_trip_carries_the_strategy():
 
 @pytest.mark.parametrize(("env", "message"), [
     ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "abc"}, "MAPREDUCE_SHUFFLE_MEMORY_MB"),
-    ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "0"}, "positive whole number"),
+    ({"MAPREDUCE_SHUFFLE_MEMORY_MB": "0"}, "must be a whole number, positive"),
+    ({"MAPREDUCE_REPLICATION_FACTOR": "-1"}, "must be a whole number, 0 or more"),
     ({"MAPREDUCE_SPLIT_BYTES": "1M"}, "MAPREDUCE_SPLIT_BYTES"),
     ({"MAPREDUCE_RESUBSCRIBE": "bogus"}, "MAPREDUCE_RESUBSCRIBE"),
     ({"MAPREDUCE_STATIC_MEMBERSHIP": "1", "MAPREDUCE_RESUBSCRIBE": "consumer-protocol"},
@@ -110,7 +111,7 @@ def test_flags_beat_environment_beat_config_file(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize(("text", "message"), [
     ("shufle_memory_mb = 3\n", "unknown settings"),
-    ("sink_memory_mb = -1\n", "positive whole number"),
+    ("sink_memory_mb = -1\n", "must be a whole number, positive"),
     ("resubscribe = 'eventually'\n", "choose one of"),
     ("not toml at all [\n", "config.toml"),
 ])

@@ -35,7 +35,6 @@ from mapreduce_kafka.services.testing.corpus import make_corpus
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import crashpoints, output, topics
 from mapreduce_kafka.shared.errors import PipelineFailed
-from mapreduce_kafka.shared.inputs import frame_spans
 from mapreduce_kafka.shared.resubscribe_strategies import DEFAULT_STRATEGY
 from mapreduce_kafka.shared.store import Store
 from tests import REPO
@@ -305,29 +304,49 @@ def test_at_least_once_counts_a_replayed_batch_again_where_exactly_once_does_not
 
 def killed_mid_map(arming: Path, settings, files: list[Path], out: Path,
                    guarantee: str) -> source.Job:
-    """A word count whose first mapper to settle a batch of data after the input's first
-    half dies there (mapper.batch_durable). The point is armed only once every frame sent
-    so far is mapped: armed from the start, it fires on the first batch, which holds only
-    the markers that open the partitions, and the replay has nothing to count again."""
+    """A word count whose mapper dies at mapper.batch_durable on a batch of frames, with the
+    stream incomplete. Its source pauses at a third of its input until the point is armed,
+    which waits for the mappers to commit the markers that open the partitions (armed
+    before, the point fires on that first batch, with nothing to count again), and at two
+    thirds until the point has fired: a batch that also held a partition's end marker
+    would mark the partition ended before the crash, and a replay after that is dropped."""
     point = "mapper.batch_durable"
-    frame_sizes = [len(frame) for _, _, frame in
-                   frame_spans(files, settings.frame_bytes, "text")]
-    total, sent, first_half = sum(frame_sizes), 0, 0
-    while sent * 2 < total:  # where the source pauses: see jobs.paused_mid_stream
-        sent, first_half = sent + frame_sizes[first_half], first_half + 1
-    assert len(frame_sizes) - first_half >= 4, "too few frames after the pause"
-    store = Store(settings.redis_url)
+    job = source.prepare(source.Job(jobs.WORDCOUNT, files, out, guarantee=guarantee,
+                                    input_mode="kafka"), settings)
+    thirds = [threading.Event(), threading.Event()]
+    resume = [threading.Event(), threading.Event()]
+    failures: list[BaseException] = []
+
+    def progress(sent: int, total: int) -> None:
+        for third, (reached, go_on) in enumerate(zip(thirds, resume, strict=True), 1):
+            if sent * 3 >= total * third and not reached.is_set():
+                reached.set()
+                go_on.wait(jobs.PAUSE_LIMIT_S)
+
+    def stream() -> None:
+        try:
+            source.submit(job, settings, progress)
+        except BaseException as exc:  # handed to the test below
+            failures.append(exc)
+
+    thread = threading.Thread(target=stream, daemon=True)
+    thread.start()
     try:
-        with jobs.paused_mid_stream(settings, jobs.WORDCOUNT, files, out, guarantee=guarantee,
-                                    input_mode="kafka") as job:
-            wait_for(lambda: store.ended_counts(job.pipeline_id)["mapped"] == first_half, 60,
-                     "the first half of the input mapped")
-            arming.write_text(f"{point} crash\n")
-        assert jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)["state"] == "done"
+        assert thirds[0].wait(60), f"the source never got a third through its input: {failures}"
+        wait_for(lambda: markers_committed(settings, "mapper", job), 20,
+                 "the mappers' commit of the opening markers")
+        arming.write_text(f"{point} crash\n")
+        resume[0].set()
+        assert thirds[1].wait(60), f"the source never got two thirds through: {failures}"
+        wait_for(lambda: crashpoints.fired(arming.parent, point, job.pipeline_id), 20,
+                 f"{point} reached with the source paused at two thirds")
     finally:
         arming.write_text("")
-    assert crashpoints.fired(arming.parent, point, job.pipeline_id), (
-        "no mapper died with a batch of the second half durable: the test proved nothing")
+        for go_on in resume:
+            go_on.set()
+        thread.join(60)
+    assert not failures, failures
+    assert jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)["state"] == "done"
     return job
 
 

@@ -212,20 +212,26 @@ def assert_cleaned_up(settings, pipeline_id: str) -> None:
     assert pipeline_id not in store.active_pipeline_ids()
 
 
+def submit_with_a_dying_source(settings, inputs, out, pipeline_id: str,
+                               ttl_s: str) -> subprocess.CompletedProcess:
+    """`mapreduce submit` of the word count, its source's heartbeat living `ttl_s`."""
+    env = {**os.environ, **settings.env(), "MAPREDUCE_SOURCE_TTL_S": ttl_s}
+    return subprocess.run(
+        [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(jobs.WORDCOUNT),
+         *[a for path in inputs["wordcount"] for a in ("-i", str(path))],
+         "-o", str(out), "--id", pipeline_id],
+        env=env, cwd=REPO, capture_output=True, timeout=120)
+
+
 @pytest.mark.parametrize("point", SOURCE_POINTS)
 def test_a_source_dying_before_its_stream_is_complete_fails_the_job(armed_pool, inputs,
                                                                    tmp_path, point):
     arming, settings = armed_pool
     arming.write_text(f"{point} crash\n")
     pipeline_id = f"source-crash-{point.split('.')[1]}-{os.getpid()}-{time.monotonic_ns()}"
-    env = {**os.environ, **settings.env(), "MAPREDUCE_SOURCE_TTL_S": "3"}
     out = tmp_path / "out"
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(jobs.WORDCOUNT),
-             *[a for path in inputs["wordcount"] for a in ("-i", str(path))],
-             "-o", str(out), "--id", pipeline_id],
-            env=env, cwd=REPO, capture_output=True, timeout=120)
+        proc = submit_with_a_dying_source(settings, inputs, out, pipeline_id, ttl_s="3")
     finally:
         arming.write_text("")
     assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
@@ -250,14 +256,9 @@ def test_a_source_dying_after_its_end_markers_never_finalizes_a_partial_input(
                     else ("3", f"{point} crash\nsink.after_sink_mark stall:15\n"))
     arming.write_text(armed)
     pipeline_id = f"source-crash-ended-{outcome}-{os.getpid()}-{time.monotonic_ns()}"
-    env = {**os.environ, **settings.env(), "MAPREDUCE_SOURCE_TTL_S": ttl_s}
     out = tmp_path / "out"
     try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "mapreduce_kafka.services.cli", "submit", str(jobs.WORDCOUNT),
-             *[a for path in inputs["wordcount"] for a in ("-i", str(path))],
-             "-o", str(out), "--id", pipeline_id],
-            env=env, cwd=REPO, capture_output=True, timeout=120)
+        proc = submit_with_a_dying_source(settings, inputs, out, pipeline_id, ttl_s)
         assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
         assert crashpoints.fired(arming.parent, point, pipeline_id)
         assert "frames" not in Store(settings.redis_url).pipeline(pipeline_id)

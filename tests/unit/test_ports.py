@@ -11,7 +11,7 @@ def test_ports_come_from_below_the_ephemeral_range_and_are_free():
     start = ports._ephemeral_start()
     for _ in range(20):
         base = ports.free_port_block(3)
-        assert ports.LOWEST <= base and base + 3 <= start
+        assert ports.LOWEST <= base < base + 3 <= start
         for port in range(base, base + 3):
             with socket.socket() as s:
                 s.bind(("127.0.0.1", port))

@@ -12,6 +12,9 @@ from pathlib import Path
 
 EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
 LOWEST = 10_000
+# Not the `random` module's generator: a test that seeds it must not make two processes
+# draw the same ports.
+_DRAW = random.SystemRandom()
 
 
 def _ephemeral_start() -> int:
@@ -37,7 +40,7 @@ def free_port_block(count: int) -> int:
     if top <= LOWEST:
         raise RuntimeError(f"the ephemeral range starts at {top + count}: no room below it")
     for _ in range(500):
-        base = random.randrange(LOWEST, top)
+        base = _DRAW.randrange(LOWEST, top)
         if all(_free(port) for port in range(base, base + count)):
             return base
     raise RuntimeError(f"no {count} consecutive free ports below the ephemeral range")

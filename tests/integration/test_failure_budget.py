@@ -13,10 +13,11 @@ from confluent_kafka.admin import NewTopic
 
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
+from mapreduce_kafka.services.status.worker_status import worker_rows
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.errors import PipelineFailed
-from mapreduce_kafka.shared.store import SILENT_AFTER_S, Store, keys
+from mapreduce_kafka.shared.store import Store, keys
 from tests import REPO
 from tests.integration import jobs
 
@@ -60,10 +61,9 @@ def assert_no_worker_silent(settings) -> None:
     """Every process of the pool beats. Workers that earlier tests on this shared cluster
     stopped or killed stay on the registry until it forgets them: they are not the pool."""
     store = Store(settings.redis_url)
-    now = store.now()
-    live = {p.pid for p in supervisor.running(settings.home)}
-    beating = {int(w["pid"]) for w in store.workers() if w.get("pid")
-               and now - float(w.get("last_seen") or 0) <= SILENT_AFTER_S}
+    live = {str(p.pid) for p in supervisor.running(settings.home)}
+    beating = {row["pid"] for row in worker_rows(store.workers(), store.now())
+               if not row["silent"]}  # what `mapreduce status` shows as not SILENT
     assert live, "the pool has no running worker"
     assert not live - beating, f"silent worker processes: {sorted(live - beating)}"
 

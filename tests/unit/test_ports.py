@@ -17,7 +17,7 @@ def test_ports_come_from_below_the_ephemeral_range_and_are_free():
                 s.bind(("127.0.0.1", port))
 
 
-def test_a_port_in_use_is_never_given():
+def test_a_port_in_use_is_not_taken_for_free():
     with socket.socket() as held:
         held.bind(("127.0.0.1", ports.free_port()))
         taken = held.getsockname()[1]

@@ -47,10 +47,18 @@ def test_a_compressed_split_is_cut_by_the_spec_not_the_worker(tmp_path_factory, 
     path = tmp_path_factory.mktemp("split") / "in.txt.gz"
     path.write_bytes(gzip.compress("".join(f"{line}\n" for line in lines).encode()))
     first, second = (_pieces(spec_split, own, path) for own in workers)
-    assert first == second
-    # the worker's own size would cut differently (else this test could not fail)
-    assert _pieces(0, workers[0], path) != _pieces(0, workers[1], path) or len(first) == 1
+    # the cut the spec's size makes, whatever size the worker runs with
+    assert first == second == _pieces(0, spec_split, path)
     assert b"".join(first).decode() == "".join(f"{line}\n" for line in lines)
+
+
+def test_two_workers_that_would_cut_differently_cut_the_same(tmp_path):
+    """The case that shows the property above could fail: the workers' own sizes cut this
+    split differently, the spec's size makes them agree."""
+    path = tmp_path / "in.txt.gz"
+    path.write_bytes(gzip.compress(b"".join(b"line %d\n" % i for i in range(2000))))
+    assert _pieces(0, 1024, path) != _pieces(0, 8192, path)
+    assert _pieces(4096, 1024, path) == _pieces(4096, 8192, path) == _pieces(0, 4096, path)
 
 
 def test_a_spec_without_a_split_size_falls_back_to_the_worker(tmp_path):

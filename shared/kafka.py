@@ -199,7 +199,7 @@ def fixed_topic_counts(client: AdminClient, settings: Settings,
             "start a local cluster with `mapreduce up`, or pass --bootstrap-servers / "
             "set MAPREDUCE_BOOTSTRAP_SERVERS") from exc
     wanted = fixed_topics(settings)
-    missing = [name for name in wanted if name not in metadata or metadata[name].error is not None]
+    missing = unknown_topics(metadata, wanted)
     if missing:
         try:
             metadata = ensure_topics(client, wanted,
@@ -216,9 +216,12 @@ def fixed_topic_counts(client: AdminClient, settings: Settings,
     return {name: len(metadata[name].partitions) for name in wanted}
 
 
-def partition_count(client: AdminClient, topic: str, timeout: float = 10.0) -> int:
-    md = client.list_topics(topic, timeout=timeout).topics.get(topic)
-    return len(md.partitions) if md is not None and md.error is None else 0
+def unknown_topics(metadata: dict[str, Any], names: Iterable[str]) -> list[str]:
+    """The names that `metadata` (a metadata answer's topics) does not know with partitions:
+    absent, in error, or listed without partitions, as the answer of a broker that has not
+    yet learned of a new topic can be. Counting such a topic's partitions gives 0."""
+    return [name for name in names if name not in metadata
+            or metadata[name].error is not None or not metadata[name].partitions]
 
 
 def high_watermarks(settings: Settings, topic: str,

@@ -55,10 +55,11 @@ class Runtime:
         self.store.check_reachable()
         kafka.check_reachable(self.settings)
         client = kafka.admin(self.settings)
-        kafka.ensure_topics(client, kafka.fixed_topics(self.settings),
-                            replication_factor=self.settings.replication_factor)
-        self.shuffle_partitions = kafka.partition_count(client, topics.SHUFFLE)
-        self.output_partitions = kafka.partition_count(client, topics.OUTPUT)
+        # counted from the one answer that showed the topics, never a second request: with
+        # several brokers, that may reach one that does not know them yet and count 0
+        counts = kafka.fixed_topic_counts(client, self.settings)
+        self.shuffle_partitions = counts[topics.SHUFFLE]
+        self.output_partitions = counts[topics.OUTPUT]
         self.admin = client
         self.producer = OutputProducer(self.settings)
         self.auth = self.settings.message_auth()

@@ -89,7 +89,7 @@ class DeadLetterReasons:
     def __init__(self, settings: Any) -> None:
         self._consumer = Consumer({**settings.consumer_config("mapreduce-dashboard"),
                                    "enable.partition.eof": False})
-        partitions = kafka.partition_count(kafka.admin(settings), topics.DEADLETTER) or 1
+        partitions = kafka.fixed_topic_counts(kafka.admin(settings), settings)[topics.DEADLETTER]
         self._consumer.assign([TopicPartition(topics.DEADLETTER, p, OFFSET_BEGINNING)
                                for p in range(partitions)])
         self.reasons: dict[str, list[str]] = {}

@@ -19,7 +19,11 @@ from mapreduce_kafka.shared.store import Store
 
 WORDCOUNT = examples.WORDCOUNT
 INVERTED_INDEX = examples.INVERTED_INDEX
-PAUSE_LIMIT_S = 25  # under the source's liveness TTL (30 s, beaten every 2 s): not dead
+# How long a paused source waits if its test's block never ends: the block's end releases
+# it first. The source's heartbeat thread keeps it alive meanwhile. (At 25 s, three
+# paused jobs waiting for their consumer groups under consumer-protocol outlasted the
+# first job's pause, which then finished before the point was armed.)
+PAUSE_LIMIT_S = 180
 
 
 def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,

@@ -33,6 +33,7 @@ from mapreduce_kafka.services.status.status_view import (
 )
 from mapreduce_kafka.services.status.worker_status import worker_rows
 from mapreduce_kafka.shared import kafka, output, signing
+from mapreduce_kafka.shared.barrier import status_totals
 from mapreduce_kafka.shared.errors import MapReduceError
 from mapreduce_kafka.shared.logging import configure
 from mapreduce_kafka.shared.redis_client import redacted
@@ -273,12 +274,10 @@ def _follow(job: api.Job, frames: int | None, timeout: float | None) -> dict[str
         def show(status: dict[str, Any]) -> None:
             total_frames = int(status["frames"]) if "frames" in status else frames
             progress.update(mapped, completed=int(status.get("mapped", 0)), total=total_frames)
-            partitions = int(status.get("partitions", 0))
-            totals = {"map": partitions, "shuffle": int(status.get("shuffle_partitions", 0)),
-                      "reduce": partitions, "sink": partitions}
+            totals = {stage.value: total for stage, total in status_totals(status).items()}
             done = status.get("state") == "done"
             for name in stage_names:
-                total = totals[name] or None
+                total = totals.get(name) or None
                 progress.update(tasks[name], total=total,
                                 completed=total if done and total else int(status.get(name, 0)))
             if done and total_frames:
@@ -323,13 +322,13 @@ def run(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tupl
             [*inputs, *more_inputs], request.output_dir, fmt=options["fmt"],
             partitions=options["partitions"], output_format=options["output_format"],
             settings=obj.settings())
-        click.echo(f"inline: done in {time.monotonic() - started:.2f}s, {result.keys} keys "
+        click.echo(f"inline: done in {time.monotonic() - started:.2f}s, {result.keys} records "
                    f"out -> {result.output}")
         if result.dead_letters:
             click.echo(f"warning: {len(result.dead_letters)} records or keys were left out; "
                        f"first: {result.dead_letters[0]['identity']}: "
                        f"{result.dead_letters[0]['error']}")
-        items: list[tuple[Any, Any]] = list(result.results.items())
+        items: list[tuple[Any, Any]] = list(result.pairs)
     else:
         cluster = obj.cluster()
         sent = _submit(cluster, request)

@@ -18,7 +18,8 @@ inputs are complete gets its hand-off re-sent by the dispatchers (shared/livenes
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 
 class Stage(enum.Enum):
@@ -36,3 +37,22 @@ FLOW = (Stage.SOURCE, Stage.MAP, Stage.SHUFFLE, Stage.REDUCE, Stage.SINK)
 def is_complete(ended: Iterable[int], total: int) -> bool:
     """Complete when every partition 0..total-1 has ended (extra or repeated marks harmless)."""
     return set(range(total)) <= set(ended)
+
+
+def stage_totals(*, source: int, partitions: int, shuffle: int,
+                 map_only: bool) -> dict[Stage, int]:
+    """Each stage's partitions, in FLOW order. A map-only pipeline has no shuffle and no
+    reduce stage: its mappers hand their parts to the sink."""
+    totals = {Stage.SOURCE: source, Stage.MAP: partitions, Stage.SHUFFLE: shuffle,
+              Stage.REDUCE: partitions, Stage.SINK: partitions}
+    if map_only:
+        del totals[Stage.SHUFFLE], totals[Stage.REDUCE]
+    return totals
+
+
+def status_totals(info: Mapping[str, Any]) -> dict[Stage, int]:
+    """stage_totals from a pipeline's status hash (as the source recorded it)."""
+    return stage_totals(source=int(info.get("source_partitions") or 0),
+                        partitions=int(info.get("partitions") or 0),
+                        shuffle=int(info.get("shuffle_partitions") or 0),
+                        map_only=str(info.get("map_only") or "0") == "1")

@@ -242,12 +242,16 @@ def split_by_size(items: list[Any], limit: int, data: bytes | None = None) -> It
 
 def key_order(key: Any) -> tuple[int, Any]:
     """A total, deterministic order on keys of any JSON type: strings as strings, numbers
-    as numbers, anything else by its JSON text (part files and chunking use it)."""
+    as numbers, arrays element by element, anything else by its JSON text (part files and
+    chunking use it; a map-only pipeline's output is ordered by its (frame, piece, chunk)
+    arrays, which must sort as numbers)."""
     if isinstance(key, str):
         return (0, key)
     if isinstance(key, int | float):
         return (1, key)
-    return (2, orjson.dumps(key))
+    if isinstance(key, tuple | list):
+        return (2, tuple(key_order(element) for element in key))
+    return (3, orjson.dumps(key))
 
 
 def sort_items(items: list[Any]) -> list[Any]:

@@ -50,6 +50,11 @@ POINTS: dict[str, str] = {
     "mapper.batch_durable": "a batch's pairs durable, MAP offsets not committed",
     "mapper.after_map_mark": "MAP barrier marked complete, SHUFFLE end markers not sent",
     "mapper.after_shuffle_handoff": "SHUFFLE end markers durable, offset not committed",
+    # a map-only pipeline's mapper: it hands each part to the sink itself
+    "mapper.after_part_mark": "MAP barrier marked for a map-only part, its OUTPUT end "
+                              "marker not sent",
+    "mapper.after_output_handoff": "a map-only part's end marker durable, offset not "
+                                   "committed",
     # shuffler
     "shuffler.mid_emit": "the first of a partition's group messages sent to REDUCE---<id>, "
                          "not flushed",

@@ -39,8 +39,12 @@ FINALIZE = "finalize"  # every barrier complete; the sink has not finished the j
 
 
 def waiting_on(ended: dict[Stage, int], totals: dict[Stage, int]) -> Stage | str | None:
-    """The first stage not complete; FINALIZE when all are; None when a total is unknown."""
+    """The first stage not complete; FINALIZE when all are; None when a total is unknown.
+    A pipeline without a shuffle or reduce total has no such stage (a map-only one,
+    barrier.stage_totals)."""
     for stage in FLOW:
+        if stage not in totals and stage in (Stage.SHUFFLE, Stage.REDUCE):
+            continue
         total = totals.get(stage)
         if not total:
             return None
@@ -67,14 +71,15 @@ def describe(ended: dict[Stage, int], totals: dict[Stage, int], mapped: int = 0,
     return f"{stage.value} ({counts})"
 
 
-def handoff_into(stage: Stage | str) -> Stage | None:
+def handoff_into(stage: Stage | str, totals: dict[Stage, int]) -> Stage | None:
     """The stage whose end-of-stream hand-off feeds `stage` (SINK's own, for FINALIZE:
-    a replayed end marker makes the sink finalize); None for the source's stream, which
-    only the source can end."""
+    a replayed end marker makes the sink finalize), among the pipeline's stages (those
+    in `totals`); None for the source's stream, which only the source can end."""
     if stage == FINALIZE:
         return Stage.SINK
-    index = FLOW.index(stage)  # type: ignore[arg-type]
-    return FLOW[index - 1] if index > 0 else None
+    flow = [s for s in FLOW if s in totals]
+    index = flow.index(stage)  # type: ignore[arg-type]
+    return flow[index - 1] if index > 0 else None
 
 
 def stage_input(stage: Stage | str, pipeline_id: str,

@@ -10,7 +10,9 @@ without `_SUCCESS` is not a result, and one whose `_SUCCESS` names another pipel
 this pipeline's result.
 
 `kafka:TOPIC` as the output writes each result as a record to that topic, created
-compacted if it is missing: its key the JSON array [pipeline id, result key], its value
+compacted if it is missing: its key the JSON array [pipeline id, result key] (with the
+part and the line number after them where a key may repeat: a map-only pipeline, a
+reducer that yields), its value
 the result as JSON, the pipeline id in a header too. After the last one comes a
 completion record keyed `__mapreduce_success__:<pipeline id>` (success_key) whose value
 names the pipeline: the topic's `_SUCCESS`. Keys are the job's own, so compaction never
@@ -48,9 +50,11 @@ def success_key(pipeline_id: str) -> bytes:
     return SUCCESS_KEY + b":" + pipeline_id.encode()
 
 
-def topic_key(pipeline_id: str, key: Any) -> bytes:
-    """The key of a result's record in an output topic: unique to the pipeline."""
-    return orjson.dumps([pipeline_id, key])
+def topic_key(pipeline_id: str, key: Any, at: tuple[int, int] | None = None) -> bytes:
+    """The key of a result's record in an output topic: unique to the pipeline. Where a key
+    may come more than once (a map-only pipeline, a reducer that yields), `at` (part,
+    line) makes each record's key its own, the same when a part is written again."""
+    return orjson.dumps([pipeline_id, key] if at is None else [pipeline_id, key, *at])
 
 
 def topic_result(pipeline_id: str, raw_key: bytes | None, raw_value: bytes | None) -> \
@@ -63,7 +67,8 @@ def topic_result(pipeline_id: str, raw_key: bytes | None, raw_value: bytes | Non
         decoded = orjson.loads(raw_key)
     except orjson.JSONDecodeError:
         return None  # not written by a pipeline: someone else's record
-    if not (isinstance(decoded, list) and len(decoded) == 2 and decoded[0] == pipeline_id):
+    if not (isinstance(decoded, list) and len(decoded) in (2, 4)
+            and decoded[0] == pipeline_id):
         return None
     return decoded[1], orjson.loads(raw_value or b"null")
 

@@ -11,11 +11,14 @@ A pipeline is a plain Python module with
   first splitting them into str lines (word count: about twice as fast, README). Text input
   only; preferred over the other two when present, and a frame it raises on is mapped again
   with ``map_batch`` or ``mapper``. One of the three is required;
-- ``reducer(key, values)``: returns the reduced value for one key;
+- optional ``reducer(key, values)``: returns the reduced value for one key, or, written as
+  a generator, yields any number of ``(key, value)`` pairs with any keys (filtering,
+  re-keying, exploding). Without a reducer the pipeline is *map-only*: the mapper's pairs
+  are the output, in input order, duplicates kept, with no shuffle;
 - optional ``combiner(key, values)``: returns a partial value of the same kind as the
-  values, applied map-side to shrink the shuffle (it must not change the result). As in
-  Hadoop, it may run any number of times, including none: a key with a single value is
-  passed on as it is;
+  values (or yields ``(key, value)`` pairs for its own key), applied map-side to shrink the
+  shuffle (it must not change the result). As in Hadoop, it may run any number of times,
+  including none: a key with a single value is passed on as it is;
 - optional ``key_selector(item)`` / ``value_selector(item)`` when mapper items are not pairs.
 """
 
@@ -29,7 +32,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import GeneratorType, ModuleType, SimpleNamespace
 from typing import Any
 
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
@@ -56,7 +59,7 @@ def _second(item: Any) -> Any:
 class PipelineSpec:
     pipeline_id: str
     mapper: Callable[[Any], Iterable[Any]] | None
-    reducer: Callable[[Any, list[Any]], Any]
+    reducer: Callable[[Any, list[Any]], Any] | None  # None: a map-only pipeline
     combiner: Callable[[Any, list[Any]], Any] | None
     key_selector: Callable[[Any], Any]
     value_selector: Callable[[Any], Any]
@@ -87,23 +90,47 @@ class PipelineSpec:
     # same (frame, chunk). 0 (a spec without it): the mapper's own setting.
     split_bytes: int = 0
 
+    @property
+    def map_only(self) -> bool:
+        """No reducer: the mapper's pairs are the output, with no shuffle."""
+        return self.reducer is None
+
+    @property
+    def keys_may_repeat(self) -> bool:
+        """Whether the output may hold a key more than once: a map-only pipeline's, or one
+        whose reducer yields (a returning reducer gives each key once)."""
+        return self.reducer is None or inspect.isgeneratorfunction(self.reducer)
+
+    def reduce_key(self, key: Any, values: list[Any]) -> list[Any]:
+        """The reducer's output for one key as [key, value] pairs: the pairs it yields, or
+        for a reducer that returns, [key, what it returned]."""
+        assert self.reducer is not None
+        return yielded_pairs(self.reducer(key, values), key, "reducer")
+
+    def map_pairs(self, frame: bytes, decode: Callable[[bytes], list[Any]],
+                  on_error: ErrorHook | None = None) -> list[Any]:
+        """A map-only pipeline's output for a frame: [key, value] pairs in the order the
+        mapper yielded them, duplicates kept. Errors are handled as in `map_data`."""
+        key_of, value_of = self.key_selector, self.value_selector
+
+        def pairs(items: Iterable[Any]) -> list[Any]:
+            return [[key_of(item), value_of(item)] for item in items]
+
+        def each(records: list[Any]) -> list[Any]:
+            out: list[Any] = []
+            for _index, record_pairs in self._each_record(records, pairs, on_error):
+                out.extend(record_pairs)
+            return out
+
+        return self._cascade(frame, lambda: decode(frame), on_error, pairs, each, [])
+
     def map_data(self, frame: bytes, decode: Callable[[bytes], list[Any]],
                  on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
         """Map a frame of input (`decode` turns it into records): with `map_chunk`, the raw
         bytes in one call; a frame it raises on is mapped again from its records with
         `map_batch` or `mapper` (or reported whole when there is neither)."""
-        if self.map_chunk is None:
-            return self.map_frame(decode(frame), on_error)
-        try:
-            groups = self._group(self.map_chunk(frame))
-        except BaseException as exc:  # user code: find the bad records, or drop the frame
-            reraise_unless_users(exc)
-            if self.mapper is None and self.map_batch is None:
-                if on_error is None:
-                    raise
-                on_error("mapper", "frame", decode(frame), exc)
-                return {}
-            return self.map_frame(decode(frame), on_error)
+        groups = self._cascade(frame, lambda: decode(frame), on_error, self._group,
+                               lambda records: self._map_each(records, on_error), {})
         return self._combine(groups, on_error)
 
     def map_frame(self, records: Iterable[Any],
@@ -116,21 +143,51 @@ class PipelineSpec:
         `on_error("mapper", index, record, exc)`. A combiner that raises for a key leaves
         that key's values uncombined (no value is lost) and is reported the same way.
         Without `on_error`, exceptions propagate."""
-        if self.map_batch is not None:
-            records = list(records)
+        listed = list(records)
+        groups = self._cascade(None, lambda: listed, on_error, self._group,
+                               lambda records: self._map_each(records, on_error), {})
+        return self._combine(groups, on_error)
+
+    def _cascade(self, frame: bytes | None, records: Callable[[], list[Any]],
+                 on_error: ErrorHook | None, whole: Callable[[Iterable[Any]], Any],
+                 each: Callable[[list[Any]], Any], empty: Any) -> Any:
+        """The frame through the fastest form the pipeline has: `map_chunk` on its bytes
+        (text only; None: no bytes), else `map_batch` on its records, else `mapper` record
+        by record. A form that raises hands the frame to the next one, so that only the
+        bad records are reported; with no next form, the frame is reported whole and
+        gives `empty`. `whole` turns a form's items into the result, `each` maps records
+        one by one."""
+        if self.map_chunk is not None and frame is not None:
             try:
-                groups = self._group(self.map_batch(records))
+                return whole(self.map_chunk(frame))
+            except BaseException as exc:  # user code: find the bad records, or drop the frame
+                reraise_unless_users(exc)
+                if self.mapper is None and self.map_batch is None:
+                    return _frame_failed(on_error, records(), exc, empty)
+        listed = records()
+        if self.map_batch is not None:
+            try:
+                return whole(self.map_batch(listed))
             except BaseException as exc:  # user code: find the bad records, or drop the frame
                 reraise_unless_users(exc)
                 if self.mapper is None:
-                    if on_error is None:
-                        raise
-                    on_error("mapper", "frame", records, exc)
-                    return {}
-                groups = self._map_each(records, on_error)
-        else:
-            groups = self._map_each(records, on_error)
-        return self._combine(groups, on_error)
+                    return _frame_failed(on_error, listed, exc, empty)
+        return each(listed)
+
+    def _each_record(self, records: Iterable[Any], pairs: Callable[[Iterable[Any]], list[Any]],
+                     on_error: ErrorHook | None) -> Iterable[tuple[int, list[Any]]]:
+        """(index, the record's pairs) for each record whose mapper does not raise; one
+        that raises is handed to on_error (without it, the exception propagates)."""
+        mapper = self.mapper
+        assert mapper is not None
+        for index, record in enumerate(records):
+            try:
+                yield index, pairs(mapper(record))
+            except BaseException as exc:  # user code: the caller decides skip or fail
+                reraise_unless_users(exc)
+                if on_error is None:
+                    raise
+                on_error("mapper", index, record, exc)
 
     def _group(self, items: Iterable[Any]) -> dict[Any, list[Any]]:
         groups: dict[Any, list[Any]] = {}
@@ -155,18 +212,13 @@ class PipelineSpec:
     def _map_each(self, records: Iterable[Any],
                   on_error: ErrorHook | None) -> dict[Any, list[Any]]:
         groups: dict[Any, list[Any]] = {}
-        key_of, value_of, mapper = self.key_selector, self.value_selector, self.mapper
-        assert mapper is not None
-        for index, record in enumerate(records):
-            try:
-                pairs = [(key_of(item), value_of(item)) for item in mapper(record)]
-            except BaseException as exc:  # user code: the caller decides skip or fail
-                reraise_unless_users(exc)
-                if on_error is None:
-                    raise
-                on_error("mapper", index, record, exc)
-                continue
-            for key, value in pairs:
+        key_of, value_of = self.key_selector, self.value_selector
+
+        def pairs(items: Iterable[Any]) -> list[Any]:
+            return [(key_of(item), value_of(item)) for item in items]
+
+        for _index, record_pairs in self._each_record(records, pairs, on_error):
+            for key, value in record_pairs:
                 bucket = groups.get(key)
                 if bucket is None:
                     groups[key] = [value]
@@ -184,7 +236,9 @@ class PipelineSpec:
                 combined[key] = values
                 continue
             try:
-                combined[key] = [self.combiner(key, values)]
+                result = self.combiner(key, values)
+                combined[key] = (combined_values(result, key)
+                                 if isinstance(result, GeneratorType) else [result])
             except BaseException as exc:  # user code: keep the values, report the error
                 reraise_unless_users(exc)
                 if on_error is None:
@@ -192,6 +246,42 @@ class PipelineSpec:
                 on_error("combiner", key, values, exc)
                 combined[key] = values
         return combined
+
+
+def _frame_failed(on_error: ErrorHook | None, records: list[Any], exc: BaseException,
+                  empty: Any) -> Any:
+    """A frame no form of the mapper could map: reported whole (raised without on_error)."""
+    if on_error is None:
+        raise exc
+    on_error("mapper", "frame", records, exc)
+    return empty
+
+
+def yielded_pairs(result: Any, key: Any, role: str) -> list[Any]:
+    """What a reducer (or combiner) gave for `key` as [key, value] pairs: a generator's
+    pairs (each checked to be a pair), or [key, result] for a plain return value."""
+    if not isinstance(result, GeneratorType):
+        return [[key, result]]
+    pairs = []
+    for item in result:
+        if not isinstance(item, tuple | list) or len(item) != 2:
+            raise TypeError(f"a {role} that yields must yield (key, value) pairs, "
+                            f"not {type(item).__name__} {item!r:.80}")
+        pairs.append([item[0], item[1]])
+    return pairs
+
+
+def combined_values(result: Any, key: Any) -> list[Any]:
+    """A combiner's output for `key` as values: the one value it returned, or the values of
+    the pairs it yielded, which must all be for `key` (a combiner cannot move values to
+    another key: they would miss the reducer of their own)."""
+    values = []
+    for other, value in yielded_pairs(result, key, "combiner"):
+        if other != key:
+            raise ValueError(f"a combiner may yield pairs for its own key only: it was "
+                             f"given {key!r:.60} and yielded {other!r:.60}")
+        values.append(value)
+    return values
 
 
 def load_module(path: str | Path) -> ModuleType:
@@ -271,13 +361,18 @@ def spec_from_module(
     if map_batch is None and map_chunk is None and not mapper_defined:
         raise PipelineDefinitionError(f"{where} defines no `mapper(record)` function (nor "
                                       "`map_batch(records)` or `map_chunk(data)`)")
+    reducer = _callable(module, "reducer", 2, False, where)
+    combiner = _callable(module, "combiner", 2, False, where)
+    if reducer is None and combiner is not None:
+        raise PipelineDefinitionError(f"{where} defines a `combiner` but no `reducer`: a "
+                                      "map-only pipeline has nothing to combine for")
     return PipelineSpec(
         pipeline_id=pipeline_id,
         mapper=_callable(module, "mapper", 1, map_batch is None and map_chunk is None, where),
         map_batch=map_batch,
         map_chunk=map_chunk,
-        reducer=_callable(module, "reducer", 2, True, where),
-        combiner=_callable(module, "combiner", 2, False, where),
+        reducer=reducer,
+        combiner=combiner,
         key_selector=_callable(module, "key_selector", 1, False, where) or _first,
         value_selector=_callable(module, "value_selector", 1, False, where) or _second,
         fmt=fmt,

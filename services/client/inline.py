@@ -5,8 +5,10 @@ Frames are cut as the source cuts them; each is mapped as a mapper maps it (`map
 `map_batch` or `mapper`, then the combiner), values are grouped by key, every key is
 reduced, and what the cluster would dead-letter (a record or key whose code raises, a key,
 value or result that is not a JSON value) is left out and reported. The output directory
-has the cluster's layout and format: one part per partition, keys sorted, `_SUCCESS` last.
-On the same input the part files are the same as the cluster's (tested on the samples).
+has the cluster's layout and format: one part per partition, keys sorted (a key's yielded
+pairs in the order the reducer yielded them; a map-only pipeline's pairs in input order,
+frame n in part n mod partitions), `_SUCCESS` last. On the same input the part files are
+the same as the cluster's (tested on the samples).
 """
 
 from __future__ import annotations
@@ -38,13 +40,24 @@ PIPELINE_ID = "inline"
 
 @dataclass
 class InlineResult:
-    results: dict[Any, Any]
+    pairs: list[tuple[Any, Any]]  # the output's (key, value) pairs, in part order
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     output: Path | None = None
 
     @property
+    def results(self) -> dict[Any, Any]:
+        """The output as {key: value}, for a pipeline that gives each key once (its
+        reducer returns a value); `pairs` holds any pipeline's output."""
+        results = dict(self.pairs)
+        if len(results) < len(self.pairs):
+            raise ValueError(f"the output has {len(self.pairs)} pairs for {len(results)} "
+                             "keys (a reducer that yields, or a map-only pipeline): read "
+                             "`.pairs` instead of `.results`")
+        return results
+
+    @property
     def keys(self) -> int:
-        return len(self.results)
+        return len(self.pairs)
 
 
 def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str | None = None,
@@ -69,11 +82,15 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
         raise InputError("the inline runner writes a directory, not a topic")
     ranges = [r for t in topics for r in topic_ranges(settings, t.topic)]  # type: ignore[arg-type]
     letters: list[dict[str, Any]] = []
-    groups = _map_all(spec, input_frames(spec, files, ranges, settings), letters, frame_bytes)
-    results = _reduce_all(spec, groups, letters)
-    result = InlineResult(results, letters)
+    source = input_frames(spec, files, ranges, settings)
+    if spec.map_only:
+        parts = _map_only(spec, source, letters)
+    else:
+        groups = _map_all(spec, source, letters, frame_bytes)
+        parts = _reduce_all(spec, groups, letters)
+    result = InlineResult([pair for part in parts for pair in part], letters)
     if target is not None:
-        result.output = _write(spec, results, Path(target))
+        result.output = _write(spec, parts, Path(target))
     return result
 
 
@@ -103,29 +120,53 @@ def _map_all(spec: PipelineSpec, source: Iterable[bytes], letters: list[dict[str
     return groups
 
 
+def _map_only(spec: PipelineSpec, source: Iterable[bytes],
+              letters: list[dict[str, Any]]) -> list[list[tuple[Any, Any]]]:
+    """A map-only pipeline's parts: frame n's pairs, in the order they were yielded, in
+    part n mod partitions (the map partition the dispatcher sends frame n to)."""
+    parts: list[list[tuple[Any, Any]]] = [[] for _ in range(spec.partitions)]
+    for seq, frame in enumerate(source):
+        def on_error(role: str, at: object, data: object, exc: BaseException,
+                     seq: int = seq) -> None:
+            letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
+
+        pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.fmt), on_error)
+        _, good, bad = encode_checked(pairs)
+        for (key, value), reason in bad:
+            letters.append(_letter("mapper", f"encode:{seq}:{key!r}", (key, value),
+                                   ValueError(reason)))
+        parts[seq % spec.partitions].extend((key, value) for key, value in good)
+    return parts
+
+
 def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]],
-                letters: list[dict[str, Any]]) -> dict[Any, Any]:
-    results = []
+                letters: list[dict[str, Any]]) -> list[list[tuple[Any, Any]]]:
+    """Each part's pairs: the units of its keys in key order, a unit's pairs as the
+    reducer yielded them."""
+    units = []
     for key, values in groups.items():
         try:
-            results.append([key, spec.reducer(key, values)])
+            units.append([key, spec.reduce_key(key, values)])
         except BaseException as exc:  # user code: dead-lettered, as the reducer does
             reraise_unless_users(exc)
             letters.append(_letter("reducer", f"reducer:{key!r}", (key, values), exc))
-    _, good, bad = encode_checked(results)
+    _, good, bad = encode_checked(units)
     for (key, result), reason in bad:
         letters.append(_letter("reducer", f"reducer:{key!r}", (key, result),
                                ValueError(f"the reducer's result {reason}")))
-    return {key: result for key, result in good}
+    by_part: list[list[Any]] = [[] for _ in range(spec.partitions)]
+    for key, pairs in good:
+        by_part[partition_for(key, spec.partitions)].append((key, pairs))
+    parts: list[list[tuple[Any, Any]]] = []
+    for units_of_part in by_part:
+        units_of_part.sort(key=lambda unit: key_order(unit[0]))
+        parts.append([(k, v) for _, pairs in units_of_part for k, v in pairs])
+    return parts
 
 
-def _write(spec: PipelineSpec, results: dict[Any, Any], target: Path) -> Path:
-    parts: list[list[tuple[Any, Any]]] = [[] for _ in range(spec.partitions)]
-    for key, value in results.items():
-        parts[partition_for(key, spec.partitions)].append((key, value))
+def _write(spec: PipelineSpec, parts: list[list[tuple[Any, Any]]], target: Path) -> Path:
     staging = output.staging_dir(target, PIPELINE_ID)
     for part, items in enumerate(parts):
-        items.sort(key=lambda kv: key_order(kv[0]))
         output.write_part(staging, part, items, spec.output_format)
     output.finalize(staging, target, PIPELINE_ID)
     return target

@@ -3,6 +3,7 @@ as the workers. It is the oracle for `--verify`, `make demo` and every job test.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,16 +43,19 @@ def input_frames(spec: PipelineSpec, files: list[Path], ranges: Iterable[TopicRa
 
 
 def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[TopicRange] = (),
-                   settings: Settings | None = None) -> dict[Any, Any]:
-    """Map every record, group by key, reduce every key. The framework's error policy
+                   settings: Settings | None = None) -> list[tuple[Any, Any]]:
+    """Map every record, group by key, reduce every key: the output's (key, value) pairs
+    (a map-only pipeline's are its mapper's, in input order). The framework's error policy
     applies here too: a record whose mapper raises, a pair whose key or value is not a JSON
-    value, and a key whose reducer raises or returns something that is not a JSON value are
+    value, and a key whose reducer raises or gives something that is not a JSON value are
     left out (the framework dead-letters them), so that results stay comparable.
 
     It uses the per-record `mapper` even when the pipeline has a faster `map_batch` or
     `map_chunk`, so that a job's check compares them; only a pipeline without `mapper` is
     mapped here with those, frame by frame."""
     source = input_frames(spec, files, ranges, settings)
+    if spec.map_only:
+        return _map_only(spec, source)
     if spec.mapper is None:
         return _run_batches(spec, source)
     groups: dict[Any, list[Any]] = {}
@@ -68,7 +72,18 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
     return _reduce_all(spec, groups)
 
 
-def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> dict[Any, Any]:
+def _map_only(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
+    plain = replace(spec, map_chunk=None, map_batch=None) if spec.mapper else spec
+    out: list[tuple[Any, Any]] = []
+    for frame in source:
+        pairs = plain.map_pairs(frame, lambda data: decode_records(data, spec.fmt),
+                                lambda *_: None)  # dead-lettered by the framework
+        _, good, _ = encode_checked(pairs)
+        out.extend((key, value) for key, value in good)
+    return out
+
+
+def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
     plain = replace(spec, combiner=None)  # the oracle groups raw values, like the above
     groups: dict[Any, list[Any]] = {}
     for frame in source:
@@ -82,16 +97,16 @@ def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> dict[Any, Any]:
     return _reduce_all(spec, groups)
 
 
-def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]]) -> dict[Any, Any]:
-    results = []
+def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]]) -> list[tuple[Any, Any]]:
+    units = []
     for key, values in _encodable(groups):
         try:
-            results.append([key, spec.reducer(key, values)])
+            units.append([key, spec.reduce_key(key, values)])
         except BaseException as exc:  # dead-lettered by the framework: left out here too
             reraise_unless_users(exc)
             continue
-    _, good, _ = encode_checked(results)
-    return {key: result for key, result in good}
+    _, good, _ = encode_checked(units)
+    return [(key, value) for _, pairs in good for key, value in pairs]
 
 
 def _encodable(groups: dict[Any, list[Any]]) -> list[tuple[Any, list[Any]]]:
@@ -115,6 +130,7 @@ class Comparison:
     unexpected: list[Any] = field(default_factory=list)
     duplicated: list[Any] = field(default_factory=list)
     different: list[tuple[Any, Any, Any]] = field(default_factory=list)
+    counted: str = "keys"  # or "pairs", where keys repeat (compared as multisets)
 
     @property
     def equal(self) -> bool:
@@ -122,8 +138,8 @@ class Comparison:
 
     def summary(self, limit: int = 5) -> str:
         if self.equal:
-            return f"identical: {self.actual_keys} keys, every value equal"
-        parts = [f"expected {self.expected_keys} keys, got {self.actual_keys}"]
+            return f"identical: {self.actual_keys} {self.counted}, every value equal"
+        parts = [f"expected {self.expected_keys} {self.counted}, got {self.actual_keys}"]
         for name, items in (("missing", self.missing), ("unexpected", self.unexpected),
                             ("duplicated", self.duplicated), ("different", self.different)):
             if items:
@@ -131,9 +147,17 @@ class Comparison:
         return "; ".join(parts)
 
 
-def compare(expected: dict[Any, Any], actual_items: list[tuple[Any, Any]]) -> Comparison:
-    """Compare as JSON: the output file holds JSON, so tuples are lists there."""
-    want = {orjson.dumps(k): orjson.dumps(v) for k, v in expected.items()}
+def compare(expected: list[tuple[Any, Any]] | dict[Any, Any],
+            actual_items: list[tuple[Any, Any]]) -> Comparison:
+    """Compare as JSON: the output file holds JSON, so tuples are lists there. Where the
+    expected output has each key once (a reducer that returns), by key: a value that
+    differs is named with its key. Otherwise (yielding reducers, map-only pipelines) as
+    multisets of pairs: a pair the output lacks is missing, one it has too often is
+    unexpected."""
+    pairs = list(expected.items()) if isinstance(expected, dict) else list(expected)
+    want = {orjson.dumps(k): orjson.dumps(v) for k, v in pairs}
+    if len(want) < len(pairs):
+        return _compare_multisets(pairs, actual_items)
     got: dict[bytes, bytes] = {}
     result = Comparison(expected_keys=len(want), actual_keys=len(actual_items))
     for key, value in actual_items:
@@ -147,4 +171,14 @@ def compare(expected: dict[Any, Any], actual_items: list[tuple[Any, Any]]) -> Co
         elif got[k] != v:
             result.different.append((orjson.loads(k), orjson.loads(v), orjson.loads(got[k])))
     result.unexpected = [orjson.loads(k) for k in got if k not in want]
+    return result
+
+
+def _compare_multisets(expected: list[tuple[Any, Any]],
+                       actual: list[tuple[Any, Any]]) -> Comparison:
+    want = Counter(orjson.dumps([k, v]) for k, v in expected)
+    got = Counter(orjson.dumps([k, v]) for k, v in actual)
+    result = Comparison(expected_keys=len(expected), actual_keys=len(actual), counted="pairs")
+    result.missing = [orjson.loads(pair) for pair in (want - got).elements()]
+    result.unexpected = [orjson.loads(pair) for pair in (got - want).elements()]
     return result

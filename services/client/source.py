@@ -238,7 +238,8 @@ def submit(job: Job, settings: Settings,
             "input_mode": "splits" if splits else "kafka",
             "inputs": len(job.sources), "keep": 1 if spec.keep else 0,
             "source_partitions": source_partitions,
-            "shuffle_partitions": counts[topics.SHUFFLE]},
+            "shuffle_partitions": counts[topics.SHUFFLE],
+            "map_only": 1 if spec.map_only else 0},
             claims=claims.pipeline_claims(spec.pipeline_id, spec.output_dir))
     except claims.ClaimHeld as held:
         store.clear_source(spec.pipeline_id)

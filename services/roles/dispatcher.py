@@ -28,7 +28,7 @@ from mapreduce_kafka.services.runtime.commit_policy import commit
 from mapreduce_kafka.services.runtime.consuming import consumer_lag, describe, envelope_of
 from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.shared import kafka, liveness, topics
-from mapreduce_kafka.shared.barrier import FLOW, Stage
+from mapreduce_kafka.shared.barrier import Stage, stage_totals
 from mapreduce_kafka.shared.codec import INPUT_KINDS, Envelope, Kind
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
@@ -129,8 +129,8 @@ class Dispatcher:
         if spec is None or pipeline_id not in self.made_ready:
             return
         counts = self.rt.store.ended_counts(pipeline_id)
-        ended = {stage: counts[stage.value] for stage in FLOW}
         totals = self._totals(spec)
+        ended = {stage: counts[stage.value] for stage in totals}
         waiting = liveness.waiting_on(ended, totals)
         reading = 0
         if waiting is not None and waiting is not Stage.SOURCE:
@@ -150,7 +150,7 @@ class Dispatcher:
         if not repair:
             return
         # every stage before the one it waits on is complete: its hand-off may have been lost
-        source = liveness.handoff_into(waiting) if waiting is not None else None
+        source = liveness.handoff_into(waiting, totals) if waiting is not None else None
         if source is not None and waiting is not None:
             unheld = liveness.unheld(liveness.stage_input(waiting, pipeline_id, totals),
                                      self.rt.store.held_partitions())
@@ -175,9 +175,8 @@ class Dispatcher:
         return True
 
     def _totals(self, spec: PipelineSpec) -> dict[Stage, int]:
-        return {Stage.SOURCE: spec.source_partitions, Stage.MAP: spec.partitions,
-                Stage.SHUFFLE: self.rt.shuffle_partitions, Stage.REDUCE: spec.partitions,
-                Stage.SINK: spec.partitions}
+        return stage_totals(source=spec.source_partitions, partitions=spec.partitions,
+                            shuffle=self.rt.shuffle_partitions, map_only=spec.map_only)
 
     def _resend_handoff(self, spec: PipelineSpec, stage: Stage) -> None:
         """The end markers `stage` sends downstream once it is complete."""
@@ -185,13 +184,13 @@ class Dispatcher:
         if stage is Stage.SOURCE:
             for partition in range(spec.partitions):
                 self.rt.producer.send(topics.map_topic(pid), b"", end, partition=partition)
-        elif stage is Stage.MAP:
+        elif stage is Stage.MAP and not spec.map_only:
             for partition in range(self.rt.shuffle_partitions):
                 self.rt.producer.send(topics.SHUFFLE, b"", end, partition=partition)
         elif stage is Stage.SHUFFLE:
             for partition in range(spec.partitions):
                 self.rt.producer.send(topics.reduce_topic(pid), b"", end, partition=partition)
-        else:  # REDUCE (into the sink) and SINK (the sink finalizes on a replayed end)
+        else:  # REDUCE or a map-only MAP (into the sink), SINK (it finalizes on a replay)
             for part in range(spec.partitions):
                 self.rt.producer.send(topics.OUTPUT, b"",
                                       Envelope(Kind.STREAM_ENDED, pid, part=part),

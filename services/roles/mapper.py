@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from confluent_kafka import Consumer, KafkaException, Message
 
@@ -26,6 +27,8 @@ from mapreduce_kafka.shared.codec import (
     TopicRange,
     count_lines,
     decode_records,
+    encode_checked,
+    split_by_size,
 )
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputGone
@@ -72,6 +75,9 @@ class Mapper(PipelineTopicWorker):
             deadletter.record(self.rt, spec, "mapper", f"input:{envelope.seq}:{offset}", data,
                               ValueError(why), {**where, "at": offset})
 
+        if spec.map_only:
+            self._map_only(spec, envelope, value, msg, on_error, on_bad_record, where)
+            return
         # Chunks are numbered per shuffle partition across the frame's pieces (a compressed
         # split or a topic range is mapped a piece at a time): the same on a replay.
         chunks = [0] * self.rt.shuffle_partitions
@@ -100,6 +106,36 @@ class Mapper(PipelineTopicWorker):
             chunks = [before + now for before, now in zip(chunks, cut, strict=True)]
         self.mapped[spec.pipeline_id].append(envelope.seq)
         self.frames_seen[(spec.pipeline_id, kafka.partition_of(msg))].add(envelope.seq)
+
+    def _map_only(self, spec: PipelineSpec, envelope: Envelope, value: bytes, msg: Message,
+                  on_error: ErrorHook, on_bad_record: Callable[[int, bytes, str], None],
+                  where: dict[str, Any]) -> None:
+        """A map-only pipeline: the frame's pairs, in the order the mapper yielded them, go
+        to the sink as units `[[frame, piece, chunk], pairs]`, in the part of the map
+        partition they came from. The identity is the same on a replay (the same input, cut
+        the same way), so the sink keeps one copy."""
+        part = kafka.partition_of(msg)
+        limit = self.rt.settings.frame_bytes
+        for piece, frame in enumerate(self._frames(spec, envelope, value, on_bad_record)):
+            pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.fmt),
+                                   _tagged(on_error, piece) if piece else on_error)
+            METRICS.count(records_in=count_lines(frame), records_out=len(pairs))
+            if spec.pipeline_id in self.rt.failed:
+                return  # --max-errors exceeded
+            data, pairs, bad = encode_checked(pairs)
+            for (key, pair_value), reason in bad:
+                at = deadletter.key_text(key)
+                deadletter.record(self.rt, spec, "mapper", f"encode:{envelope.seq}.{piece}:{at}",
+                                  (key, pair_value), ValueError(reason), {**where, "at": at})
+            if not pairs:
+                continue
+            for chunk, encoded in enumerate(split_by_size(pairs, limit, data)):
+                unit = b"[[[%d,%d,%d],%s]]" % (envelope.seq, piece, chunk, encoded)
+                self.rt.producer.send_data(topics.OUTPUT, unit,
+                                           Envelope(Kind.RECORDS, spec.pipeline_id, part=part),
+                                           partition=part % self.rt.output_partitions)
+        self.mapped[spec.pipeline_id].append(envelope.seq)
+        self.frames_seen[(spec.pipeline_id, part)].add(envelope.seq)
 
     def _frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
                 on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
@@ -134,6 +170,14 @@ class Mapper(PipelineTopicWorker):
                          frames_mapped_here=len(seen), first=min(seen, default=None))
         complete = self.rt.store.mark_ended(spec.pipeline_id, Stage.MAP, partition,
                                             spec.partitions)
+        if spec.map_only:  # the partition's part is complete: the sink may write it
+            crash_point("mapper.after_part_mark", spec.pipeline_id)
+            self.rt.producer.send(topics.OUTPUT, b"",
+                                  Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition),
+                                  partition=partition % self.rt.output_partitions)
+            self.rt.producer.flush()
+            crash_point("mapper.after_output_handoff", spec.pipeline_id)
+            return
         if complete:
             crash_point("mapper.after_map_mark", spec.pipeline_id)
             self.rt.log.info("map stage ended", pipeline=spec.pipeline_id)

@@ -1,8 +1,11 @@
 """Sink: OUTPUT -> the job's output directory, complete or not at all.
 
-Results are held per (pipeline, reduce partition), in memory up to the sink's budget and
-in sorted runs on disk past it, and de-duplicated by key (a key lives in exactly one
-reduce partition, so a second result for it is a replay). On that partition's end marker
+Results come as units, `[identity, [[key, value], ...]]`: a reducer's pairs for the key it
+was given, or a map-only mapper's pairs for one (frame, piece, chunk) of its input. They
+are held per (pipeline, part), in memory up to the sink's budget and in sorted runs on
+disk past it, and de-duplicated by identity (a key lives in exactly one reduce partition,
+a frame in one map partition, so a second unit for it is a replay). A part file holds the
+units' pairs in the identities' order. On that partition's end marker
 its part file is written durably and the SINK barrier is marked. Whoever finds the barrier
 complete, on the first pass or on a replayed end marker, finalizes: it claims the pipeline
 (state `finalizing`: a failure can no longer override a complete output), renames the
@@ -59,7 +62,7 @@ class Sink(HoldingWorker):
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
                value: bytes) -> None:
-        items = [(key, [result]) for key, result in decode_items(value)]
+        items = [(unit, [pairs]) for unit, pairs in decode_items(value)]
         METRICS.count(records_in=len(items))
         holding.data.add(items, len(value))
 
@@ -70,9 +73,11 @@ class Sink(HoldingWorker):
         if (store.has_ended(pipeline_id, Stage.SINK, envelope.part)
                 or store.pipeline(pipeline_id).get("state") in TERMINAL):
             return  # a zombie's late copy: another sink already wrote this part
-        latest = ((key, results[-1]) for key, results in holding.data.ordered())
+        # a unit's last copy: any earlier one is a replay's (the same pairs)
+        latest = ((key, value) for _unit, copies in holding.data.ordered()
+                  for key, value in copies[-1])
         if output.is_topic(spec.output_dir):
-            keys = self._produce_part(spec, latest)
+            keys = self._produce_part(spec, envelope.part, latest)
         else:
             store.add_staging(pipeline_id)
             try:
@@ -123,14 +128,18 @@ class Sink(HoldingWorker):
         self.rt.log.info("output finalized", pipeline=pipeline_id, output=spec.output_dir)
         lifecycle.finish(self.rt.store, None, pipeline_id, "done", force=True)
 
-    def _produce_part(self, spec: PipelineSpec, results: Iterable[tuple[Any, Any]]) -> int:
+    def _produce_part(self, spec: PipelineSpec, part: int,
+                      results: Iterable[tuple[Any, Any]]) -> int:
         """A part's results as records of the output topic, durable before the part is
         marked (see shared/output.py)."""
         topic, headers = output.topic_of(spec.output_dir), [("mr-p", spec.pipeline_id.encode())]
         count = 0
+        repeats = spec.keys_may_repeat
         for key, value in results:
+            at = (part, count) if repeats else None
             self.rt.producer.send(topic, orjson.dumps(value),
-                                  key=output.topic_key(spec.pipeline_id, key), headers=headers)
+                                  key=output.topic_key(spec.pipeline_id, key, at),
+                                  headers=headers)
             count += 1
         self.rt.producer.flush()
         return count

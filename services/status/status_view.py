@@ -7,7 +7,7 @@ from typing import Any
 from rich.table import Table
 
 from mapreduce_kafka.shared import liveness
-from mapreduce_kafka.shared.barrier import Stage
+from mapreduce_kafka.shared.barrier import status_totals
 from mapreduce_kafka.shared.store import SILENT_AFTER_S, TERMINAL, Store
 
 STAGES = ("source", "map", "shuffle", "reduce", "sink")
@@ -27,10 +27,7 @@ def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> d
     counts["errors"] = max(counts["errors"], int(info.get("errors") or 0))
     counts["keys"] = keys
     if info.get("state") not in TERMINAL:
-        partitions = int(info.get("partitions") or 0)
-        totals = {Stage.SOURCE: int(info.get("source_partitions") or 0), Stage.MAP: partitions,
-                  Stage.SHUFFLE: int(info.get("shuffle_partitions") or 0),
-                  Stage.REDUCE: partitions, Stage.SINK: partitions}
+        totals = status_totals(info)
         ended = {stage: int(counts[stage.value]) for stage in totals}
         frames = int(info["frames"]) if "frames" in info else None
         counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames)
@@ -94,16 +91,15 @@ def pipeline_detail(status: dict[str, Any], letters: list[dict[str, Any]]) -> Ta
     table = Table(title=f"pipeline {status['id']}", show_header=False)
     table.add_column("", style="bold")
     table.add_column("")
-    partitions = status.get("partitions", "?")
-    totals = {"source": status.get("source_partitions", "?"), "map": partitions,
-              "shuffle": status.get("shuffle_partitions", "?"), "reduce": partitions,
-              "sink": partitions}
+    totals: dict[str, Any] = {stage.value: total
+                              for stage, total in status_totals(status).items()}
     rows = [("state", status.get("state", "?")),
             ("reason" if status.get("reason") else "waiting on",
              status.get("reason") or status.get("waiting_on", "-")),
             ("pipeline", status.get("name", "")), ("output", status.get("output", "")),
             ("frames mapped", f"{status['mapped']}/{status.get('frames', '?')}"),
-            *((f"{stage} ended", f"{status[stage]}/{totals[stage]}") for stage in STAGES),
+            *((f"{stage} ended", f"{status[stage]}/{totals[stage]}") for stage in STAGES
+              if stage in totals),  # a map-only pipeline has no shuffle or reduce
             ("keys written", str(status.get("keys", 0))),
             ("dead letters", str(status["errors"]))]
     if status.get("charges"):  # the failure budget (services/runtime/tasks.py)

@@ -156,9 +156,9 @@ class Harness:
         self.log = log
         self.store = Store(settings.redis_url)
         self.pipeline_id = ""  # the running trial's job
-        self._expected: dict[str, dict[Any, Any]] = {}
+        self._expected: dict[str, list[tuple[Any, Any]]] = {}
 
-    def expected(self, shape: Shape) -> dict[Any, Any]:
+    def expected(self, shape: Shape) -> list[tuple[Any, Any]]:
         """The sequential result of a shape, computed once."""
         if shape.name not in self._expected:
             spec = spec_from_module(load_module(shape.pipeline), pipeline_id="oracle",

@@ -16,6 +16,7 @@ from mapreduce_kafka.services.client import api
 from mapreduce_kafka.services.status.cluster_health import cluster_health
 from mapreduce_kafka.services.status.worker_status import worker_rows
 from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared.barrier import status_totals
 
 log = structlog.get_logger("dashboard")
 
@@ -54,11 +55,8 @@ def timeline(info: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stage_progress(info: dict[str, Any]) -> dict[str, list[int]]:
     """Per stage: [partitions ended, partitions in all]."""
-    partitions = int(info.get("partitions") or 0)
-    totals = {"source": int(info.get("source_partitions") or 0), "map": partitions,
-              "shuffle": int(info.get("shuffle_partitions") or 0), "reduce": partitions,
-              "sink": partitions}
-    return {stage: [int(info.get(stage) or 0), totals[stage]] for stage in STAGES}
+    totals = {stage.value: total for stage, total in status_totals(info).items()}
+    return {stage: [int(info.get(stage) or 0), totals.get(stage, 0)] for stage in STAGES}
 
 
 def pipeline_row(info: dict[str, Any], reasons: list[str]) -> dict[str, Any]:

@@ -186,7 +186,8 @@ def test_a_pipeline_from_functions_names_what_it_misses():
     from mapreduce_kafka.shared.errors import PipelineDefinitionError
 
     with pytest.raises(PipelineDefinitionError, match="reducer"):
-        api.Pipeline(mapper=lambda line: [(line, 1)]).run_inline([SAMPLES / "text"])
+        api.Pipeline(mapper=lambda line: [(line, 1)],
+                     combiner=lambda line, ones: sum(ones)).run_inline([SAMPLES / "text"])
     with pytest.raises(PipelineDefinitionError, match="unknown pipeline functions"):
         PipelineCode.from_functions(mapper=print, reducer=print, reduce=print)
 

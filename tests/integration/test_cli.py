@@ -59,12 +59,13 @@ def test_missing_input(pool, tmp_path):
     assert_clean_error(result, "input path does not exist")
 
 
-def test_pipeline_without_reducer(pool, tmp_path):
+def test_pipeline_with_a_combiner_and_no_reducer(pool, tmp_path):
     module = tmp_path / "half.py"
-    module.write_text("def mapper(line):\n    yield line, 1\n")
+    module.write_text("def mapper(line):\n    yield line, 1\n"
+                      "def combiner(line, ones):\n    return sum(ones)\n")
     result = cli(pool, "run", str(module), "-i", "pipelines/samples/text",
                  "-o", str(tmp_path / "out"))
-    assert_clean_error(result, "defines no `reducer(key, values)`")
+    assert_clean_error(result, "defines a `combiner` but no `reducer`")
 
 
 def test_invalid_pipeline_id(pool, tmp_path):

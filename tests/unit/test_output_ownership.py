@@ -53,3 +53,10 @@ def test_a_topic_records_key_is_the_pipelines_own():
     assert output.success_key("p") != output.success_key("q")
     for foreign in (b'"w"', b"not json", b'{"p": 1, "x": 2}', b'["p"]', None):
         assert output.topic_result("p", foreign, b"1") is None
+
+
+def test_a_key_that_may_repeat_is_keyed_apart_by_its_part_and_line():
+    first, second = output.topic_key("p", "w", (0, 1)), output.topic_key("p", "w", (0, 2))
+    assert first == b'["p","w",0,1]' and first != second
+    assert output.topic_result("p", first, b"3") == ("w", 3)
+    assert output.topic_result("q", first, b"3") is None

@@ -7,3 +7,5 @@ from pathlib import Path
 HERE = Path(__file__).parent
 DISTINCT_PREFIXES = HERE / "distinct_prefixes.py"
 NESTED_VALUES = HERE / "nested_values.py"
+REKEYING = HERE / "rekeying.py"  # a reducer (and a combiner) that yields pairs
+MAP_ONLY = HERE / "map_only.py"  # no reducer

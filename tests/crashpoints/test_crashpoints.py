@@ -1,5 +1,5 @@
-"""The crash-point suite: for every declared crash point (shared/crashpoints.py), three jobs
-of different shapes run at once while the worker that reaches the point first for each of
+"""The crash-point suite: for every declared crash point (shared/crashpoints.py), jobs of
+several shapes run at once while the worker that reaches the point first for each of
 them dies there (SIGKILL) and is restarted, as a supervisor would. Every job must end with
 the exact sequential result, and its ending must be complete (topics deleted, keys
 dropped). At the source's points, before the stream is complete, the job must end failed
@@ -8,8 +8,9 @@ before it records its stream complete leaves a race with the dead-source watchdo
 ends done with the exact result if it is finalized first, else failed and not finalized.
 
 The shapes: word count (map_chunk and a combiner), a set-based mapper without a combiner
-whose frames make several chunks per shuffle partition, and one with dict and list values,
-array keys and a combiner."""
+whose frames make several chunks per shuffle partition, one with dict and list values,
+array keys and a combiner, a reducer and a combiner that yield pairs (filtering, re-keying,
+exploding), and a map-only pipeline, which runs at the points its path reaches."""
 
 from __future__ import annotations
 
@@ -46,7 +47,22 @@ SHAPES = {
     "wordcount": (jobs.WORDCOUNT, 2.0, 4),
     "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 2.5, 2),
     "nested_values": (shapes.NESTED_VALUES, 1.0, 2),
+    "rekeying": (shapes.REKEYING, 1.0, 2),
+    "map_only": (shapes.MAP_ONLY, 1.0, 3),
 }
+MAP_ONLY_SHAPES = {"map_only"}
+# Points on the path through the shuffle and the reducers, which a map-only pipeline never
+# takes, and the map-only mapper's own hand-off to the sink, which no other shape takes.
+REDUCING_PATH = ("shuffler.", "reducer.", "mapper.after_map_mark",
+                 "mapper.after_shuffle_handoff")
+MAP_ONLY_PATH = ("mapper.after_part_mark", "mapper.after_output_handoff")
+
+
+def shapes_reaching(point: str) -> dict[str, tuple[Path, float, int]]:
+    """The shapes whose jobs pass the point."""
+    return {name: shape for name, shape in SHAPES.items()
+            if not point.startswith(REDUCING_PATH if name in MAP_ONLY_SHAPES
+                                    else MAP_ONLY_PATH)}
 # Written out, not derived from POINTS: a new source point must be placed on one side of
 # the end markers by hand, or test_the_suite_arms_every_declared_point fails.
 SOURCE_POINTS = ["source.after_announce", "source.mid_stream", "source.before_end_markers"]
@@ -118,6 +134,9 @@ def test_the_suite_arms_every_declared_point():
     assert not {p.split(".")[0] for p in WORKER_POINTS} - {
         "dispatcher", "mapper", "shuffler", "reducer", "sink", "lifecycle"}
     assert set(OTHER_STRATEGIES) | {DEFAULT_STRATEGY} >= {"reconnect", "group-per-pipeline"}
+    assert not [p for p in WORKER_POINTS if not shapes_reaching(p)], "a point no shape reaches"
+    assert shapes_reaching("mapper.after_part_mark").keys() == MAP_ONLY_SHAPES
+    assert MAP_ONLY_SHAPES.isdisjoint(shapes_reaching("reducer.after_reduce_mark"))
 
 
 @pytest.mark.parametrize("point", WORKER_POINTS)
@@ -141,7 +160,7 @@ def run_with_point_armed(armed_pool, inputs, tmp_path: Path, point: str) -> None
         else:
             arming.write_text(f"{point} crash\n")
             submitted = {name: jobs.submit(settings, pipeline, inputs[name], tmp_path / name)
-                         for name, (pipeline, _, _) in SHAPES.items()}
+                         for name, (pipeline, _, _) in shapes_reaching(point).items()}
         for name, job in submitted.items():
             status = jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)
             assert status["state"] == "done", (name, status)
@@ -166,14 +185,14 @@ DATA_BATCH_POINTS = {"mapper.batch_produced": "mapper", "mapper.batch_durable": 
 
 def submitted_with_data_batches_armed(settings, arming: Path, inputs, tmp_path: Path,
                                       point: str) -> dict[str, source.Job]:
-    """The three jobs, each source paused halfway until the point is armed: by then the
+    """The jobs, each source paused halfway until the point is armed: by then the
     role's group has committed every partition past its opening marker, and the rest of
     the input (for a reducer: all of its input) is still to come."""
     role = DATA_BATCH_POINTS[point]
     with contextlib.ExitStack() as paused:
         submitted = {name: paused.enter_context(jobs.paused_mid_stream(
             settings, pipeline, inputs[name], tmp_path / name))
-            for name, (pipeline, _, _) in SHAPES.items()}
+            for name, (pipeline, _, _) in shapes_reaching(point).items()}
         for job in submitted.values():
             wait_for(lambda job=job: markers_committed(settings, role, job), 60,
                      f"the {role}s' commit of {job.pipeline_id}'s opening markers")
@@ -294,7 +313,7 @@ def test_at_least_once_counts_a_replayed_batch_again_where_exactly_once_does_not
     loose = killed_mid_map(arming, settings, inputs["wordcount"], tmp_path / "loose",
                            "at-least-once")
     assert loose.spec is not None
-    expected = reference.run_sequential(loose.spec, loose.files)
+    expected = dict(reference.run_sequential(loose.spec, loose.files))
     counted = dict(output.read_output(loose.output_dir))
     assert set(counted) == set(expected)
     assert not [word for word, n in expected.items() if counted[word] < n], "a count was lost"

@@ -15,3 +15,5 @@ HERE = Path(__file__).parent
 SAMPLES = HERE / "samples"
 WORDCOUNT = HERE / "wordcount.py"
 INVERTED_INDEX = HERE / "inverted_index.py"
+GREP = HERE / "grep.py"
+ANAGRAMS = HERE / "anagrams.py"

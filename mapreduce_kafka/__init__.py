@@ -35,6 +35,7 @@ if TYPE_CHECKING:
         PipelineFailed,
     )
     from mapreduce_kafka.shared.settings import Settings
+    from mapreduce_kafka.shared.spec import Step
 
 try:
     __version__ = version("mapreduce-kafka")
@@ -51,6 +52,7 @@ _EXPORTS = {
     "dead_letters": "mapreduce_kafka.services.client.api",
     "topic_results": "mapreduce_kafka.services.client.api",
     "Settings": "mapreduce_kafka.shared.settings",
+    "Step": "mapreduce_kafka.shared.spec",
     "ClusterError": "mapreduce_kafka.shared.errors",
     "ConnectionFailed": "mapreduce_kafka.shared.errors",
     "JobTimedOut": "mapreduce_kafka.shared.errors",
@@ -68,6 +70,7 @@ __all__ = [
     "Pipeline",
     "PipelineFailed",
     "Settings",
+    "Step",
     "__version__",
     "connect",
     "dead_letters",

@@ -50,9 +50,11 @@ def stage_totals(*, source: int, partitions: int, shuffle: int,
     return totals
 
 
-def status_totals(info: Mapping[str, Any]) -> dict[Stage, int]:
-    """stage_totals from a pipeline's status hash (as the source recorded it)."""
+def status_totals(info: Mapping[str, Any], step: int = 0) -> dict[Stage, int]:
+    """stage_totals of a step from a pipeline's status hash (as the source recorded it:
+    `map_only` holds a flag per step, "1" for a map-only one, separated by commas)."""
+    flags = str(info.get("map_only") or "0").split(",")
     return stage_totals(source=int(info.get("source_partitions") or 0),
                         partitions=int(info.get("partitions") or 0),
                         shuffle=int(info.get("shuffle_partitions") or 0),
-                        map_only=str(info.get("map_only") or "0") == "1")
+                        map_only=step < len(flags) and flags[step] == "1")

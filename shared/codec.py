@@ -80,6 +80,7 @@ class Envelope:
     chunk: int = 0  # a mapper may split one frame's output for one partition in chunks
     part: int = -1  # reduce partition of an OUTPUT frame: the part file it belongs to
     fragment: Fragment | None = None  # set on each piece of an oversized message
+    step: int = 0  # the pipeline's step the message belongs to (a header from step 1 on)
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [
@@ -91,6 +92,8 @@ class Envelope:
         ]
         if self.fragment is not None:
             headers.append(("mr-f", self.fragment.header()))
+        if self.step:
+            headers.append(("mr-t", str(self.step).encode()))
         return headers
 
     @classmethod
@@ -106,6 +109,7 @@ class Envelope:
                 chunk=int(h.get("mr-c") or b"0"),
                 part=int(h.get("mr-r") or b"-1"),
                 fragment=Fragment.parse(h["mr-f"]) if h.get("mr-f") else None,  # type: ignore[arg-type]
+                step=int(h.get("mr-t") or b"0"),
             )
         except (KeyError, ValueError, AttributeError) as exc:
             raise CodecError(f"malformed envelope headers {sorted(h)}: {exc}") from exc
@@ -139,7 +143,38 @@ def decode_records(frame: bytes, fmt: str) -> list[Any]:
         return [line.decode("utf-8", "replace") for line in lines]
     if fmt == "jsonl":
         return [orjson.loads(line) for line in lines if line.strip()]
+    if fmt == "pairs":  # a later step's input: the previous step's [key, value] lines
+        return [(hashable(key), value) for key, value in map(orjson.loads, lines)]
     raise CodecError(f"unknown record format {fmt!r}")
+
+
+def pair_frames(pairs: Iterable[Any], limit: int) -> Iterable[bytes]:
+    """A step's output pairs as the next step's input frames: one JSON [key, value] line
+    each, cut before a frame would pass `limit` bytes (a longer line is a frame alone).
+    Deterministic: the same pairs in the same order give the same frames, whose tags
+    then name the same data on a replay."""
+    frame: list[bytes] = []
+    size = 0
+    for key, value in pairs:
+        line = orjson.dumps([key, value]) + b"\n"
+        if frame and size + len(line) > limit:
+            yield b"".join(frame)
+            frame, size = [], 0
+        frame.append(line)
+        size += len(line)
+    if frame:
+        yield b"".join(frame)
+
+
+# Frames a sink cuts from one part of a step's output for the next step, at most; the
+# next step's frame numbers are part * STEP_FRAMES_PER_PART + index, unique in the step.
+STEP_FRAMES_PER_PART = 1 << 32
+
+
+def step_frame_seq(part: int, index: int) -> int:
+    if not 0 <= index < STEP_FRAMES_PER_PART:
+        raise CodecError(f"a part cut in more than {STEP_FRAMES_PER_PART} frames")
+    return part * STEP_FRAMES_PER_PART + index
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,13 @@ POINTS: dict[str, str] = {
     "sink.after_claim": "the pipeline claimed for finalizing, staging not renamed",
     "sink.after_rename": "staging renamed to the output, no _SUCCESS",
     "sink.after_success": "_SUCCESS written, the pipeline not recorded done",
+    # a step before the last: the sink hands its parts to the next step
+    "sink.after_step_part_sent": "a step's part durable as the next step's input, SINK "
+                                 "barrier of the step not marked",
+    "sink.after_step_mark": "a step's SINK barrier marked complete, the next step's end "
+                            "markers not sent",
+    "sink.after_step_handoff": "the next step's end markers durable, OUTPUT low watermark "
+                               "not committed",
     # ending a pipeline, from whichever worker ends it
     "lifecycle.after_terminal": "terminal state recorded, spec not tombstoned",
     "lifecycle.after_tombstone": "spec tombstoned, coordination keys not dropped",

@@ -53,9 +53,21 @@ def waiting_on(ended: dict[Stage, int], totals: dict[Stage, int]) -> Stage | str
     return FINALIZE
 
 
+def at_step(step: int, ended: dict[Stage, int],
+            totals: dict[Stage, int]) -> tuple[dict[Stage, int], dict[Stage, int]]:
+    """A later step's barriers as one pipeline's: its input is the step before, complete
+    once the pipeline is at this step, so its SOURCE stage is one partition, ended."""
+    if step == 0:
+        return ended, totals
+    return {**ended, Stage.SOURCE: 1}, {**totals, Stage.SOURCE: 1}
+
+
 def describe(ended: dict[Stage, int], totals: dict[Stage, int], mapped: int = 0,
-             frames: int | None = None) -> str:
-    """For people (`mapreduce status`): what the pipeline waits on, with the counts."""
+             frames: int | None = None, step: int = 0, steps: int = 1) -> str:
+    """For people (`mapreduce status`): what the pipeline waits on, with the counts (and,
+    in a pipeline of several steps, which step it is at)."""
+    if steps > 1:
+        return f"step {step + 1}/{steps}: " + describe(ended, totals, mapped, frames)
     stage = waiting_on(ended, totals)
     if stage is None:
         return "starting"

@@ -30,7 +30,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import GeneratorType, ModuleType, SimpleNamespace
 from typing import Any
@@ -53,6 +53,29 @@ def _first(item: Any) -> Any:
 
 def _second(item: Any) -> Any:
     return item[1]
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a pipeline of several: `steps = [Step(mapper=..., reducer=...), ...]` at
+    the top of a module, or `Pipeline(steps=[...])`. Each function is optional, with the
+    meaning it has at the top of a one-step module: a step without a reducer is map-only
+    (its pairs go on to the next step, or are the output); a later step without a mapper
+    passes the pairs it is given on as they are. A later step's records are the previous
+    step's `(key, value)` pairs, as tuples."""
+
+    mapper: Callable[[Any], Iterable[Any]] | None = None
+    reducer: Callable[[Any, list[Any]], Any] | None = None
+    combiner: Callable[[Any, list[Any]], Any] | None = None
+    map_batch: Callable[[list[Any]], Iterable[Any]] | None = None
+    map_chunk: Callable[[bytes], Iterable[Any]] | None = None
+    key_selector: Callable[[Any], Any] | None = None
+    value_selector: Callable[[Any], Any] | None = None
+
+
+def _pass_on(record: Any) -> Iterable[Any]:
+    """A later step's mapper when it has none: the previous step's pair, unchanged."""
+    yield record
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,39 @@ class PipelineSpec:
     # so a replay on a host with another MAPREDUCE_SPLIT_BYTES tags the same keys with the
     # same (frame, chunk). 0 (a spec without it): the mapper's own setting.
     split_bytes: int = 0
+    # A pipeline of several steps: every step's functions, resolved (step 0's are also the
+    # fields above); () for one step. `step`: the step this spec stands for (at_step).
+    steps: tuple[Step, ...] = ()
+    step: int = 0
+
+    @property
+    def step_count(self) -> int:
+        return max(1, len(self.steps))
+
+    @property
+    def last_step(self) -> bool:
+        """Whether this step writes the output (the others feed the next step)."""
+        return self.step == self.step_count - 1
+
+    @property
+    def record_format(self) -> str:
+        """How this step's frames become records: the input's format (`fmt`) for the first
+        step, the previous step's [key, value] lines ("pairs") for a later one."""
+        return self.fmt if self.step == 0 else "pairs"
+
+    def at_step(self, step: int) -> PipelineSpec:
+        """This pipeline as step `step` runs it: that step's functions, and for a later
+        step, records that are the previous step's pairs (record_format)."""
+        if step == self.step:
+            return self
+        if not 0 <= step < self.step_count:
+            raise ValueError(f"pipeline {self.pipeline_id} has no step {step}")
+        functions = self.steps[step]
+        return replace(self, step=step, mapper=functions.mapper,
+                       reducer=functions.reducer, combiner=functions.combiner,
+                       map_batch=functions.map_batch, map_chunk=functions.map_chunk,
+                       key_selector=functions.key_selector or _first,
+                       value_selector=functions.value_selector or _second)
 
     @property
     def map_only(self) -> bool:
@@ -349,32 +405,17 @@ def spec_from_module(
         raise PipelineDefinitionError(f"unknown format {fmt!r}; choose one of {FORMATS}")
     if partitions < 1:
         raise PipelineDefinitionError(f"partitions must be at least 1, not {partitions}")
-    map_batch = _callable(module, "map_batch", 1, False, where)
-    map_chunk = _callable(module, "map_chunk", 1, False, where)
-    mapper_defined = getattr(module, "mapper", None) is not None
-    if map_chunk is not None and fmt != "text":
-        if map_batch is None and not mapper_defined:
-            raise PipelineDefinitionError(
-                f"{where}: `map_chunk(data)` reads text input only; define `mapper(record)` "
-                f"or `map_batch(records)` for --format {fmt}")
-        map_chunk = None  # the other forms map parsed records
-    if map_batch is None and map_chunk is None and not mapper_defined:
-        raise PipelineDefinitionError(f"{where} defines no `mapper(record)` function (nor "
-                                      "`map_batch(records)` or `map_chunk(data)`)")
-    reducer = _callable(module, "reducer", 2, False, where)
-    combiner = _callable(module, "combiner", 2, False, where)
-    if reducer is None and combiner is not None:
-        raise PipelineDefinitionError(f"{where} defines a `combiner` but no `reducer`: a "
-                                      "map-only pipeline has nothing to combine for")
+    steps = _steps_of(module, fmt, where)
+    first = steps[0]
     return PipelineSpec(
         pipeline_id=pipeline_id,
-        mapper=_callable(module, "mapper", 1, map_batch is None and map_chunk is None, where),
-        map_batch=map_batch,
-        map_chunk=map_chunk,
-        reducer=reducer,
-        combiner=combiner,
-        key_selector=_callable(module, "key_selector", 1, False, where) or _first,
-        value_selector=_callable(module, "value_selector", 1, False, where) or _second,
+        mapper=first.mapper,
+        map_batch=first.map_batch,
+        map_chunk=first.map_chunk,
+        reducer=first.reducer,
+        combiner=first.combiner,
+        key_selector=first.key_selector or _first,
+        value_selector=first.value_selector or _second,
         fmt=fmt,
         partitions=partitions,
         output_dir=output_dir,
@@ -386,7 +427,58 @@ def spec_from_module(
         output_format=output_format,
         created=time.time(),
         nonce=uuid.uuid4().hex,
+        steps=steps if len(steps) > 1 else (),
     )
+
+
+STEP_FUNCTIONS = ("mapper", "reducer", "combiner", "map_batch", "map_chunk", "key_selector",
+                  "value_selector")
+
+
+def _steps_of(module: Any, fmt: str, where: str) -> tuple[Step, ...]:
+    """The pipeline's steps, each checked: a module's `steps` list, or the one step its
+    top-level functions make."""
+    declared = getattr(module, "steps", None)
+    if declared is None:
+        return (_checked_step(module, 0, fmt, where),)
+    defined = [name for name in STEP_FUNCTIONS if getattr(module, name, None) is not None]
+    if defined:
+        raise PipelineDefinitionError(
+            f"{where} defines both `steps` and top-level {', '.join(defined)}: put every "
+            "function in a Step")
+    if (not isinstance(declared, list | tuple) or not declared
+            or not all(isinstance(step, Step) for step in declared)):
+        raise PipelineDefinitionError(f"{where}: `steps` must be a non-empty list of Step(...)")
+    return tuple(_checked_step(step, index, fmt, f"{where} step {index + 1}")
+                 for index, step in enumerate(declared))
+
+
+def _checked_step(functions: Any, index: int, fmt: str, where: str) -> Step:
+    map_batch = _callable(functions, "map_batch", 1, False, where)
+    map_chunk = _callable(functions, "map_chunk", 1, False, where)
+    mapper_defined = getattr(functions, "mapper", None) is not None
+    if map_chunk is not None and (fmt != "text" or index > 0):
+        if map_batch is None and not mapper_defined:
+            raise PipelineDefinitionError(
+                f"{where}: `map_chunk(data)` reads text input only; define `mapper(record)` "
+                f"or `map_batch(records)` for " +
+                (f"--format {fmt}" if index == 0 else "the pairs of the step before"))
+        map_chunk = None  # the other forms map parsed records
+    mapper = _callable(functions, "mapper", 1, False, where)
+    if map_batch is None and map_chunk is None and mapper is None:
+        if index == 0:
+            raise PipelineDefinitionError(f"{where} defines no `mapper(record)` function (nor "
+                                          "`map_batch(records)` or `map_chunk(data)`)")
+        mapper = _pass_on
+    reducer = _callable(functions, "reducer", 2, False, where)
+    combiner = _callable(functions, "combiner", 2, False, where)
+    if reducer is None and combiner is not None:
+        raise PipelineDefinitionError(f"{where} defines a `combiner` but no `reducer`: a "
+                                      "map-only pipeline has nothing to combine for")
+    return Step(mapper=mapper, reducer=reducer, combiner=combiner, map_batch=map_batch,
+                map_chunk=map_chunk,
+                key_selector=_callable(functions, "key_selector", 1, False, where),
+                value_selector=_callable(functions, "value_selector", 1, False, where))
 
 
 @dataclass(frozen=True)
@@ -407,15 +499,18 @@ class PipelineCode:
     @classmethod
     def from_functions(cls, name: str = "pipeline", **functions: Any) -> PipelineCode:
         """mapper=..., reducer=..., combiner=..., map_batch=..., map_chunk=...,
-        key_selector=..., value_selector=... (None for those not given)."""
-        known = {"mapper", "reducer", "combiner", "map_batch", "map_chunk", "key_selector",
-                 "value_selector"}
+        key_selector=..., value_selector=..., or steps=[Step(...), ...] (None for those
+        not given)."""
+        known = {*STEP_FUNCTIONS, "steps"}
         unknown = sorted(set(functions) - known)
         if unknown:
             raise PipelineDefinitionError(f"unknown pipeline functions {unknown}; "
                                           f"a pipeline has {sorted(known)}")
+        every = [fn for name, fn in functions.items() if name != "steps"]
+        every += [getattr(step, name) for step in functions.get("steps") or ()
+                  for name in STEP_FUNCTIONS if isinstance(step, Step)]
         modules = {sys.modules.get(getattr(fn, "__module__", "") or "")
-                   for fn in functions.values() if fn is not None}
+                   for fn in every if fn is not None}
         by_value = tuple(m for m in modules if m is not None and _users_own(m))
         return cls(SimpleNamespace(**{k: v for k, v in functions.items() if v is not None}),
                    name, by_value)

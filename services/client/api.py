@@ -38,7 +38,7 @@ from mapreduce_kafka.shared import kafka, output, topics
 from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed, MapReduceError
 from mapreduce_kafka.shared.setting_sources import resolve
 from mapreduce_kafka.shared.settings import Settings, default_home
-from mapreduce_kafka.shared.spec import PipelineCode
+from mapreduce_kafka.shared.spec import PipelineCode, Step
 from mapreduce_kafka.shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
 
 log = structlog.get_logger("api")
@@ -56,10 +56,12 @@ class Pipeline:
                  map_chunk: Callable[..., Any] | None = None,
                  key_selector: Callable[..., Any] | None = None,
                  value_selector: Callable[..., Any] | None = None,
+                 steps: list[Step] | None = None,
                  name: str = "pipeline", code: PipelineCode | None = None) -> None:
         self.code = code or PipelineCode.from_functions(
             name, mapper=mapper, reducer=reducer, combiner=combiner, map_batch=map_batch,
-            map_chunk=map_chunk, key_selector=key_selector, value_selector=value_selector)
+            map_chunk=map_chunk, key_selector=key_selector, value_selector=value_selector,
+            steps=steps)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Pipeline:

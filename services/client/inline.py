@@ -26,7 +26,9 @@ from mapreduce_kafka.shared.codec import (
     decode_records,
     encode_checked,
     key_order,
+    pair_frames,
     partition_for,
+    step_frame_seq,
 )
 from mapreduce_kafka.shared.errors import InputError
 from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
@@ -82,12 +84,18 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
         raise InputError("the inline runner writes a directory, not a topic")
     ranges = [r for t in topics for r in topic_ranges(settings, t.topic)]  # type: ignore[arg-type]
     letters: list[dict[str, Any]] = []
-    source = input_frames(spec, files, ranges, settings)
-    if spec.map_only:
-        parts = _map_only(spec, source, letters)
-    else:
-        groups = _map_all(spec, source, letters, frame_bytes)
-        parts = _reduce_all(spec, groups, letters)
+    frames: list[tuple[int, bytes]] = list(enumerate(input_frames(spec, files, ranges,
+                                                                  settings)))
+    for step in range(spec.step_count):
+        at_step = spec.at_step(step)
+        if at_step.map_only:
+            parts = _map_only(at_step, frames, letters)
+        else:
+            groups = _map_all(at_step, frames, letters, frame_bytes)
+            parts = _reduce_all(at_step, groups, letters)
+        # the next step's input, as the sinks cut it from each part
+        frames = [(step_frame_seq(part, index), frame) for part, pairs in enumerate(parts)
+                  for index, frame in enumerate(pair_frames(pairs, frame_bytes))]
     result = InlineResult([pair for part in parts for pair in part], letters)
     if target is not None:
         result.output = _write(spec, parts, Path(target))
@@ -100,15 +108,16 @@ def _letter(role: str, identity: str, data: Any, exc: BaseException) -> dict[str
             "traceback": "".join(traceback.format_exception(exc))[-8000:]}
 
 
-def _map_all(spec: PipelineSpec, source: Iterable[bytes], letters: list[dict[str, Any]],
-             limit: int) -> dict[Any, list[Any]]:
+def _map_all(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
+             letters: list[dict[str, Any]], limit: int) -> dict[Any, list[Any]]:
     groups: dict[Any, list[Any]] = {}
-    for seq, frame in enumerate(source):
+    for seq, frame in source:
         def on_error(role: str, at: object, data: object, exc: BaseException,
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
-        mapped = spec.map_data(frame, lambda data: decode_records(data, spec.fmt), on_error)
+        mapped = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
+                               on_error)
         # what the mapper would send: the same encoding checks, then as the shuffler reads it
         sent, bad = shuffle_frames(mapped, 1, limit)
         for key, values, reason in bad:
@@ -120,17 +129,18 @@ def _map_all(spec: PipelineSpec, source: Iterable[bytes], letters: list[dict[str
     return groups
 
 
-def _map_only(spec: PipelineSpec, source: Iterable[bytes],
+def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
               letters: list[dict[str, Any]]) -> list[list[tuple[Any, Any]]]:
-    """A map-only pipeline's parts: frame n's pairs, in the order they were yielded, in
-    part n mod partitions (the map partition the dispatcher sends frame n to)."""
+    """A map-only step's parts: frame n's pairs, in the order they were yielded, in part
+    n mod partitions (the map partition frame n is sent to), frames in number order."""
     parts: list[list[tuple[Any, Any]]] = [[] for _ in range(spec.partitions)]
-    for seq, frame in enumerate(source):
+    for seq, frame in sorted(source, key=lambda numbered: numbered[0]):
         def on_error(role: str, at: object, data: object, exc: BaseException,
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
-        pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.fmt), on_error)
+        pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
+                               on_error)
         _, good, bad = encode_checked(pairs)
         for (key, value), reason in bad:
             letters.append(_letter("mapper", f"encode:{seq}:{key!r}", (key, value),

@@ -12,7 +12,13 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer
 
-from mapreduce_kafka.shared.codec import TopicRange, decode_records, encode_checked, problem_of
+from mapreduce_kafka.shared.codec import (
+    TopicRange,
+    decode_records,
+    encode_checked,
+    pair_frames,
+    problem_of,
+)
 from mapreduce_kafka.shared.inputs import frames, topic_range_frames
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
@@ -53,7 +59,13 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
     It uses the per-record `mapper` even when the pipeline has a faster `map_batch` or
     `map_chunk`, so that a job's check compares them; only a pipeline without `mapper` is
     mapped here with those, frame by frame."""
-    source = input_frames(spec, files, ranges, settings)
+    pairs = _run_step(spec, input_frames(spec, files, ranges, settings))
+    for step in range(1, spec.step_count):  # a later step reads the pairs of the one before
+        pairs = _run_step(spec.at_step(step), pair_frames(pairs, FRAME_BYTES))
+    return pairs
+
+
+def _run_step(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
     if spec.map_only:
         return _map_only(spec, source)
     if spec.mapper is None:
@@ -61,7 +73,7 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
     groups: dict[Any, list[Any]] = {}
     key_of, value_of = spec.key_selector, spec.value_selector
     for frame in source:
-        for record in decode_records(frame, spec.fmt):
+        for record in decode_records(frame, spec.record_format):
             try:
                 pairs = [(key_of(item), value_of(item)) for item in spec.mapper(record)]
             except BaseException as exc:  # dead-lettered by the framework: left out here too
@@ -76,7 +88,7 @@ def _map_only(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, An
     plain = replace(spec, map_chunk=None, map_batch=None) if spec.mapper else spec
     out: list[tuple[Any, Any]] = []
     for frame in source:
-        pairs = plain.map_pairs(frame, lambda data: decode_records(data, spec.fmt),
+        pairs = plain.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
                                 lambda *_: None)  # dead-lettered by the framework
         _, good, _ = encode_checked(pairs)
         out.extend((key, value) for key, value in good)
@@ -88,7 +100,7 @@ def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any,
     groups: dict[Any, list[Any]] = {}
     for frame in source:
         try:
-            mapped = plain.map_data(frame, lambda data: decode_records(data, spec.fmt))
+            mapped = plain.map_data(frame, lambda data: decode_records(data, spec.record_format))
         except BaseException as exc:  # dead-lettered by the framework: left out here too
             reraise_unless_users(exc)
             continue

@@ -239,7 +239,9 @@ def submit(job: Job, settings: Settings,
             "inputs": len(job.sources), "keep": 1 if spec.keep else 0,
             "source_partitions": source_partitions,
             "shuffle_partitions": counts[topics.SHUFFLE],
-            "map_only": 1 if spec.map_only else 0},
+            "map_only": ",".join("1" if spec.at_step(step).map_only else "0"
+                                 for step in range(spec.step_count)),
+            "steps": spec.step_count},
             claims=claims.pipeline_claims(spec.pipeline_id, spec.output_dir))
     except claims.ClaimHeld as held:
         store.clear_source(spec.pipeline_id)

@@ -125,25 +125,30 @@ class Dispatcher:
                 self.streams_complete.add(pipeline_id)
         if self._unannounced(pipeline_id, status):
             return
-        spec = self.rt.view.known_spec(pipeline_id)
-        if spec is None or pipeline_id not in self.made_ready:
+        whole = self.rt.view.known_spec(pipeline_id)
+        if whole is None or pipeline_id not in self.made_ready:
             return
-        counts = self.rt.store.ended_counts(pipeline_id)
-        totals = self._totals(spec)
-        ended = {stage: counts[stage.value] for stage in totals}
+        step = self.rt.store.current_step(pipeline_id, whole.step_count, whole.partitions)
+        spec = whole.at_step(step)
+        counts = self.rt.store.ended_counts(pipeline_id, step)
+        mapped = self.rt.store.ended_counts(pipeline_id)["mapped"] if step else counts["mapped"]
+        ended, totals = liveness.at_step(
+            step, {stage: counts[stage.value] for stage in self._totals(spec)},
+            self._totals(spec))
         waiting = liveness.waiting_on(ended, totals)
         reading = 0
         if waiting is not None and waiting is not Stage.SOURCE:
             reading = liveness.reading(liveness.activity_input(
                 waiting, pipeline_id, totals, self.rt.output_partitions), workers())
-        progress = (*ended.values(), counts["mapped"], status.get("state"), reading)
+        progress = (step, *ended.values(), mapped, status.get("state"), reading)
         repair = self.stalls.stalled(pipeline_id, progress, now)
         still_s = self.stalls.still_for(pipeline_id, now)
         if liveness.gives_up(waiting, still_s, self.rt.settings.stall_limit_s):
             assert waiting is not None
             frames = int(status["frames"]) if "frames" in status else None
             self.rt.fail(pipeline_id, liveness.stall_reason(
-                liveness.describe(ended, totals, counts["mapped"], frames), still_s,
+                liveness.describe(ended, totals, mapped, frames, step, spec.step_count),
+                still_s,
                 liveness.unheld(liveness.stage_input(waiting, pipeline_id, totals),
                                 self.rt.store.held_partitions())))
             return
@@ -179,8 +184,11 @@ class Dispatcher:
                             shuffle=self.rt.shuffle_partitions, map_only=spec.map_only)
 
     def _resend_handoff(self, spec: PipelineSpec, stage: Stage) -> None:
-        """The end markers `stage` sends downstream once it is complete."""
-        pid, end = spec.pipeline_id, Envelope(Kind.STREAM_ENDED, spec.pipeline_id)
+        """The end markers `stage` sends downstream once it is complete (of the step
+        `spec` stands for; a later step's SOURCE is the step before it, whose sinks end
+        its input)."""
+        pid = spec.pipeline_id
+        end = Envelope(Kind.STREAM_ENDED, pid, step=spec.step)
         if stage is Stage.SOURCE:
             for partition in range(spec.partitions):
                 self.rt.producer.send(topics.map_topic(pid), b"", end, partition=partition)
@@ -193,7 +201,8 @@ class Dispatcher:
         else:  # REDUCE or a map-only MAP (into the sink), SINK (it finalizes on a replay)
             for part in range(spec.partitions):
                 self.rt.producer.send(topics.OUTPUT, b"",
-                                      Envelope(Kind.STREAM_ENDED, pid, part=part),
+                                      Envelope(Kind.STREAM_ENDED, pid, part=part,
+                                               step=spec.step),
                                       partition=part % self.rt.output_partitions)
         self.rt.producer.flush()
 

@@ -84,7 +84,7 @@ class Mapper(PipelineTopicWorker):
         for piece, frame in enumerate(self._frames(spec, envelope, value, on_bad_record)):
             tag = f"{envelope.seq}" if piece == 0 else f"{envelope.seq}.{piece}"
 
-            groups = spec.map_data(frame, lambda data: decode_records(data, spec.fmt),
+            groups = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
                                    _tagged(on_error, piece) if piece else on_error)
             METRICS.count(records_in=count_lines(frame), records_out=len(groups))
             if spec.pipeline_id in self.rt.failed:
@@ -100,12 +100,11 @@ class Mapper(PipelineTopicWorker):
                 self.rt.producer.send_data(
                     topics.SHUFFLE, data,
                     Envelope(Kind.RECORDS, spec.pipeline_id, seq=envelope.seq,
-                             chunk=chunks[partition] + chunk),
+                             chunk=chunks[partition] + chunk, step=spec.step),
                     partition=partition)
                 cut[partition] = max(cut[partition], chunk + 1)
             chunks = [before + now for before, now in zip(chunks, cut, strict=True)]
-        self.mapped[spec.pipeline_id].append(envelope.seq)
-        self.frames_seen[(spec.pipeline_id, kafka.partition_of(msg))].add(envelope.seq)
+        self._mapped(spec, envelope, kafka.partition_of(msg))
 
     def _map_only(self, spec: PipelineSpec, envelope: Envelope, value: bytes, msg: Message,
                   on_error: ErrorHook, on_bad_record: Callable[[int, bytes, str], None],
@@ -117,7 +116,7 @@ class Mapper(PipelineTopicWorker):
         part = kafka.partition_of(msg)
         limit = self.rt.settings.frame_bytes
         for piece, frame in enumerate(self._frames(spec, envelope, value, on_bad_record)):
-            pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.fmt),
+            pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
                                    _tagged(on_error, piece) if piece else on_error)
             METRICS.count(records_in=count_lines(frame), records_out=len(pairs))
             if spec.pipeline_id in self.rt.failed:
@@ -132,10 +131,16 @@ class Mapper(PipelineTopicWorker):
             for chunk, encoded in enumerate(split_by_size(pairs, limit, data)):
                 unit = b"[[[%d,%d,%d],%s]]" % (envelope.seq, piece, chunk, encoded)
                 self.rt.producer.send_data(topics.OUTPUT, unit,
-                                           Envelope(Kind.RECORDS, spec.pipeline_id, part=part),
+                                           Envelope(Kind.RECORDS, spec.pipeline_id, part=part,
+                                                    step=spec.step),
                                            partition=part % self.rt.output_partitions)
-        self.mapped[spec.pipeline_id].append(envelope.seq)
-        self.frames_seen[(spec.pipeline_id, part)].add(envelope.seq)
+        self._mapped(spec, envelope, part)
+
+    def _mapped(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
+        """Progress: the input frames mapped (a later step's frames are not input)."""
+        if spec.step == 0:
+            self.mapped[spec.pipeline_id].append(envelope.seq)
+        self.frames_seen[(spec.pipeline_id, partition)].add(envelope.seq)
 
     def _frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
                 on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
@@ -169,21 +174,22 @@ class Mapper(PipelineTopicWorker):
         self.rt.log.info("map partition ended", pipeline=spec.pipeline_id, partition=partition,
                          frames_mapped_here=len(seen), first=min(seen, default=None))
         complete = self.rt.store.mark_ended(spec.pipeline_id, Stage.MAP, partition,
-                                            spec.partitions)
+                                            spec.partitions, spec.step)
         if spec.map_only:  # the partition's part is complete: the sink may write it
             crash_point("mapper.after_part_mark", spec.pipeline_id)
             self.rt.producer.send(topics.OUTPUT, b"",
-                                  Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition),
+                                  Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition,
+                                           step=spec.step),
                                   partition=partition % self.rt.output_partitions)
             self.rt.producer.flush()
             crash_point("mapper.after_output_handoff", spec.pipeline_id)
             return
         if complete:
             crash_point("mapper.after_map_mark", spec.pipeline_id)
-            self.rt.log.info("map stage ended", pipeline=spec.pipeline_id)
+            self.rt.log.info("map stage ended", pipeline=spec.pipeline_id, step=spec.step)
             for shuffle_partition in range(self.rt.shuffle_partitions):
                 self.rt.producer.send(topics.SHUFFLE, b"",
-                                      Envelope(Kind.STREAM_ENDED, spec.pipeline_id),
+                                      Envelope(Kind.STREAM_ENDED, spec.pipeline_id, step=spec.step),
                                       partition=shuffle_partition)
             self.rt.producer.flush()
             crash_point("mapper.after_shuffle_handoff", spec.pipeline_id)

@@ -68,15 +68,18 @@ class Reducer(PipelineTopicWorker):
         for frame in frames:
             if frame != b"[]":
                 self.rt.producer.send_data(topics.OUTPUT, frame,
-                                           Envelope(Kind.RECORDS, spec.pipeline_id, part=part),
+                                           Envelope(Kind.RECORDS, spec.pipeline_id, part=part,
+                                                    step=spec.step),
                                            partition=self._output_partition(part))
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()
-        self.rt.store.mark_ended(spec.pipeline_id, Stage.REDUCE, partition, spec.partitions)
+        self.rt.store.mark_ended(spec.pipeline_id, Stage.REDUCE, partition, spec.partitions,
+                                 spec.step)
         crash_point("reducer.after_reduce_mark", spec.pipeline_id)
         self.rt.producer.send(topics.OUTPUT, b"",
-                              Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition),
+                              Envelope(Kind.STREAM_ENDED, spec.pipeline_id, part=partition,
+                                       step=spec.step),
                               partition=self._output_partition(partition))
         self.rt.producer.flush()
         crash_point("reducer.after_output_handoff", spec.pipeline_id)

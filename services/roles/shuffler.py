@@ -45,8 +45,8 @@ class Shuffler(HoldingWorker):
     def new_holding(self, first_offset: int) -> Holding:
         return Holding(first_offset, Groups(self.spill_dir))
 
-    def hold_key(self, envelope: Envelope) -> str:
-        return envelope.pipeline
+    def hold_key(self, envelope: Envelope) -> tuple[str, int]:
+        return (envelope.pipeline, envelope.step)
 
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         return partition
@@ -69,7 +69,7 @@ class Shuffler(HoldingWorker):
                          frames=len(frames), keys=keys, spilled_runs=len(groups.runs),
                          first_offset=holding.first_offset)
         complete = self.rt.store.mark_ended(pipeline_id, Stage.SHUFFLE, partition,
-                                            self.rt.shuffle_partitions)
+                                            self.rt.shuffle_partitions, spec.step)
         if complete:
             crash_point("shuffler.after_shuffle_mark", pipeline_id)
             self.rt.log.info("shuffle stage ended", pipeline=pipeline_id)
@@ -77,7 +77,7 @@ class Shuffler(HoldingWorker):
 
     def replayed_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         if self.rt.store.stage_complete(spec.pipeline_id, Stage.SHUFFLE,
-                                        self.rt.shuffle_partitions):
+                                        self.rt.shuffle_partitions, spec.step):
             self.rt.log.info("shuffle stage found complete on a replayed end marker: "
                              "hand-off sent again", pipeline=spec.pipeline_id,
                              partition=partition)
@@ -86,7 +86,8 @@ class Shuffler(HoldingWorker):
     def _hand_off(self, spec: PipelineSpec) -> None:
         reduce_topic = topics.reduce_topic(spec.pipeline_id)
         for reduce_partition in range(spec.partitions):
-            self.rt.producer.send(reduce_topic, b"", Envelope(Kind.STREAM_ENDED, spec.pipeline_id),
+            self.rt.producer.send(reduce_topic, b"",
+                                  Envelope(Kind.STREAM_ENDED, spec.pipeline_id, step=spec.step),
                                   partition=reduce_partition)
         self.rt.producer.flush()
         crash_point("shuffler.after_reduce_handoff", spec.pipeline_id)
@@ -112,7 +113,7 @@ class Shuffler(HoldingWorker):
                         f"over the {key_limit >> 20} MB one key may hold "
                         f"(MAPREDUCE_KEY_MEMORY_MB)")
                 self.rt.producer.send_data(reduce_topic, data,
-                                           Envelope(Kind.RECORDS, spec.pipeline_id),
+                                           Envelope(Kind.RECORDS, spec.pipeline_id, step=spec.step),
                                            partition=reduce_partition)
                 sent += 1
                 if sent == 1:

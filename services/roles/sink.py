@@ -31,7 +31,14 @@ from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
 from mapreduce_kafka.shared import output, topics
 from mapreduce_kafka.shared.barrier import Stage
-from mapreduce_kafka.shared.codec import Envelope, decode_items, key_order
+from mapreduce_kafka.shared.codec import (
+    Envelope,
+    Kind,
+    decode_items,
+    key_order,
+    pair_frames,
+    step_frame_seq,
+)
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.spec import PipelineSpec
@@ -54,8 +61,8 @@ class Sink(HoldingWorker):
     def new_holding(self, first_offset: int) -> Holding:
         return Holding(first_offset, Groups(self.spill_dir, order=key_order))
 
-    def hold_key(self, envelope: Envelope) -> tuple[str, int]:
-        return (envelope.pipeline, envelope.part)
+    def hold_key(self, envelope: Envelope) -> tuple[str, int, int]:
+        return (envelope.pipeline, envelope.step, envelope.part)
 
     def barrier_partition(self, envelope: Envelope, partition: int) -> int:
         return envelope.part
@@ -70,12 +77,15 @@ class Sink(HoldingWorker):
              partition: int) -> None:
         pipeline_id = spec.pipeline_id
         store = self.rt.store
-        if (store.has_ended(pipeline_id, Stage.SINK, envelope.part)
+        if (store.has_ended(pipeline_id, Stage.SINK, envelope.part, spec.step)
                 or store.pipeline(pipeline_id).get("state") in TERMINAL):
             return  # a zombie's late copy: another sink already wrote this part
         # a unit's last copy: any earlier one is a replay's (the same pairs)
         latest = ((key, value) for _unit, copies in holding.data.ordered()
                   for key, value in copies[-1])
+        if not spec.last_step:
+            self._feed_next_step(spec, envelope.part, latest)
+            return
         if output.is_topic(spec.output_dir):
             keys = self._produce_part(spec, envelope.part, latest)
         else:
@@ -89,17 +99,63 @@ class Sink(HoldingWorker):
         crash_point("sink.after_part_written", pipeline_id)
         METRICS.count(records_out=keys)
         store.update_pipeline(pipeline_id, **{f"keys.{envelope.part}": str(keys)})
-        complete = store.mark_ended(pipeline_id, Stage.SINK, envelope.part, spec.partitions)
+        complete = store.mark_ended(pipeline_id, Stage.SINK, envelope.part, spec.partitions,
+                                    spec.step)
         if complete:
             crash_point("sink.after_sink_mark", pipeline_id)
             self._finalize(spec)
 
     def replayed_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
-        if (self.rt.store.stage_complete(spec.pipeline_id, Stage.SINK, spec.partitions)
+        if not spec.last_step:
+            if self.rt.store.stage_complete(spec.pipeline_id, Stage.SINK, spec.partitions,
+                                            spec.step):
+                self.rt.log.info("step found complete on a replayed end marker: the next "
+                                 "step's end markers sent again", pipeline=spec.pipeline_id,
+                                 step=spec.step)
+                self._start_next_step(spec)
+            return
+        if (self.rt.store.stage_complete(spec.pipeline_id, Stage.SINK, spec.partitions,
+                                         spec.step)
                 and self.rt.store.pipeline(spec.pipeline_id).get("state") not in TERMINAL):
             self.rt.log.info("sink stage found complete on a replayed end marker: "
                              "finalizing", pipeline=spec.pipeline_id)
             self._finalize(spec)
+
+    def _feed_next_step(self, spec: PipelineSpec, part: int,
+                        pairs: Iterable[tuple[Any, Any]]) -> None:
+        """A step before the last: its part's pairs become the next step's input frames
+        in MAP---<id>, numbered by (part, index) so that a replay of the part makes the
+        same frames with the same numbers; then the part is marked, and whoever completes
+        the step's barrier ends the next step's input (see _start_next_step)."""
+        pipeline_id, limit = spec.pipeline_id, self.rt.settings.split_bytes
+        map_topic = topics.map_topic(pipeline_id)
+        frames = 0
+        for index, frame in enumerate(pair_frames(pairs, limit)):
+            seq = step_frame_seq(part, index)
+            self.rt.producer.send_data(map_topic, frame,
+                                       Envelope(Kind.RECORDS, pipeline_id, seq=seq,
+                                                step=spec.step + 1),
+                                       partition=seq % spec.partitions)
+            frames += 1
+        self.rt.producer.flush()  # mark only what is durable
+        crash_point("sink.after_step_part_sent", pipeline_id)
+        self.rt.log.info("step part handed to the next step", pipeline=pipeline_id,
+                         step=spec.step, part=part, frames=frames)
+        if self.rt.store.mark_ended(pipeline_id, Stage.SINK, part, spec.partitions,
+                                    spec.step):
+            crash_point("sink.after_step_mark", pipeline_id)
+            self._start_next_step(spec)
+
+    def _start_next_step(self, spec: PipelineSpec) -> None:
+        """Every part of a step is in the next step's input: end it, on every partition."""
+        end = Envelope(Kind.STREAM_ENDED, spec.pipeline_id, step=spec.step + 1)
+        for partition in range(spec.partitions):
+            self.rt.producer.send(topics.map_topic(spec.pipeline_id), b"", end,
+                                  partition=partition)
+        self.rt.producer.flush()
+        crash_point("sink.after_step_handoff", spec.pipeline_id)
+        self.rt.log.info("step ended: the next one begins", pipeline=spec.pipeline_id,
+                         step=spec.step)
 
     def _finalize(self, spec: PipelineSpec) -> None:
         pipeline_id = spec.pipeline_id

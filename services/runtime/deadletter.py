@@ -21,6 +21,8 @@ MAX_DATA_CHARS = 2000  # how much of the offending record a dead letter carries
 
 def record(rt: Runtime, spec: PipelineSpec, role: str, identity: str, data: Any,
            exc: BaseException, source: dict[str, Any]) -> None:
+    if spec.step:  # the same key or frame number in another step is another record
+        identity, source = f"step{spec.step + 1}:{identity}", {**source, "step": spec.step + 1}
     letter = {
         "pipeline": spec.pipeline_id, "role": role, "identity": identity, **source,
         "error": f"{type(exc).__name__}: {exc}",

@@ -203,7 +203,7 @@ class HoldingWorker:
                 continue
             key = self.hold_key(envelope)
             holding = holdings.get(key)
-            spec = self.rt.spec(envelope.pipeline)
+            spec = self.rt.spec_for(envelope)
             if spec is None:
                 if holding is not None:
                     holdings.pop(key).data.discard()
@@ -235,7 +235,8 @@ class HoldingWorker:
             return
         if holding is None:
             barrier_partition = self.barrier_partition(envelope, partition)
-            if self.rt.store.has_ended(envelope.pipeline, self.stage, barrier_partition):
+            if self.rt.store.has_ended(envelope.pipeline, self.stage, barrier_partition,
+                                       envelope.step):
                 self.emitted[partition].add(key)  # replay of data already emitted
                 if envelope.kind is Kind.STREAM_ENDED:
                     self.replayed_end(spec, envelope, partition)

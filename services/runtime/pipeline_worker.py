@@ -290,7 +290,7 @@ class PipelineTopicWorker:
             envelope = envelope_of(self.rt, msg)
             if envelope is None:
                 continue
-            spec = self.rt.spec(envelope.pipeline)
+            spec = self.rt.spec_for(envelope)
             if spec is None:  # finished, failed, or never announced: nothing to do with it
                 self.rt.log.warning("record of an unknown or finished pipeline skipped",
                                     pipeline=envelope.pipeline, topic=msg.topic(),

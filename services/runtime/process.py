@@ -68,6 +68,18 @@ class Runtime:
         self.view = PipelineView(self.settings, self._has_ended)
         self.view.catch_up()
 
+    def spec_for(self, envelope: Envelope) -> PipelineSpec | None:
+        """The spec of the step a message belongs to, or None (as `spec`; a step the
+        pipeline does not have fails it)."""
+        spec = self.spec(envelope.pipeline)
+        if spec is None or envelope.step == 0:
+            return spec
+        if envelope.step >= spec.step_count:
+            self.fail(spec.pipeline_id, f"a message for step {envelope.step + 1} of a "
+                                        f"pipeline of {spec.step_count} steps")
+            return None
+        return spec.at_step(envelope.step)
+
     def spec(self, pipeline_id: str) -> PipelineSpec | None:
         """The spec of a live pipeline, or None. A spec that cannot be loaded here (say it
         imports a module this worker lacks) fails its pipeline, loudly, once."""

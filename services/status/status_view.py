@@ -27,10 +27,17 @@ def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> d
     counts["errors"] = max(counts["errors"], int(info.get("errors") or 0))
     counts["keys"] = keys
     if info.get("state") not in TERMINAL:
-        totals = status_totals(info)
-        ended = {stage: int(counts[stage.value]) for stage in totals}
+        steps = int(info.get("steps") or 1)
+        step = store.current_step(pipeline_id, steps, int(info.get("partitions") or 0))
+        at_step = store.ended_counts(pipeline_id, step) if step else counts
+        totals = status_totals(info, step)
+        ended, totals = liveness.at_step(
+            step, {stage: int(at_step[stage.value]) for stage in totals}, totals)
         frames = int(info["frames"]) if "frames" in info else None
-        counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames)
+        counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames,
+                                                 step, steps)
+        if steps > 1:
+            counts["step"] = step + 1
     return counts
 
 

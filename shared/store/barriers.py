@@ -28,25 +28,44 @@ class Barriers(Connection):
         self._mark_ended = self.redis.register_script(_MARK_ENDED)
 
     @retried
-    def mark_ended(self, pipeline_id: str, stage: Stage, partition: int, total: int) -> bool:
-        """Add a partition to the stage's ended set; return whether all `total` have ended.
-        A pipeline that is no longer active is never complete (and nothing is written)."""
+    def mark_ended(self, pipeline_id: str, stage: Stage, partition: int, total: int,
+                   step: int = 0) -> bool:
+        """Add a partition to the stage's ended set (of the pipeline's `step`); return
+        whether all `total` have ended. A pipeline that is no longer active is never
+        complete (and nothing is written)."""
+        completed = f"completed.{stage.value}" + (f".{step}" if step else "")
         members = self._durably(lambda client: self._mark_ended(
-            keys=[keys.ACTIVE, keys.ended(pipeline_id, stage), keys.pipeline(pipeline_id)],
-            args=[pipeline_id, partition, total, f"completed.{stage.value}", time.time()],
+            keys=[keys.ACTIVE, keys.ended(pipeline_id, stage, step),
+                  keys.pipeline(pipeline_id)],
+            args=[pipeline_id, partition, total, completed, time.time()],
             client=client))
         return members is not None and is_complete(map(int, members), total)
 
     @retried
-    def stage_complete(self, pipeline_id: str, stage: Stage, total: int) -> bool:
+    def stage_complete(self, pipeline_id: str, stage: Stage, total: int,
+                       step: int = 0) -> bool:
         """Whether every partition of a stage has ended (for a replayed end marker: the
         hand-off after a complete stage is sent again by whoever finds it complete)."""
-        members = self.redis.smembers(keys.ended(pipeline_id, stage))
+        members = self.redis.smembers(keys.ended(pipeline_id, stage, step))
         return is_complete(map(int, members), total)  # type: ignore[arg-type]
 
     @retried
-    def has_ended(self, pipeline_id: str, stage: Stage, partition: int) -> bool:
-        return bool(self.redis.sismember(keys.ended(pipeline_id, stage), str(partition)))
+    def current_step(self, pipeline_id: str, steps: int, partitions: int) -> int:
+        """The step a pipeline of several is at: the first whose sink barrier is not
+        complete (the last, once all are)."""
+        if steps <= 1:
+            return 0
+        pipe = self.redis.pipeline(transaction=False)
+        for step in range(steps - 1):
+            pipe.smembers(keys.ended(pipeline_id, Stage.SINK, step))
+        for step, members in enumerate(pipe.execute()):
+            if not is_complete(map(int, members), partitions):
+                return step
+        return steps - 1
+
+    @retried
+    def has_ended(self, pipeline_id: str, stage: Stage, partition: int, step: int = 0) -> bool:
+        return bool(self.redis.sismember(keys.ended(pipeline_id, stage, step), str(partition)))
 
     @retried
     def add_mapped(self, pipeline_id: str, seqs: Iterable[int]) -> None:

@@ -7,7 +7,8 @@
   mr:staging                    pipelines whose sink created a staging directory
   mr:pipeline:<id>              hash: state, reason, output, partitions, frames, times
                                 (submitted, ready, sent, completed.<stage>, finished)
-  mr:ended:<id>:<stage>         set of partitions that ended at that stage (the barrier)
+  mr:ended:<id>:<stage>[:<step>] set of partitions that ended at that stage (the barrier;
+                                of step 0, or of a later step of a pipeline of several)
   mr:mapped:<id>                set of source frame numbers mapped (progress, idempotent)
   mr:errors:<id>                set of identities of records or keys that failed
   mr:source:<id>                the source's liveness: set while it runs (expires)
@@ -30,8 +31,9 @@ def pipeline(pipeline_id: str) -> str:
     return f"mr:pipeline:{pipeline_id}"
 
 
-def ended(pipeline_id: str, stage: Stage) -> str:
-    return f"mr:ended:{pipeline_id}:{stage.value}"
+def ended(pipeline_id: str, stage: Stage, step: int = 0) -> str:
+    suffix = f":{step}" if step else ""  # step 0's name is the one-step pipeline's
+    return f"mr:ended:{pipeline_id}:{stage.value}{suffix}"
 
 
 def mapped(pipeline_id: str) -> str:
@@ -59,7 +61,7 @@ def worker_id(key: str) -> str:
     return key.split(":", 2)[2]
 
 
-def coordination(pipeline_id: str) -> list[str]:
+def coordination(pipeline_id: str, steps: int = 1) -> list[str]:
     """A pipeline's keys besides its status hash: dropped once it has finished."""
-    return [*(ended(pipeline_id, stage) for stage in Stage), mapped(pipeline_id),
-            errors(pipeline_id), source(pipeline_id)]
+    return [*(ended(pipeline_id, stage, step) for step in range(steps) for stage in Stage),
+            mapped(pipeline_id), errors(pipeline_id), source(pipeline_id)]

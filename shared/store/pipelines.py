@@ -179,11 +179,12 @@ class Pipelines(Connection):
         return [pid for pid in ids if pid not in set(gone)]
 
     @retried
-    def ended_counts(self, pipeline_id: str) -> dict[str, int]:
-        """The live figures: partitions ended at each stage, frames mapped, errors."""
+    def ended_counts(self, pipeline_id: str, step: int = 0) -> dict[str, int]:
+        """The live figures: partitions ended at each stage (of `step`), frames mapped,
+        errors."""
         pipe = self.redis.pipeline(transaction=False)
         for stage in Stage:
-            pipe.scard(keys.ended(pipeline_id, stage))
+            pipe.scard(keys.ended(pipeline_id, stage, step))
         pipe.scard(keys.mapped(pipeline_id))
         pipe.scard(keys.errors(pipeline_id))
         *counts, mapped, errors = pipe.execute()
@@ -216,7 +217,8 @@ class Pipelines(Connection):
                 if not kept:
                     client.expire(keys.pipeline(pipeline_id), keep_status_s)
             if not kept:
-                client.delete(*keys.coordination(pipeline_id))
+                client.delete(*keys.coordination(pipeline_id,
+                                                 int(status.get("steps") or 1)))
             # last: a pipeline stays on the list until all of the above is done (whoever
             # finds it there does it again; every step is idempotent)
             return client.zrem(keys.FINISHING, pipeline_id)

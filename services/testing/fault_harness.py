@@ -67,7 +67,8 @@ class Shape:
 # without a combiner ships several times its input through the shuffle).
 SHAPES = {"wordcount": (WORDCOUNT, 1.0),
           "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 0.15),
-          "nested_values": (shapes.NESTED_VALUES, 0.4)}
+          "nested_values": (shapes.NESTED_VALUES, 0.4),
+          "three_steps": (shapes.THREE_STEPS, 0.3)}
 
 
 def shapes_for(base: Path, megabytes: float, names: tuple[str, ...] = tuple(SHAPES),

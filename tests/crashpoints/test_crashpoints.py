@@ -9,8 +9,9 @@ ends done with the exact result if it is finalized first, else failed and not fi
 
 The shapes: word count (map_chunk and a combiner), a set-based mapper without a combiner
 whose frames make several chunks per shuffle partition, one with dict and list values,
-array keys and a combiner, a reducer and a combiner that yield pairs (filtering, re-keying,
-exploding), and a map-only pipeline, which runs at the points its path reaches."""
+array keys and a combiner, a map-only pipeline, and three steps (a word count, a map-only
+step, a re-keying reducer and a combiner that yield): each runs at the points its path
+reaches."""
 
 from __future__ import annotations
 
@@ -47,22 +48,26 @@ SHAPES = {
     "wordcount": (jobs.WORDCOUNT, 2.0, 4),
     "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 2.5, 2),
     "nested_values": (shapes.NESTED_VALUES, 1.0, 2),
-    "rekeying": (shapes.REKEYING, 1.0, 2),
     "map_only": (shapes.MAP_ONLY, 1.0, 3),
+    "three_steps": (shapes.THREE_STEPS, 1.0, 2),
 }
-MAP_ONLY_SHAPES = {"map_only"}
-# Points on the path through the shuffle and the reducers, which a map-only pipeline never
-# takes, and the map-only mapper's own hand-off to the sink, which no other shape takes.
-REDUCING_PATH = ("shuffler.", "reducer.", "mapper.after_map_mark",
-                 "mapper.after_shuffle_handoff")
-MAP_ONLY_PATH = ("mapper.after_part_mark", "mapper.after_output_handoff")
+# The paths each shape's jobs take, where a point is not on every job's path: through the
+# shuffle and the reducers, a map-only step's hand-off to the sink, a sink's hand-off from
+# one step to the next.
+PATHS = {"reducing": ("shuffler.", "reducer.", "mapper.after_map_mark",
+                      "mapper.after_shuffle_handoff"),
+         "map_only": ("mapper.after_part_mark", "mapper.after_output_handoff"),
+         "steps": ("sink.after_step_",)}
+SHAPE_PATHS = {"wordcount": {"reducing"}, "distinct_prefixes": {"reducing"},
+               "nested_values": {"reducing"}, "map_only": {"map_only"},
+               "three_steps": {"reducing", "map_only", "steps"}}
 
 
 def shapes_reaching(point: str) -> dict[str, tuple[Path, float, int]]:
     """The shapes whose jobs pass the point."""
     return {name: shape for name, shape in SHAPES.items()
-            if not point.startswith(REDUCING_PATH if name in MAP_ONLY_SHAPES
-                                    else MAP_ONLY_PATH)}
+            if all(path in SHAPE_PATHS[name] for path, prefixes in PATHS.items()
+                   if point.startswith(prefixes))}
 # Written out, not derived from POINTS: a new source point must be placed on one side of
 # the end markers by hand, or test_the_suite_arms_every_declared_point fails.
 SOURCE_POINTS = ["source.after_announce", "source.mid_stream", "source.before_end_markers"]
@@ -135,8 +140,11 @@ def test_the_suite_arms_every_declared_point():
         "dispatcher", "mapper", "shuffler", "reducer", "sink", "lifecycle"}
     assert set(OTHER_STRATEGIES) | {DEFAULT_STRATEGY} >= {"reconnect", "group-per-pipeline"}
     assert not [p for p in WORKER_POINTS if not shapes_reaching(p)], "a point no shape reaches"
-    assert shapes_reaching("mapper.after_part_mark").keys() == MAP_ONLY_SHAPES
-    assert MAP_ONLY_SHAPES.isdisjoint(shapes_reaching("reducer.after_reduce_mark"))
+    assert set(SHAPE_PATHS) == set(SHAPES)
+    assert shapes_reaching("mapper.after_part_mark").keys() == {"map_only", "three_steps"}
+    assert shapes_reaching("sink.after_step_mark").keys() == {"three_steps"}
+    assert "map_only" not in shapes_reaching("reducer.after_reduce_mark")
+    assert shapes_reaching("sink.after_claim").keys() == SHAPES.keys()
 
 
 @pytest.mark.parametrize("point", WORKER_POINTS)

@@ -36,6 +36,11 @@ def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
     return job
 
 
+def part_lines(directory: Path) -> dict[str, list[bytes]]:
+    """Each part file's lines, by name: two outputs are the same files when these are."""
+    return {p.name: p.read_bytes().splitlines() for p in sorted(directory.glob("part-*"))}
+
+
 def wait(settings: Settings, job: source.Job, timeout: float = 180) -> dict[str, Any]:
     try:
         return source.wait(settings, job.pipeline_id, lambda status: None, timeout=timeout)

@@ -23,10 +23,6 @@ from tests.integration import jobs
 pytestmark = pytest.mark.integration
 
 
-def part_lines(directory) -> dict[str, list[bytes]]:
-    return {p.name: p.read_bytes().splitlines() for p in sorted(directory.glob("part-*"))}
-
-
 def test_a_yielding_reducer_gives_the_sequential_pairs_part_for_part(pool, tmp_path):
     inputs = make_corpus(tmp_path / "in", 1, files=2)
     job = jobs.submit(pool, shapes.REKEYING, inputs, tmp_path / "out", partitions=3)
@@ -35,7 +31,7 @@ def test_a_yielding_reducer_gives_the_sequential_pairs_part_for_part(pool, tmp_p
     assert comparison.counted == "pairs" and comparison.actual_keys > 1000
     run_inline(PipelineCode.from_file(shapes.REKEYING), inputs, tmp_path / "inline",
                partitions=3)
-    assert part_lines(tmp_path / "out") == part_lines(tmp_path / "inline")
+    assert jobs.part_lines(tmp_path / "out") == jobs.part_lines(tmp_path / "inline")
     letters = [key for key, _ in output.read_output(tmp_path / "out")
                if isinstance(key, str)]
     assert len(letters) > len(set(letters)) > 5, "many words' pairs under one letter"
@@ -48,7 +44,7 @@ def test_a_map_only_job_keeps_input_order_and_duplicates(pool, tmp_path):
     jobs.assert_matches_sequential(job)
     run_inline(PipelineCode.from_file(shapes.MAP_ONLY), inputs, tmp_path / "inline",
                partitions=2)
-    assert part_lines(tmp_path / "out") == part_lines(tmp_path / "inline")
+    assert jobs.part_lines(tmp_path / "out") == jobs.part_lines(tmp_path / "inline")
     pairs = output.read_output(tmp_path / "out")
     assert sum(1 for key, _ in pairs if key == "length") > 100
     # it never reached a shuffler or a reducer

@@ -290,8 +290,15 @@ class Harness:
 
     def _apply(self, fault: Fault, done: threading.Event) -> bool:
         if fault.kind == "kill":
-            if self._signal(fault.role, signal.SIGKILL) is None:
+            worker = self._signal(fault.role, signal.SIGKILL)
+            if worker is None:
                 return False
+            # As with the broker below: a worker with threads and memory to free takes a
+            # moment to die, and scaling before it has finds it running and starts none
+            # (a sink killed so stayed down, and its job with it).
+            if not wait_exited(worker.pid, 30):
+                raise RuntimeError(f"{fault.role} pid {worker.pid} still alive 30 s after "
+                                   "SIGKILL")
             done.wait(fault.pause)
             supervisor.scale(self.settings, supervisor.DEFAULT_COUNTS)
             return True

@@ -18,7 +18,9 @@ In one invocation, per size, interleaved and repeated (the order rotates every r
   a local[2] RDD word count with the same tokenizer, timed from the SparkContext's creation
   (its start-up is part of what a user waits for) to the collected result;
 - framework: `pipelines/wordcount.py` end to end on a warm local cluster (Kafka, Redis and
-  the default worker pool started once, before any timing), from submission to `_SUCCESS`.
+  the default worker pool started once, before any timing), from submission to `_SUCCESS`;
+- framework_top_words: `pipelines/top_words.py` the same way, two steps (that word count,
+  then the top 10 on one key): what a second step costs (`top_words_over_wordcount`).
 Every method's result is compared with the sequential one, and any difference aborts the
 run. Before each framework run every worker's peak-RSS counter is reset
 (/proc/PID/clear_refs), so the peak RSS reported per role is that run's. The CPU seconds
@@ -35,6 +37,7 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import heapq
 import multiprocessing
 import os
 import re
@@ -47,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import default_out, write_results
-from mapreduce_kafka.examples import WORDCOUNT
+from mapreduce_kafka.examples import TOP_WORDS, WORDCOUNT
 from mapreduce_kafka.services.client import source
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.localcluster.cluster import LocalCluster
@@ -223,10 +226,12 @@ def peak_rss_mb(settings: Settings) -> dict[str, float]:
 
 
 def framework(settings: Settings, files: list[Path], out: Path, expected: dict[str, int] | None,
-              partitions: int = 4, cluster: LocalCluster | None = None
-              ) -> tuple[float, dict[str, float], dict[str, float]]:
-    """Seconds, peak RSS per role, CPU seconds per role (with `cluster`, else empty)."""
-    job = source.Job(WORDCOUNT, files, out, partitions=partitions)
+              partitions: int = 4, cluster: LocalCluster | None = None,
+              pipeline: Path = WORDCOUNT) -> tuple[float, dict[str, float], dict[str, float]]:
+    """Seconds, peak RSS per role, CPU seconds per role (with `cluster`, else empty).
+    `expected`: the word counts; for another pipeline, what it must give for them
+    (expected_output)."""
+    job = source.Job(pipeline, files, out, partitions=partitions)
     source.prepare(job, settings)
     reset_peaks(settings)
     cpu_before = cpu_seconds(settings, cluster) if cluster else {}
@@ -238,7 +243,11 @@ def framework(settings: Settings, files: list[Path], out: Path, expected: dict[s
     if status.get("state") != "done":
         raise SystemExit(f"job {job.pipeline_id} ended {status.get('state')}: "
                          f"{status.get('reason')}")
-    if expected is not None:
+    if expected is not None and pipeline != WORDCOUNT:
+        if output.read_output(out) != expected_output(pipeline, expected):
+            raise SystemExit(f"output of {job.pipeline_id} differs from the sequential "
+                             f"result: {output.read_output(out)}")
+    elif expected is not None:
         actual = dict(output.read_output(out))
         if actual != expected:
             missing = len(expected.keys() - actual.keys())
@@ -247,6 +256,13 @@ def framework(settings: Settings, files: list[Path], out: Path, expected: dict[s
                              f"result: {missing} keys missing, {wrong} values wrong")
     cpu = cpu_used(cpu_before, cpu_seconds(settings, cluster)) if cluster else {}
     return elapsed, peak_rss_mb(settings), cpu
+
+
+def expected_output(pipeline: Path, counts: dict[str, int]) -> list[tuple[str, int]]:
+    """What `pipeline` gives for these word counts: top_words.py's 10 largest (count,
+    word), as (word, count), largest first."""
+    assert pipeline == TOP_WORDS
+    return [(word, n) for n, word in heapq.nlargest(10, ((n, w) for w, n in counts.items()))]
 
 
 def spills(home: Path) -> int:
@@ -305,7 +321,8 @@ def main(argv: list[str] | None = None) -> int:
             "machine": machine(), "cluster": args.cluster,
             "shuffle_memory_mb": settings.shuffle_memory_mb,
             "redis_wait_replicas": redis_client.parse(settings.redis_url).wait_replicas,
-            "split_bytes": settings.split_bytes, "methods": ["framework", *baselines],
+            "split_bytes": settings.split_bytes,
+            "methods": ["framework", "framework_top_words", *baselines],
             "sizes": {}, "small_job_s": None, "scaling": {}}
         runs = 0
 
@@ -324,7 +341,7 @@ def main(argv: list[str] | None = None) -> int:
             times: dict[str, list[float]] = collections.defaultdict(list)
             rss, cpu = [], []
             spills_before = spills(home)
-            methods = ["framework", *baselines]
+            methods = ["framework", "framework_top_words", *baselines]
             for run in range(args.repeat):
                 for method in methods[run % len(methods):] + methods[:run % len(methods)]:
                     if method == "framework":
@@ -332,6 +349,9 @@ def main(argv: list[str] | None = None) -> int:
                                                          cluster=cluster)
                         rss.append(peaks)
                         cpu.append(used)
+                    elif method == "framework_top_words":
+                        elapsed = framework(settings, files, out_dir(), expected,
+                                            pipeline=TOP_WORDS)[0]
                     else:
                         elapsed, counts = baselines[method](files)
                         if counts != expected:
@@ -346,7 +366,10 @@ def main(argv: list[str] | None = None) -> int:
                 "mb_s": {m: round(mb / medians[m], 2) for m in medians},
                 # > 1: the framework is faster than that method (medians)
                 "framework_speedup_over": {m: round(medians[m] / medians["framework"], 3)
-                                           for m in medians if m != "framework"},
+                                           for m in medians if not m.startswith("framework")},
+                # the two-step top 10 against the one-step word count it starts with
+                "top_words_over_wordcount": round(
+                    medians["framework_top_words"] / medians["framework"], 3),
                 "peak_rss_mb_by_role": {role: max(p.get(role, 0.0) for p in rss)
                                         for role in sorted({r for p in rss for r in p})},
                 "cpu_s_by_role_median": {role: round(statistics.median(
@@ -422,6 +445,8 @@ def print_table(results: dict[str, Any]) -> None:
             f"{r['seconds'][m]['median']:>9.2f}s {r['mb_s'][m]:>6.1f}MB/s" for m in methods))
         print(f"{'':>7}  framework speed-up over: " + ", ".join(
             f"{m} {x:.2f}" for m, x in r["framework_speedup_over"].items()))
+        if "top_words_over_wordcount" in r:
+            print(f"{'':>7}  two-step top 10 / word count: {r['top_words_over_wordcount']:.2f}")
         print(f"{'':>7}  peak RSS MB: " + ", ".join(
             f"{role} {mb:g}" for role, mb in r["peak_rss_mb_by_role"].items()))
         print(f"{'':>7}  CPU s per framework run: " + ", ".join(

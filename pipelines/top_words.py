@@ -1,25 +1,16 @@
-"""The 10 most frequent words, in two steps: count the words (a word count with its
-combiner), then send every count to one key and keep the top 10 there.
+"""The 10 most frequent words, in two steps: the word count of `wordcount.py` (its tokens,
+its fast `map_chunk`, its combiner), then every count under one key, where the top 10 are
+kept (a combiner that yields keeps each share's top 10 first).
 
     mapreduce run pipelines/top_words.py --input pipelines/samples/text --output out/top
 """
 
 import heapq
-import re
 
 from mapreduce_kafka import Step
+from mapreduce_kafka.examples import wordcount
 
-TOKEN = re.compile(r"[a-z]+")
 N = 10
-
-
-def words(line):
-    for word in TOKEN.findall(line.lower()):
-        yield word, 1
-
-
-def count(word, counts):
-    return sum(counts)
 
 
 def to_one_key(pair):  # a later step's record is the pair the step before gave
@@ -38,6 +29,7 @@ def top(_key, counted):
 
 
 steps = [
-    Step(mapper=words, combiner=count, reducer=count),
+    Step(mapper=wordcount.mapper, map_chunk=wordcount.map_chunk, combiner=wordcount.combiner,
+         reducer=wordcount.reducer),
     Step(mapper=to_one_key, combiner=top_so_far, reducer=top),
 ]

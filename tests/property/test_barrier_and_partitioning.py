@@ -63,7 +63,7 @@ def test_a_pipeline_waits_on_the_first_incomplete_stage(totals_raw, data):
     incomplete = [stage for stage in FLOW if ended[stage] < totals[stage]]
     assert waiting == (incomplete[0] if incomplete else liveness.FINALIZE)
     if waiting == Stage.SOURCE:
-        assert liveness.handoff_into(waiting) is None  # only the source ends its stream
+        assert liveness.handoff_into(waiting, totals) is None  # only the source ends it
     else:
-        before = liveness.handoff_into(waiting)
+        before = liveness.handoff_into(waiting, totals)
         assert before is not None and ended[before] >= totals[before]

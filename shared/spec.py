@@ -152,15 +152,24 @@ class PipelineSpec:
         return self.reducer is None
 
     @property
+    def reducer_yields(self) -> bool:
+        """Whether the reducer is a generator function, yielding pairs; any other reducer
+        returns the one value of its key."""
+        return self.reducer is not None and inspect.isgeneratorfunction(self.reducer)
+
+    @property
     def keys_may_repeat(self) -> bool:
         """Whether the output may hold a key more than once: a map-only pipeline's, or one
-        whose reducer yields (a returning reducer gives each key once)."""
-        return self.reducer is None or inspect.isgeneratorfunction(self.reducer)
+        whose reducer yields (a returning reducer gives each key once). Its results travel
+        to the sink as units, [identity, pairs]; a returning reducer's as [key, value]."""
+        return self.reducer is None or self.reducer_yields
 
     def reduce_key(self, key: Any, values: list[Any]) -> list[Any]:
         """The reducer's output for one key as [key, value] pairs: the pairs it yields, or
         for a reducer that returns, [key, what it returned]."""
         assert self.reducer is not None
+        if not self.reducer_yields:
+            return [[key, self.reducer(key, values)]]
         return yielded_pairs(self.reducer(key, values), key, "reducer")
 
     def map_pairs(self, frame: bytes, decode: Callable[[bytes], list[Any]],

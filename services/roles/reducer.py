@@ -2,10 +2,10 @@
 with the reduce partition it came from (the part file it belongs to). One end marker per
 reduce partition follows that partition's results, after they are durable.
 
-What travels is a *unit* per key: `[key, [[out_key, value], ...]]`, the pairs the reducer
-yielded for that key (or `[[key, result]]` for one that returns). The key it was given is
-the unit's identity: a key lives in one reduce partition, so a second unit for it in the
-sink is a replay, whatever keys the reducer yielded.
+A reducer that returns sends `[key, result]` per key. One that yields sends a *unit* per
+key: `[key, [[out_key, value], ...]]`, the pairs it yielded for that key. Either way the
+key it was given is the identity: a key lives in one reduce partition, so a second result
+or unit for it in the sink is a replay, whatever keys the reducer yielded.
 
 A key's values may have come in fragments (a hot key); they are whole again before the
 reducer sees them (services/runtime/pipeline_worker.py). A result that is not a JSON value (NaN, a
@@ -45,7 +45,9 @@ class Reducer(PipelineTopicWorker):
                    msg: Message) -> None:
         part = kafka.partition_of(msg)
         where = {"topic": msg.topic(), "partition": part, "offset": msg.offset()}
-        reduce = spec.reduce_key
+        # a returning reducer's result travels as [key, value]; a yielding one's as a unit
+        reduce = spec.reduce_key if spec.reducer_yields else spec.reducer
+        assert reduce is not None
         results: list[Any] = []
         keys = 0
         for key, values in decode_items(value):
@@ -58,7 +60,8 @@ class Reducer(PipelineTopicWorker):
                 deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values), exc,
                                   {**where, "at": at})
         data, results, bad = encode_checked(results)
-        METRICS.count(records_in=keys, records_out=sum(len(pairs) for _, pairs in results))
+        METRICS.count(records_in=keys, records_out=sum(len(pairs) for _, pairs in results)
+                      if spec.reducer_yields else len(results))
         for (key, result), reason in bad:
             at = deadletter.key_text(key)
             deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, result),

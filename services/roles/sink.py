@@ -1,11 +1,12 @@
 """Sink: OUTPUT -> the job's output directory, complete or not at all.
 
-Results come as units, `[identity, [[key, value], ...]]`: a reducer's pairs for the key it
-was given, or a map-only mapper's pairs for one (frame, piece, chunk) of its input. They
-are held per (pipeline, part), in memory up to the sink's budget and in sorted runs on
-disk past it, and de-duplicated by identity (a key lives in exactly one reduce partition,
-a frame in one map partition, so a second unit for it is a replay). A part file holds the
-units' pairs in the identities' order. On that partition's end marker
+Results come as `[key, result]` from a reducer that returns, and as units,
+`[identity, [[key, value], ...]]`, where keys may repeat: a yielding reducer's pairs for
+the key it was given, or a map-only mapper's pairs for one (frame, piece, chunk) of its
+input. They are held per (pipeline, step, part), in memory up to the sink's budget and in
+sorted runs on disk past it, and de-duplicated by key or identity (a key lives in exactly
+one reduce partition, a frame in one map partition, so a second copy is a replay). A part
+file holds them in key or identity order. On that partition's end marker
 its part file is written durably and the SINK barrier is marked. Whoever finds the barrier
 complete, on the first pass or on a replayed end marker, finalizes: it claims the pipeline
 (state `finalizing`: a failure can no longer override a complete output), renames the
@@ -69,7 +70,9 @@ class Sink(HoldingWorker):
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
                value: bytes) -> None:
-        items = [(unit, [pairs]) for unit, pairs in decode_items(value)]
+        # units ([identity, pairs]) where keys may repeat, else [key, result]: either way
+        # held under the identity, a replay's copy after the first
+        items = [(identity, [result]) for identity, result in decode_items(value)]
         METRICS.count(records_in=len(items))
         holding.data.add(items, len(value))
 
@@ -80,9 +83,11 @@ class Sink(HoldingWorker):
         if (store.has_ended(pipeline_id, Stage.SINK, envelope.part, spec.step)
                 or store.pipeline(pipeline_id).get("state") in TERMINAL):
             return  # a zombie's late copy: another sink already wrote this part
-        # a unit's last copy: any earlier one is a replay's (the same pairs)
-        latest = ((key, value) for _unit, copies in holding.data.ordered()
-                  for key, value in copies[-1])
+        # the last copy of each: any earlier one is a replay's (the same pairs or result)
+        latest: Iterable[tuple[Any, Any]] = (
+            ((key, value) for _unit, copies in holding.data.ordered()
+             for key, value in copies[-1]) if spec.keys_may_repeat
+            else ((key, results[-1]) for key, results in holding.data.ordered()))
         if not spec.last_step:
             self._feed_next_step(spec, envelope.part, latest)
             return

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     )
     from mapreduce_kafka.shared.settings import Settings
     from mapreduce_kafka.shared.spec import Step
+    from mapreduce_kafka.shared.task_context import increment_counter, param, params
 
 try:
     __version__ = version("mapreduce-kafka")
@@ -53,6 +54,9 @@ _EXPORTS = {
     "topic_results": "mapreduce_kafka.services.client.api",
     "Settings": "mapreduce_kafka.shared.settings",
     "Step": "mapreduce_kafka.shared.spec",
+    "increment_counter": "mapreduce_kafka.shared.task_context",
+    "param": "mapreduce_kafka.shared.task_context",
+    "params": "mapreduce_kafka.shared.task_context",
     "ClusterError": "mapreduce_kafka.shared.errors",
     "ConnectionFailed": "mapreduce_kafka.shared.errors",
     "JobTimedOut": "mapreduce_kafka.shared.errors",
@@ -74,6 +78,9 @@ __all__ = [
     "__version__",
     "connect",
     "dead_letters",
+    "increment_counter",
+    "param",
+    "params",
     "topic_results",
 ]
 

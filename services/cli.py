@@ -189,6 +189,19 @@ def up(obj: Context, resubscribe: str | None, shuffle_memory: int | None, secure
         f"{role} x{sum(w.role == role for w in workers)}" for role in ROLE_NAMES))
 
 
+def _parse_params(_ctx: Any, _param: Any, given: tuple[str, ...]) -> dict[str, str]:
+    """--param NAME=VALUE, repeated: {NAME: VALUE}; a name given twice is an error."""
+    params: dict[str, str] = {}
+    for item in given:
+        name, equals, value = item.partition("=")
+        if not equals or not name.strip():
+            raise click.BadParameter(f"{item!r}: write NAME=VALUE", param_hint="--param")
+        if name in params:
+            raise click.BadParameter(f"{name} is given twice", param_hint="--param")
+        params[name] = value
+    return params
+
+
 def _job_options(fn: Any) -> Any:
     options = [
         click.argument("pipeline", type=click.Path(path_type=Path)),
@@ -228,6 +241,10 @@ def _job_options(fn: Any) -> Any:
                      help="seconds one task (a frame, a split, a key group) may run before "
                           "it is charged to the job and its worker restarts; 0: the "
                           "cluster's default [env MAPREDUCE_TASK_TIMEOUT_S, 600]"),
+        click.option("--param", "params", multiple=True, metavar="NAME=VALUE",
+                     callback=_parse_params,
+                     help="a parameter for the pipeline's code, read there with "
+                          "param(NAME) (a string); repeat for several"),
         click.option("--guarantee", type=click.Choice(list(GUARANTEES)),
                      default="exactly-once", show_default=True,
                      help="exactly-once: a frame replayed after a fault is dropped by its tag; "
@@ -246,7 +263,8 @@ def _request(pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ..
     request = source.Job(pipeline, every, options["output"], options["fmt"],
                          options["partitions"], options["pipeline_id"], options["keep"],
                          options["max_errors"], options["guarantee"], options["input_mode"],
-                         options["output_format"], options["task_timeout_s"])
+                         options["output_format"], options["task_timeout_s"],
+                         params=options["params"])
     source.prepare(request, Settings("", ""))  # every local check, before connecting
     return request
 
@@ -286,6 +304,15 @@ def _follow(job: api.Job, frames: int | None, timeout: float | None) -> dict[str
         return job.wait(show, timeout)
 
 
+def _print_counters(counters: dict[str, dict[str, int]]) -> None:
+    """What the job's code counted, a line per counter (as mrjob and Hadoop end a job)."""
+    if counters:
+        click.echo("counters:")
+        for group, names in counters.items():
+            for name, count in names.items():
+                click.echo(f"  {group}: {name}: {count}")
+
+
 def _summary(job: api.Job, elapsed: float, sent: dict[str, Any] | None,
              status: dict[str, Any]) -> None:
     final = job.status()
@@ -293,6 +320,7 @@ def _summary(job: api.Job, elapsed: float, sent: dict[str, Any] | None,
         if sent else ""
     click.echo(f"pipeline {job.pipeline_id}: done in {elapsed:.2f}s{size}, "
                f"{final.get('keys', 0)} keys out -> {final.get('output')}")
+    _print_counters(final.get("counters") or {})
     errors = int(final.get("errors") or status.get("errors") or 0)
     if errors:
         click.echo(f"warning: {errors} records or keys made the pipeline's code raise and were "
@@ -321,13 +349,14 @@ def run(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tupl
         result = api.Pipeline(code=request.code).run_inline(
             [*inputs, *more_inputs], request.output_dir, fmt=options["fmt"],
             partitions=options["partitions"], output_format=options["output_format"],
-            settings=obj.settings())
+            settings=obj.settings(), params=options["params"])
         click.echo(f"inline: done in {time.monotonic() - started:.2f}s, {result.keys} records "
                    f"out -> {result.output}")
         if result.dead_letters:
             click.echo(f"warning: {len(result.dead_letters)} records or keys were left out; "
                        f"first: {result.dead_letters[0]['identity']}: "
                        f"{result.dead_letters[0]['error']}")
+        _print_counters(result.counters)
         items: list[tuple[Any, Any]] = list(result.pairs)
     else:
         cluster = obj.cluster()

@@ -46,6 +46,7 @@ class Kind(enum.Enum):
     SPLIT = "split"  # where a frame of data is: a file, an offset and a length (see Split)
     TOPIC_RANGE = "range"  # records of an input topic: a partition and an offset range
     STREAM_ENDED = "ended"  # end-of-stream marker, one per partition
+    COUNTERS = "counters"  # OUTPUT: what a reducer counted, per key: [[key, counters], ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,12 +29,13 @@ import inspect
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import GeneratorType, ModuleType, SimpleNamespace
 from typing import Any
 
+from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
 from mapreduce_kafka.shared.user_code import reraise_unless_users
 
@@ -116,6 +117,9 @@ class PipelineSpec:
     # fields above); () for one step. `step`: the step this spec stands for (at_step).
     steps: tuple[Step, ...] = ()
     step: int = 0
+    # The job's parameters (`--param NAME=VALUE`), read by user code with param()/params()
+    # (shared/task_context.py); inside the signature like everything else here.
+    params: dict[str, str] | None = None
 
     @property
     def step_count(self) -> int:
@@ -222,6 +226,9 @@ class PipelineSpec:
         bad records are reported; with no next form, the frame is reported whole and
         gives `empty`. `whole` turns a form's items into the result, `each` maps records
         one by one."""
+        # what an abandoned form counted is forgotten: the next form counts the frame again
+        task = task_context.current()
+        saved = task.saved() if task is not None else None
         if self.map_chunk is not None and frame is not None:
             try:
                 return whole(self.map_chunk(frame))
@@ -229,6 +236,9 @@ class PipelineSpec:
                 reraise_unless_users(exc)
                 if self.mapper is None and self.map_batch is None:
                     return _frame_failed(on_error, records(), exc, empty)
+                if task is not None and saved is not None:
+                    task.restore(saved)
+                    saved = task.saved()  # a copy again: the next form changes these
         listed = records()
         if self.map_batch is not None:
             try:
@@ -237,6 +247,8 @@ class PipelineSpec:
                 reraise_unless_users(exc)
                 if self.mapper is None:
                     return _frame_failed(on_error, listed, exc, empty)
+                if task is not None and saved is not None:
+                    task.restore(saved)
         return each(listed)
 
     def _each_record(self, records: Iterable[Any], pairs: Callable[[Iterable[Any]], list[Any]],
@@ -406,6 +418,7 @@ def spec_from_module(
     max_errors: int | None = None,
     guarantee: str = "exactly-once",
     output_format: str = "jsonl",
+    params: Mapping[str, str] | None = None,
 ) -> PipelineSpec:
     if guarantee not in GUARANTEES:
         raise PipelineDefinitionError(
@@ -437,7 +450,23 @@ def spec_from_module(
         created=time.time(),
         nonce=uuid.uuid4().hex,
         steps=steps if len(steps) > 1 else (),
+        params=checked_params(params),
     )
+
+
+def checked_params(params: Mapping[str, str] | None) -> dict[str, str] | None:
+    """A job's parameters, checked: names without `=` or spaces, values strings (what a
+    command line gives; a program converts them itself)."""
+    if not params:
+        return None
+    for name, value in params.items():
+        if not isinstance(name, str) or not name or "=" in name or name != name.strip():
+            raise PipelineDefinitionError(f"a parameter name is a non-empty string without "
+                                          f"`=` or surrounding spaces, not {name!r:.60}")
+        if not isinstance(value, str):
+            raise PipelineDefinitionError(f"parameter {name}: values are strings (as on the "
+                                          f"command line), not {type(value).__name__}")
+    return dict(params)
 
 
 STEP_FUNCTIONS = ("mapper", "reducer", "combiner", "map_batch", "map_chunk", "key_selector",
@@ -501,8 +530,12 @@ class PipelineCode:
     modules: tuple[ModuleType, ...] = ()
 
     @classmethod
-    def from_file(cls, path: str | Path) -> PipelineCode:
-        module = load_module(path)
+    def from_file(cls, path: str | Path,
+                  params: Mapping[str, str] | None = None) -> PipelineCode:
+        """The module at `path`, loaded here (where its top level runs, with the job's
+        `params` readable: workers get its functions and globals, and never run it)."""
+        with task_context.running(checked_params(params)):
+            module = load_module(path)
         return cls(module, Path(path).name, (module,))
 
     @classmethod

@@ -40,6 +40,7 @@ from mapreduce_kafka.shared.setting_sources import resolve
 from mapreduce_kafka.shared.settings import Settings, default_home
 from mapreduce_kafka.shared.spec import PipelineCode, Step
 from mapreduce_kafka.shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
+from mapreduce_kafka.shared.task_context import Counters
 
 log = structlog.get_logger("api")
 Status = dict[str, Any]
@@ -73,12 +74,13 @@ class Pipeline:
 
     def run_inline(self, inputs: Iterable[str | Path], output_dir: str | Path | None = None,
                    *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
-                   settings: Settings | None = None) -> inline.InlineResult:
-        """Run it in this process (services/client/inline.py): results, dead letters, and the
-        output directory when one is given."""
+                   settings: Settings | None = None,
+                   params: dict[str, str] | None = None) -> inline.InlineResult:
+        """Run it in this process (services/client/inline.py): results, dead letters,
+        counters, and the output directory when one is given."""
         return inline.run_inline(self.code, inputs, output_dir, fmt=fmt,
                                  partitions=partitions, output_format=output_format,
-                                 settings=settings)
+                                 settings=settings, params=params)
 
 
 def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, *,
@@ -151,12 +153,14 @@ class Cluster:
                pipeline_id: str = "", keep: bool = False, max_errors: int | None = None,
                guarantee: str = "exactly-once", input_mode: str = "auto",
                output_format: str = "jsonl", task_timeout_s: float = 0.0,
+               params: dict[str, str] | None = None,
                on_progress: Callable[[int, int], None] = lambda sent, total: None) -> Job:
-        """Announce a job and stream its input; returns once the input is sent."""
+        """Announce a job and stream its input; returns once the input is sent. `params`:
+        the job's parameters, read by its code with `param(name)`."""
         code = pipeline.code if isinstance(pipeline, Pipeline) else Path(pipeline)
         request = source.Job(code, [str(i) for i in inputs], output_dir, fmt, partitions,
                              pipeline_id, keep, max_errors, guarantee, input_mode,
-                             output_format, task_timeout_s)
+                             output_format, task_timeout_s, params=dict(params or {}))
         source.prepare(request, self.settings)
         source.submit(request, self.settings, on_progress)
         return Job(self, request.pipeline_id, request)
@@ -231,6 +235,11 @@ class Job:
                                      self.pipeline_id)
         else:
             yield from output.iter_output(where, fmt)
+
+    def counters(self) -> Counters:
+        """What the job's code counted (increment_counter): {group: {name: count}}, so far
+        while it runs, final once it is done."""
+        return self.cluster.store.counters(self.pipeline_id)
 
     def dead_letters(self, limit: int | None = None) -> list[dict[str, Any]]:
         """The records and keys of this job that its code failed on, oldest first."""

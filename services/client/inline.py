@@ -4,23 +4,24 @@ Redis, the way the workers run it, for developing and testing pipelines.
 Frames are cut as the source cuts them; each is mapped as a mapper maps it (`map_chunk`,
 `map_batch` or `mapper`, then the combiner), values are grouped by key, every key is
 reduced, and what the cluster would dead-letter (a record or key whose code raises, a key,
-value or result that is not a JSON value) is left out and reported. The output directory
-has the cluster's layout and format: one part per partition, keys sorted (a key's yielded
-pairs in the order the reducer yielded them; a map-only pipeline's pairs in input order,
-frame n in part n mod partitions), `_SUCCESS` last. On the same input the part files are
+value or result that is not a JSON value) is left out and reported. Counters are counted as
+the workers count them. The output directory has the cluster's layout and format: one part
+per partition, keys sorted (a key's yielded pairs in the order the reducer yielded them; a
+map-only pipeline's pairs in input order, frame n in part n mod partitions), `_SUCCESS`
+last. On the same input the part files are
 the same as the cluster's (tested on the samples).
 """
 
 from __future__ import annotations
 
 import traceback
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mapreduce_kafka.services.client.reference import input_frames
-from mapreduce_kafka.shared import output
+from mapreduce_kafka.shared import output, task_context
 from mapreduce_kafka.shared.codec import (
     decode_items,
     decode_records,
@@ -35,6 +36,7 @@ from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
+from mapreduce_kafka.shared.task_context import Counters
 from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 PIPELINE_ID = "inline"
@@ -45,6 +47,7 @@ class InlineResult:
     pairs: list[tuple[Any, Any]]  # the output's (key, value) pairs, in part order
     dead_letters: list[dict[str, Any]] = field(default_factory=list)
     output: Path | None = None
+    counters: Counters = field(default_factory=dict)  # {group: {name: count}}
 
     @property
     def results(self) -> dict[Any, Any]:
@@ -64,13 +67,15 @@ class InlineResult:
 
 def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str | None = None,
                *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
-               settings: Settings | None = None, frame_bytes: int = 1 << 20) -> InlineResult:
+               settings: Settings | None = None, frame_bytes: int = 1 << 20,
+               params: Mapping[str, str] | None = None) -> InlineResult:
     """Run a pipeline in this process. `settings` only for a `kafka:TOPIC` input (read up
-    to its high watermarks now); `out`, when given, a directory that must not exist."""
+    to its high watermarks now); `out`, when given, a directory that must not exist;
+    `params`, the job's parameters."""
     spec = spec_from_module(code.namespace, pipeline_id=PIPELINE_ID, fmt=fmt,
                             partitions=partitions, output_dir=str(out or "-"),
                             source_partitions=1, where=code.name,
-                            output_format=output_format)
+                            output_format=output_format, params=params)
     sources = resolve_inputs(list(inputs))
     files = [s for s in sources if isinstance(s, Path)]
     topics = [s for s in sources if isinstance(s, TopicInput)]
@@ -84,19 +89,21 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
         raise InputError("the inline runner writes a directory, not a topic")
     ranges = [r for t in topics for r in topic_ranges(settings, t.topic)]  # type: ignore[arg-type]
     letters: list[dict[str, Any]] = []
+    counters: Counters = {}
     frames: list[tuple[int, bytes]] = list(enumerate(input_frames(spec, files, ranges,
                                                                   settings)))
     for step in range(spec.step_count):
         at_step = spec.at_step(step)
         if at_step.map_only:
-            parts = _map_only(at_step, frames, letters)
+            parts = _map_only(at_step, frames, letters, counters)
         else:
-            groups = _map_all(at_step, frames, letters, frame_bytes)
-            parts = _reduce_all(at_step, groups, letters)
+            groups = _map_all(at_step, frames, letters, frame_bytes, counters)
+            parts = _reduce_all(at_step, groups, letters, counters)
         # the next step's input, as the sinks cut it from each part
         frames = [(step_frame_seq(part, index), frame) for part, pairs in enumerate(parts)
                   for index, frame in enumerate(pair_frames(pairs, frame_bytes))]
-    result = InlineResult([pair for part in parts for pair in part], letters)
+    result = InlineResult([pair for part in parts for pair in part], letters,
+                          counters=task_context.total([counters]))
     if target is not None:
         result.output = _write(spec, parts, Path(target))
     return result
@@ -109,15 +116,18 @@ def _letter(role: str, identity: str, data: Any, exc: BaseException) -> dict[str
 
 
 def _map_all(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
-             letters: list[dict[str, Any]], limit: int) -> dict[Any, list[Any]]:
+             letters: list[dict[str, Any]], limit: int,
+             counters: Counters) -> dict[Any, list[Any]]:
     groups: dict[Any, list[Any]] = {}
     for seq, frame in source:
         def on_error(role: str, at: object, data: object, exc: BaseException,
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
-        mapped = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
-                               on_error)
+        with task_context.running(spec.params) as task:  # a frame is a mapper's task
+            mapped = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
+                                   on_error)
+        task_context.merge(counters, task.take())
         # what the mapper would send: the same encoding checks, then as the shuffler reads it
         sent, bad = shuffle_frames(mapped, 1, limit)
         for key, values, reason in bad:
@@ -130,7 +140,7 @@ def _map_all(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
 
 
 def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
-              letters: list[dict[str, Any]]) -> list[list[tuple[Any, Any]]]:
+              letters: list[dict[str, Any]], counters: Counters) -> list[list[tuple[Any, Any]]]:
     """A map-only step's parts: frame n's pairs, in the order they were yielded, in part
     n mod partitions (the map partition frame n is sent to), frames in number order."""
     parts: list[list[tuple[Any, Any]]] = [[] for _ in range(spec.partitions)]
@@ -139,8 +149,10 @@ def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
-        pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
-                               on_error)
+        with task_context.running(spec.params) as task:
+            pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
+                                   on_error)
+        task_context.merge(counters, task.take())
         _, good, bad = encode_checked(pairs)
         for (key, value), reason in bad:
             letters.append(_letter("mapper", f"encode:{seq}:{key!r}", (key, value),
@@ -150,16 +162,18 @@ def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
 
 
 def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]],
-                letters: list[dict[str, Any]]) -> list[list[tuple[Any, Any]]]:
+                letters: list[dict[str, Any]], counters: Counters) -> list[list[tuple[Any, Any]]]:
     """Each part's pairs: the units of its keys in key order, a unit's pairs as the
     reducer yielded them."""
     units = []
-    for key, values in groups.items():
-        try:
-            units.append([key, spec.reduce_key(key, values)])
-        except BaseException as exc:  # user code: dead-lettered, as the reducer does
-            reraise_unless_users(exc)
-            letters.append(_letter("reducer", f"reducer:{key!r}", (key, values), exc))
+    with task_context.running(spec.params) as task:
+        for key, values in groups.items():
+            try:
+                units.append([key, spec.reduce_key(key, values)])
+            except BaseException as exc:  # user code: dead-lettered, as the reducer does
+                reraise_unless_users(exc)
+                letters.append(_letter("reducer", f"reducer:{key!r}", (key, values), exc))
+        task_context.merge(counters, task.take())
     _, good, bad = encode_checked(units)
     for (key, result), reason in bad:
         letters.append(_letter("reducer", f"reducer:{key!r}", (key, result),

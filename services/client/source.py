@@ -75,6 +75,7 @@ class Job:
     input_mode: str = "auto"  # one of INPUT_MODES
     output_format: str = "jsonl"  # one of output.FORMATS (part files)
     task_timeout_s: float = 0.0  # 0: the cluster's default
+    params: dict[str, str] = field(default_factory=dict)  # read by user code: param()
     sources: list[Input] = field(default_factory=list)
     code: PipelineCode | None = None
     spec: PipelineSpec | None = None
@@ -121,7 +122,7 @@ def prepare(job: Job, settings: Settings) -> Job:
     from mapreduce_kafka.shared.topics import validate_pipeline_id
 
     job.code = (job.pipeline_path if isinstance(job.pipeline_path, PipelineCode)
-                else PipelineCode.from_file(job.pipeline_path))
+                else PipelineCode.from_file(job.pipeline_path, job.params))
     job.pipeline_id = validate_pipeline_id(job.pipeline_id or new_pipeline_id(job.code.name))
     job.sources = resolve_inputs(job.inputs)
     uses_splits(job.input_mode, settings)  # an unknown mode fails here, before anything is sent
@@ -133,7 +134,8 @@ def prepare(job: Job, settings: Settings) -> Job:
         job.code.namespace, pipeline_id=job.pipeline_id, fmt=job.fmt,
         partitions=job.partitions, output_dir=str(job.output_dir),
         source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
-        max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format),
+        max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format,
+        params=job.params),
         input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s,
         split_bytes=settings.split_bytes)
     return job

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Message
 from mapreduce_kafka.services.runtime import deadletter
 from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
 from mapreduce_kafka.services.runtime.process import Runtime
-from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared import kafka, task_context, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import (
     Envelope,
@@ -36,6 +36,7 @@ from mapreduce_kafka.shared.inputs import confined, read_split, split_size, topi
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import ErrorHook, PipelineSpec
+from mapreduce_kafka.shared.store.counters import task_field
 
 
 def _tagged(on_error: ErrorHook, piece: int) -> ErrorHook:
@@ -75,9 +76,23 @@ class Mapper(PipelineTopicWorker):
             deadletter.record(self.rt, spec, "mapper", f"input:{envelope.seq}:{offset}", data,
                               ValueError(why), {**where, "at": offset})
 
-        if spec.map_only:
-            self._map_only(spec, envelope, value, msg, on_error, on_bad_record, where)
-            return
+        with task_context.running(spec.params) as task:
+            if spec.map_only:
+                self._map_only(spec, envelope, value, msg, on_error, on_bad_record, where)
+            else:
+                self._map_to_shuffle(spec, envelope, value, msg, on_error, on_bad_record,
+                                     where)
+            counted = task.take()
+        # the frame's counters, by its number: a replay of the frame writes them again,
+        # before its offset can be committed (written early, they are only overwritten)
+        self.rt.store.record_counters(spec.pipeline_id, task_field("m", spec.step, envelope.seq),
+                                      counted)
+
+    def _map_to_shuffle(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
+                        msg: Message, on_error: ErrorHook,
+                        on_bad_record: Callable[[int, bytes, str], None],
+                        where: dict[str, Any]) -> None:
+        """A frame's groups to the shufflers, combined, tagged (frame, chunk)."""
         # Chunks are numbered per shuffle partition across the frame's pieces (a compressed
         # split or a topic range is mapped a piece at a time): the same on a replay.
         chunks = [0] * self.rt.shuffle_partitions

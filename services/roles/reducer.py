@@ -7,6 +7,9 @@ key: `[key, [[out_key, value], ...]]`, the pairs it yielded for that key. Either
 key it was given is the identity: a key lives in one reduce partition, so a second result
 or unit for it in the sink is a replay, whatever keys the reducer yielded.
 
+What the reducer counted (increment_counter) travels the same way, per key, in a COUNTERS
+message after the key's results: the sink keeps one count per key, as it keeps one result.
+
 A key's values may have come in fragments (a hot key); they are whole again before the
 reducer sees them (services/runtime/pipeline_worker.py). A result that is not a JSON value (NaN, a
 set, an object) is dead-lettered with its key, like a reducer that raises."""
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from confluent_kafka import Message
 
 from mapreduce_kafka.services.runtime import deadletter
 from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
-from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared import kafka, task_context, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import Envelope, Kind, decode_items, encode_checked
 from mapreduce_kafka.shared.codec import split_by_size as split_items
@@ -49,16 +53,20 @@ class Reducer(PipelineTopicWorker):
         reduce = spec.reduce_key if spec.reducer_yields else spec.reducer
         assert reduce is not None
         results: list[Any] = []
+        counted: list[Any] = []  # [key, its counters] for the keys whose reducer counted
         keys = 0
-        for key, values in decode_items(value):
-            keys += 1
-            try:
-                results.append([key, reduce(key, values)])
-            except BaseException as exc:  # user code: dead-letter the key, go on
-                reraise_unless_users(exc)
-                at = deadletter.key_text(key)
-                deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values), exc,
-                                  {**where, "at": at})
+        with task_context.running(spec.params) as task:
+            for key, values in decode_items(value):
+                keys += 1
+                try:
+                    results.append([key, reduce(key, values)])
+                except BaseException as exc:  # user code: dead-letter the key, go on
+                    reraise_unless_users(exc)
+                    at = deadletter.key_text(key)
+                    deadletter.record(self.rt, spec, "reducer", f"reducer:{at}", (key, values),
+                                      exc, {**where, "at": at})
+                if task.counters:
+                    counted.append([key, task.take()])
         data, results, bad = encode_checked(results)
         METRICS.count(records_in=keys, records_out=sum(len(pairs) for _, pairs in results)
                       if spec.reducer_yields else len(results))
@@ -74,6 +82,11 @@ class Reducer(PipelineTopicWorker):
                                            Envelope(Kind.RECORDS, spec.pipeline_id, part=part,
                                                     step=spec.step),
                                            partition=self._output_partition(part))
+        if counted:
+            self.rt.producer.send_data(topics.OUTPUT, orjson.dumps(counted),
+                                       Envelope(Kind.COUNTERS, spec.pipeline_id, part=part,
+                                                step=spec.step),
+                                       partition=self._output_partition(part))
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()

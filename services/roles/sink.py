@@ -30,7 +30,7 @@ from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.holding import Holding, HoldingWorker
 from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
-from mapreduce_kafka.shared import output, topics
+from mapreduce_kafka.shared import output, task_context, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import (
     Envelope,
@@ -44,6 +44,7 @@ from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.spec import PipelineSpec
 from mapreduce_kafka.shared.store import FINALIZING, TERMINAL
+from mapreduce_kafka.shared.store.counters import task_field
 
 STAGING_SWEEP_S = 10.0  # how often staging directories of failed pipelines are looked for
 
@@ -76,6 +77,19 @@ class Sink(HoldingWorker):
         METRICS.count(records_in=len(items))
         holding.data.add(items, len(value))
 
+    def absorb_counters(self, holding: Holding, value: bytes) -> None:
+        # per key, like its result: a replay's copy replaces the first
+        for key, counters in orjson.loads(value):
+            holding.counters[orjson.dumps(key)] = counters
+
+    def _record_counters(self, spec: PipelineSpec, holding: Holding, part: int) -> None:
+        """The part's counters (its reducer's, one copy per key), before the part is marked:
+        written per part, so that a replayed part writes the same field again."""
+        if holding.counters:
+            self.rt.store.record_counters(
+                spec.pipeline_id, task_field("r", spec.step, part),
+                task_context.total(list(holding.counters.values())))
+
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
              partition: int) -> None:
         pipeline_id = spec.pipeline_id
@@ -88,6 +102,7 @@ class Sink(HoldingWorker):
             ((key, value) for _unit, copies in holding.data.ordered()
              for key, value in copies[-1]) if spec.keys_may_repeat
             else ((key, results[-1]) for key, results in holding.data.ordered()))
+        self._record_counters(spec, holding, envelope.part)
         if not spec.last_step:
             self._feed_next_step(spec, envelope.part, latest)
             return

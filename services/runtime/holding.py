@@ -52,6 +52,8 @@ class Holding:
         self.first_offset = first_offset
         self.data: Any = data  # spill.Groups: in memory up to the budget, then on disk
         self.seen: set[tuple[int, int]] = set()
+        # a reducer's counters per key it was given (the key's JSON): the last copy of each
+        self.counters: dict[bytes, Any] = {}
         self.pieces = Reassembler()  # fragments of oversized messages not complete yet
 
 
@@ -84,6 +86,10 @@ class HoldingWorker:
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
                value: bytes) -> None:
+        raise NotImplementedError
+
+    def absorb_counters(self, holding: Holding, value: bytes) -> None:
+        """A COUNTERS message: [[key, counters], ...] (only the sink receives them)."""
         raise NotImplementedError
 
     def emit(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
@@ -207,7 +213,7 @@ class HoldingWorker:
             if spec is None:
                 if holding is not None:
                     holdings.pop(key).data.discard()
-                if holding is not None or envelope.kind is Kind.RECORDS:
+                if holding is not None or envelope.kind in (Kind.RECORDS, Kind.COUNTERS):
                     self.rt.log.warning("record of an unknown or finished pipeline skipped",
                                         pipeline=envelope.pipeline, partition=partition,
                                         offset=msg.offset())
@@ -242,7 +248,7 @@ class HoldingWorker:
                     self.replayed_end(spec, envelope, partition)
                 return
             holding = holdings[key] = self.new_holding(offset)
-        if envelope.kind is Kind.RECORDS:
+        if envelope.kind in (Kind.RECORDS, Kind.COUNTERS):
             value = kafka.value_of(msg)
             if envelope.fragment is not None:
                 whole = holding.pieces.add(envelope.fragment, value, (self.topic, partition),
@@ -250,6 +256,9 @@ class HoldingWorker:
                 if whole is None:
                     return
                 value = whole
+            if envelope.kind is Kind.COUNTERS:
+                self.absorb_counters(holding, value)
+                return
             self.absorb(spec, holding, envelope, value)
             self._keep_to_budget()
         elif envelope.kind is Kind.STREAM_ENDED:

@@ -18,14 +18,16 @@ def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> d
     the final figures (kept in its status) once it has ended; and, while it runs, what it
     waits on."""
     keys = sum(int(v) for k, v in info.items() if k.startswith("keys.") and v.isdigit())
+    counters = store.counters(pipeline_id, info)
     if info.get("state") in TERMINAL and "final.map" in info:
         counts: dict[str, Any] = {name: int(info.get(f"final.{name}") or 0)
                                   for name in (*STAGES, "mapped")}
         counts["errors"] = int(info.get("errors") or 0)
-        return {**counts, "keys": keys}
+        return {**counts, "keys": keys, "counters": counters}
     counts = dict(store.ended_counts(pipeline_id))
     counts["errors"] = max(counts["errors"], int(info.get("errors") or 0))
     counts["keys"] = keys
+    counts["counters"] = counters
     if info.get("state") not in TERMINAL:
         steps = int(info.get("steps") or 1)
         step = store.current_step(pipeline_id, steps, int(info.get("partitions") or 0))
@@ -112,6 +114,8 @@ def pipeline_detail(status: dict[str, Any], letters: list[dict[str, Any]]) -> Ta
     if status.get("charges"):  # the failure budget (services/runtime/tasks.py)
         rows.append(("charges", f"{status['charges']}: {status.get('charge.reason', '')} "
                                 f"at {status.get('charge.where', '?')}"))
+    for group, names in (status.get("counters") or {}).items():
+        rows.extend((f"{group}: {name}", str(count)) for name, count in names.items())
     for name, value in rows:
         table.add_row(name, str(value))
     for letter in letters:

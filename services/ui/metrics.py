@@ -79,6 +79,9 @@ def pipeline_families(pipelines: list[dict[str, Any]]) -> list[Metric]:
                                  "records or keys of a pipeline its code failed on (each "
                                  "counted once, however often it was replayed)",
                                  labels=("pipeline",))
+    counted = CounterMetricFamily(PREFIX + "pipeline_counter",
+                                  "what a pipeline's code counted (increment_counter), each "
+                                  "task once", labels=("pipeline", "group", "name"))
     states = GaugeMetricFamily(PREFIX + "pipelines", "pipelines by state (running and those "
                                "that ended in the last 24 hours)", labels=("state",))
     by_state: dict[str, int] = {}
@@ -93,9 +96,12 @@ def pipeline_families(pipelines: list[dict[str, Any]]) -> list[Metric]:
             ended.add_metric([pid, stage], done)
             partitions.add_metric([pid, stage], total)
         errors.add_metric([pid], float(p.get("errors") or 0))
+        for group, names in (p.get("counters") or {}).items():
+            for name, count in names.items():
+                counted.add_metric([pid, group, name], float(count))
     for state, count in sorted(by_state.items()):
         states.add_metric([state], count)
-    return [mapped, frames, input_bytes, ended, partitions, errors, states]
+    return [mapped, frames, input_bytes, ended, partitions, errors, counted, states]
 
 
 class ClusterCollector(Collector):

@@ -69,6 +69,7 @@ def pipeline_row(info: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
         "input_bytes": int(info.get("input_bytes") or 0), "frames": frames,
         "mapped": int(info.get("mapped") or 0), "keys": int(info.get("keys") or 0),
         "stages": stage_progress(info), "errors": int(info.get("errors") or 0),
+        "counters": info.get("counters") or {},
         "dead_letters": reasons, "timeline": timeline(info)}
 
 

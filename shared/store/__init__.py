@@ -1,5 +1,6 @@
 """The coordination store in Redis: pipeline status, end-of-stream barriers, failures,
-staging directories, worker and source liveness. Redis holds coordination only, never data.
+job counters, staging directories, worker and source liveness. Redis holds coordination
+only, never data.
 
 One module per concern, each a class over the shared `Connection` (connection.py: the
 retry policy, durable writes, the rule that a write about a pipeline is made only while it
@@ -18,6 +19,7 @@ from __future__ import annotations
 from mapreduce_kafka.shared.store.barriers import Barriers
 from mapreduce_kafka.shared.store.charges import Charges
 from mapreduce_kafka.shared.store.connection import NotReplicated
+from mapreduce_kafka.shared.store.counters import JobCounters
 from mapreduce_kafka.shared.store.failures import Failures
 from mapreduce_kafka.shared.store.pipelines import FINALIZING, TERMINAL, Pipelines
 from mapreduce_kafka.shared.store.sources import Sources
@@ -28,5 +30,5 @@ __all__ = ["FINALIZING", "SILENT_AFTER_S", "TERMINAL", "WORKER_TTL_S", "NotRepli
            "Store"]
 
 
-class Store(Pipelines, Barriers, Charges, Failures, Staging, Sources, Workers):
+class Store(Pipelines, Barriers, Charges, Failures, JobCounters, Staging, Sources, Workers):
     """The one object callers hold: one Redis connection, every concern's calls."""

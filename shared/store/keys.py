@@ -11,6 +11,8 @@
                                 of step 0, or of a later step of a pipeline of several)
   mr:mapped:<id>                set of source frame numbers mapped (progress, idempotent)
   mr:errors:<id>                set of identities of records or keys that failed
+  mr:counters:<id>              hash: a task's counters (JSON) by the task's identity, set
+                                once per task, so that a replay overwrites (counters.py)
   mr:source:<id>                the source's liveness: set while it runs (expires)
   mr:worker:<worker-id>         hash: role, host, pid, partitions, last_seen (expires)
   mr:claim:<kind>:<name>        the live pipeline holding a name alone (claims.py)
@@ -44,6 +46,10 @@ def errors(pipeline_id: str) -> str:
     return f"mr:errors:{pipeline_id}"
 
 
+def counters(pipeline_id: str) -> str:
+    return f"mr:counters:{pipeline_id}"
+
+
 def source(pipeline_id: str) -> str:
     return f"mr:source:{pipeline_id}"
 
@@ -64,4 +70,4 @@ def worker_id(key: str) -> str:
 def coordination(pipeline_id: str, steps: int = 1) -> list[str]:
     """A pipeline's keys besides its status hash: dropped once it has finished."""
     return [*(ended(pipeline_id, stage, step) for step in range(steps) for stage in Stage),
-            mapped(pipeline_id), errors(pipeline_id), source(pipeline_id)]
+            mapped(pipeline_id), errors(pipeline_id), counters(pipeline_id), source(pipeline_id)]

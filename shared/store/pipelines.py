@@ -13,6 +13,8 @@ import uuid
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import orjson
+
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.store import keys
 from mapreduce_kafka.shared.store.claims import ClaimHeld
@@ -22,6 +24,7 @@ from mapreduce_kafka.shared.store.connection import (
     hash_fields,
     retried,
 )
+from mapreduce_kafka.shared.store.counters import summed
 
 TERMINAL = ("done", "failed")
 FINALIZING = "finalizing"
@@ -207,12 +210,15 @@ class Pipelines(Connection):
         counts = self.ended_counts(pipeline_id)
         status = self.pipeline(pipeline_id)
         kept = status.get("keep") == "1"
+        counted = self.redis.hgetall(keys.counters(pipeline_id))
 
         def forget(client: Any) -> Any:
             if status:
                 final: dict[str, FieldValue] = {f"final.{name}": count
                                                 for name, count in counts.items()}
                 final["errors"] = max(counts["errors"], int(status.get("errors") or 0))
+                if counted:
+                    final["counters"] = orjson.dumps(summed(counted)).decode()  # type: ignore[arg-type]
                 client.hset(keys.pipeline(pipeline_id), mapping=final)
                 if not kept:
                     client.expire(keys.pipeline(pipeline_id), keep_status_s)

@@ -11,7 +11,8 @@ The shapes: word count (map_chunk and a combiner), a set-based mapper without a 
 whose frames make several chunks per shuffle partition, one with dict and list values,
 array keys and a combiner, a map-only pipeline, and three steps (a word count, a map-only
 step, a re-keying reducer and a combiner that yield): each runs at the points its path
-reaches."""
+reaches. The map-only and three-step shapes count (increment_counter) in mappers, a
+map-only step and reducers: their counters must be exact too."""
 
 from __future__ import annotations
 
@@ -173,6 +174,7 @@ def run_with_point_armed(armed_pool, inputs, tmp_path: Path, point: str) -> None
             status = jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)
             assert status["state"] == "done", (name, status)
             jobs.assert_matches_sequential(job)
+            jobs.assert_counters_exact(settings, job)
         # the dispatchers clean up after the job is done: its points come after the wait
         for job in submitted.values():
             assert_cleaned_up(settings, job.pipeline_id)

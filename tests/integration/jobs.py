@@ -11,6 +11,7 @@ from typing import Any
 
 from mapreduce_kafka import examples
 from mapreduce_kafka.services.client import reference, source
+from mapreduce_kafka.services.client.inline import run_inline
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.errors import JobTimedOut
@@ -28,9 +29,10 @@ PAUSE_LIMIT_S = 180
 
 def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
            fmt: str = "text", partitions: int = 4,
-           guarantee: str = "exactly-once", input_mode: str = "auto") -> source.Job:
+           guarantee: str = "exactly-once", input_mode: str = "auto",
+           params: dict[str, str] | None = None) -> source.Job:
     job = source.Job(pipeline, inputs, out, fmt, partitions, guarantee=guarantee,
-                     input_mode=input_mode)
+                     input_mode=input_mode, params=dict(params or {}))
     source.prepare(job, settings)
     source.submit(job, settings)
     return job
@@ -116,6 +118,17 @@ def paused_mid_stream(settings: Settings, pipeline: Path, inputs: list[Path], ou
         thread.join(60)
     if failures:
         raise failures[0]
+
+
+def assert_counters_exact(settings: Settings, job: source.Job) -> None:
+    """The job's counters are the inline runner's on the same input: each task counted
+    once, however often a worker died (the shapes count in mappers and reducers, never in
+    combiners, whose counts depend on how the input is cut)."""
+    assert job.code is not None
+    expected = run_inline(job.code, job.files, partitions=job.partitions,
+                          fmt=job.fmt, params=job.params).counters
+    counted = Store(settings.redis_url).counters(job.pipeline_id)
+    assert counted == expected, f"{job.pipeline_id}: counters {counted}, expected {expected}"
 
 
 def assert_matches_sequential(job: source.Job) -> reference.Comparison:

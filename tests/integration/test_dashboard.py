@@ -11,11 +11,13 @@ import subprocess
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from mapreduce_kafka import examples
 from mapreduce_kafka.services.localcluster import supervisor
 from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.codec import count_lines
+from mapreduce_kafka.shared.store import Store
 from tests import REPO
 from tests.integration import jobs
 from tests.integration.dashboard import get, serving
@@ -43,8 +45,8 @@ def scrape(base: str) -> dict[tuple[str, tuple], float]:
     return samples
 
 
-def total(samples: dict, name: str, **labels: str) -> float:
-    return sum(value for (sample, got), value in samples.items() if sample == name
+def total(samples: dict, metric: str, **labels: str) -> float:
+    return sum(value for (sample, got), value in samples.items() if sample == metric
                and all(dict(got).get(k) == v for k, v in labels.items()))
 
 
@@ -159,3 +161,20 @@ def test_mapreduce_ui_serves_and_a_port_in_use_is_a_one_line_error(pool):
     finally:
         proc.terminate()
         proc.communicate(timeout=30)
+
+
+def test_a_jobs_counters_are_on_the_dashboard_and_in_metrics(pool, tmp_path):
+    job = jobs.submit(pool, examples.COUNTERS, SAMPLES, tmp_path / "out",
+                      params={"min_length": "4"})
+    jobs.wait(pool, job)
+    counted = Store(pool.redis_url).counters(job.pipeline_id)
+    assert counted["input"]["lines"] == input_lines()
+    with serving(pool) as base:
+        samples = scrape(base)
+        state = json.loads(get(f"{base}/api/state")[1])
+    row = next(p for p in state["pipelines"] if p["id"] == job.pipeline_id)
+    assert row["counters"] == counted
+    for group, names in counted.items():
+        for name, count in names.items():
+            assert total(samples, "mapreduce_pipeline_counter_total", pipeline=job.pipeline_id,
+                         group=group, name=name) == count

@@ -33,11 +33,28 @@ def test_a_late_mark_does_not_recreate_a_forgotten_pipelines_keys(store):
     assert not store.mark_ended(pid, Stage.MAP, 1, 2)
     store.add_mapped(pid, [7])
     assert store.add_error(pid, "mapper:7:0") == 0
+    store.record_counters(pid, "m0:7", {"late": {"write": 1}})
     assert not store.update_pipeline(pid, frames=3)
     left = set(store.redis.keys(f"mr:*{pid}*")) - {f"mr:pipeline:{pid}"}
     assert not left, f"keys recreated after the pipeline was forgotten: {left}"
     assert store.redis.ttl(f"mr:pipeline:{pid}") > 0  # the status itself expires
     assert store.pipeline(pid)["final.map"] == "1"  # the final figures are kept in it
+
+
+def test_a_replayed_tasks_counters_replace_its_first_attempts_and_outlive_the_keys(store):
+    pid = new_pipeline(store)
+    store.record_counters(pid, "m0:1", {"lines": {"all": 10, "blank": 2}})
+    store.record_counters(pid, "m0:2", {"lines": {"all": 5}})
+    store.record_counters(pid, "r0:0", {"keys": {"reduced": 3}})
+    store.record_counters(pid, "m0:1", {"lines": {"all": 10, "blank": 2}})  # a replay
+    store.record_counters(pid, "r0:1", {})  # a task that counted nothing writes nothing
+    expected = {"keys": {"reduced": 3}, "lines": {"all": 15, "blank": 2}}
+    assert store.counters(pid) == expected
+    assert store.redis.hlen(f"mr:counters:{pid}") == 3
+    assert store.finish_pipeline(pid, "done") == "done"
+    store.forget_pipeline(pid)
+    assert not store.redis.exists(f"mr:counters:{pid}")
+    assert store.counters(pid) == expected  # kept in the status, with the final figures
 
 
 def test_a_failure_cannot_override_a_complete_output_being_finalized(store):

@@ -59,8 +59,12 @@ function pipelineRow(p, now) {
     ...STAGES.map((s) => bar(p.stages[s][0], p.stages[s][1], `${s} ${p.stages[s][0]}/${p.stages[s][1]}`)));
   const letters = el("div", {}, String(p.errors),
     ...p.dead_letters.map((r) => el("div", {class: "reason"}, r)));
+  // what the pipeline's code counted (increment_counter), a line per counter
+  const counters = el("div", {class: "counters"},
+    ...Object.entries(p.counters).flatMap(([group, names]) =>
+      Object.entries(names).map(([name, n]) => el("div", {}, `${group}: ${name} ${n}`))));
   return el("tr", {"data-pipeline": p.id, "data-state": p.state},
-    el("td", {}, el("div", {class: "id"}, p.id), el("small", {}, `${p.name} · ${bytes(p.input_bytes)} · ${p.keys} keys`)),
+    el("td", {}, el("div", {class: "id"}, p.id), el("small", {}, `${p.name} · ${bytes(p.input_bytes)} · ${p.keys} keys`), counters),
     el("td", {}, el("span", {class: `state ${p.state}`}, p.state)),
     el("td", {}, bar(p.mapped, p.frames || 0, `${p.mapped}/${frames}`)),
     el("td", {}, stages),

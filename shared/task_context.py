@@ -1,0 +1,129 @@
+"""What a pipeline's own code can ask of the task running it: the job's parameters and its
+counters.
+
+    from mapreduce_kafka import increment_counter, param
+
+    def mapper(line):
+        if not line.strip():
+            increment_counter("input", "blank lines")
+            return
+        if line.startswith(param("prefix", "")):
+            yield line, 1
+
+A *task* is the framework's call into user code for one frame of input (a mapper, with
+its combiner) or one key (a reducer). The framework opens a task around each call
+(`running`) and takes what it counted afterwards (`Task.take`): a task's counts travel
+with the output it produced and are dropped with it when it is a replay, so that a job's
+counters are exact however often a worker dies (docs/pipelines.md, "Counters").
+
+Counters are `{group: {name: int}}`; `merge` adds such dicts (a pure function)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+Counters = dict[str, dict[str, int]]
+
+_MISSING: Any = object()
+
+
+class Task:
+    """The task user code runs in: the job's parameters, and what it counted so far."""
+
+    __slots__ = ("counters", "params")
+
+    def __init__(self, params: Mapping[str, str]) -> None:
+        self.params = params
+        self.counters: Counters = {}
+
+    def take(self) -> Counters:
+        """What was counted since the last take, and start again from nothing."""
+        counted, self.counters = self.counters, {}
+        return counted
+
+    def saved(self) -> Counters:
+        """A copy of the counts, to go back to if the attempt that follows is abandoned
+        (a frame mapped again record by record after `map_chunk` raised)."""
+        return {group: dict(names) for group, names in self.counters.items()}
+
+    def restore(self, saved: Counters) -> None:
+        self.counters = saved
+
+
+_current: ContextVar[Task | None] = ContextVar("mapreduce_task", default=None)
+
+
+@contextmanager
+def running(params: Mapping[str, str] | None) -> Iterator[Task]:
+    """Run user code inside a task with these parameters; yields the task."""
+    task = Task(params or {})
+    token = _current.set(task)
+    try:
+        yield task
+    finally:
+        _current.reset(token)
+
+
+def current() -> Task | None:
+    return _current.get()
+
+
+def _task(what: str) -> Task:
+    task = _current.get()
+    if task is None:
+        raise RuntimeError(f"{what} works inside a mapper, combiner or reducer (or while the "
+                           "pipeline's module is loaded for a job)")
+    return task
+
+
+def increment_counter(group: str, name: str, amount: int = 1) -> None:
+    """Add `amount` to the counter `name` of `group` (mrjob's and Hadoop's counters). A job's
+    counters are shown by `mapreduce status ID`, `Job.counters()` and the dashboard."""
+    if not isinstance(group, str) or not isinstance(name, str):
+        raise TypeError(f"a counter's group and name are strings, not {group!r:.40}, "
+                        f"{name!r:.40}")
+    if isinstance(amount, bool) or not isinstance(amount, int):
+        raise TypeError(f"a counter grows by an int, not {type(amount).__name__} {amount!r:.40}")
+    counters = _task("increment_counter()").counters
+    names = counters.get(group)
+    if names is None:
+        counters[group] = {name: amount}
+    else:
+        names[name] = names.get(name, 0) + amount
+
+
+def param(name: str, default: Any = _MISSING) -> Any:
+    """The job parameter `name` (`--param NAME=VALUE`, or `params=` in the Python API), a
+    string; `default` when the job was not given it (without a default: KeyError)."""
+    values = _task("param()").params
+    if name in values:
+        return values[name]
+    if default is _MISSING:
+        raise KeyError(f"the job has no parameter {name!r} (give it with --param "
+                       f"{name}=VALUE); it has {sorted(values) or 'none'}")
+    return default
+
+
+def params() -> dict[str, str]:
+    """Every job parameter, as a new dict."""
+    return dict(_task("params()").params)
+
+
+def merge(into: Counters, more: Mapping[str, Mapping[str, int]]) -> Counters:
+    """Add `more`'s counts to `into` (changed in place, and returned)."""
+    for group, names in more.items():
+        target = into.setdefault(group, {})
+        for name, amount in names.items():
+            target[name] = target.get(name, 0) + amount
+    return into
+
+
+def total(parts: Iterator[Mapping[str, Mapping[str, int]]] | list[Counters]) -> Counters:
+    """The sum of several tasks' counters, groups and names sorted (for display)."""
+    summed: Counters = {}
+    for part in parts:
+        merge(summed, part)
+    return {group: dict(sorted(names.items())) for group, names in sorted(summed.items())}

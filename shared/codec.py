@@ -71,6 +71,9 @@ class Fragment:
 
 # The kinds that carry input: a frame, or where to read one.
 INPUT_KINDS = frozenset({Kind.RECORDS, Kind.SPLIT, Kind.TOPIC_RANGE})
+# The chunk of a reduce task's final unit on OUTPUT (and of its counters): what
+# reducer_final yielded, one per reduce partition (services/roles/reducer.py).
+TASK_FINAL = 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ A pipeline is a plain Python module with
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import inspect
 import sys
@@ -36,6 +37,7 @@ from types import GeneratorType, ModuleType, SimpleNamespace
 from typing import Any
 
 from mapreduce_kafka.shared import task_context
+from mapreduce_kafka.shared.codec import key_order, partition_for
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
 from mapreduce_kafka.shared.user_code import reraise_unless_users
 
@@ -46,6 +48,8 @@ FORMATS = ("text", "jsonl")
 GUARANTEES = ("exactly-once", "at-least-once")
 # on_error(role, where, data, exception): `where` is a record's index in its frame or a key
 ErrorHook = Callable[[str, Any, Any, BaseException], None]
+HOOKS = ("mapper_init", "mapper_final", "combiner_init", "combiner_final", "reducer_init",
+         "reducer_final")
 
 
 def _first(item: Any) -> Any:
@@ -72,6 +76,22 @@ class Step:
     map_chunk: Callable[[bytes], Iterable[Any]] | None = None
     key_selector: Callable[[Any], Any] | None = None
     value_selector: Callable[[Any], Any] | None = None
+    partitioner: Callable[[Any, int], int] | None = None
+    sort_values: bool = False
+    mapper_init: Callable[[], Any] | None = None
+    mapper_final: Callable[[], Iterable[Any]] | None = None
+    combiner_init: Callable[[], Any] | None = None
+    combiner_final: Callable[[], Iterable[Any]] | None = None
+    reducer_init: Callable[[], Any] | None = None
+    reducer_final: Callable[[], Iterable[Any]] | None = None
+
+
+def _spec_fields(step: Step) -> dict[str, Any]:
+    """A step's functions and options as the spec's fields (selectors defaulted)."""
+    fields = {f.name: getattr(step, f.name) for f in dataclasses.fields(Step)}
+    fields["key_selector"] = step.key_selector or _first
+    fields["value_selector"] = step.value_selector or _second
+    return fields
 
 
 def _pass_on(record: Any) -> Iterable[Any]:
@@ -120,6 +140,19 @@ class PipelineSpec:
     # The job's parameters (`--param NAME=VALUE`), read by user code with param()/params()
     # (shared/task_context.py); inside the signature like everything else here.
     params: dict[str, str] | None = None
+    # `partitioner(key, partitions)`: the reduce partition (= output part) of a key, instead
+    # of a hash of it. `sort_values`: each key's values sorted (codec.key_order) before
+    # the reducer sees them (Hadoop's secondary sort, mrjob's SORT_VALUES).
+    partitioner: Callable[[Any, int], int] | None = None
+    sort_values: bool = False
+    # Hooks per task (docs/pipelines.md, "Hooks"): a mapper's task is one input split, a
+    # reducer's one reduce partition; `*_final` yields pairs after the task's records.
+    mapper_init: Callable[[], Any] | None = None
+    mapper_final: Callable[[], Iterable[Any]] | None = None
+    combiner_init: Callable[[], Any] | None = None
+    combiner_final: Callable[[], Iterable[Any]] | None = None
+    reducer_init: Callable[[], Any] | None = None
+    reducer_final: Callable[[], Iterable[Any]] | None = None
 
     @property
     def step_count(self) -> int:
@@ -143,12 +176,28 @@ class PipelineSpec:
             return self
         if not 0 <= step < self.step_count:
             raise ValueError(f"pipeline {self.pipeline_id} has no step {step}")
-        functions = self.steps[step]
-        return replace(self, step=step, mapper=functions.mapper,
-                       reducer=functions.reducer, combiner=functions.combiner,
-                       map_batch=functions.map_batch, map_chunk=functions.map_chunk,
-                       key_selector=functions.key_selector or _first,
-                       value_selector=functions.value_selector or _second)
+        return replace(self, step=step, **_spec_fields(self.steps[step]))
+
+    def partition_of(self, key: Any) -> int:
+        """The reduce partition (and output part) of a key: the pipeline's partitioner's
+        answer, checked, or a hash of the key's JSON (the same in every process)."""
+        if self.partitioner is None:
+            return partition_for(key, self.partitions)
+        partition = self.partitioner(key, self.partitions)
+        if (isinstance(partition, bool) or not isinstance(partition, int)
+                or not 0 <= partition < self.partitions):
+            raise ValueError(f"the partitioner gave {partition!r:.40} for key {key!r:.60}: "
+                             f"a partition from 0 to {self.partitions - 1} is needed")
+        return partition
+
+    def values_for(self, values: list[Any]) -> list[Any]:
+        """A key's values as its reducer gets them: sorted when the step asks."""
+        if not self.sort_values:
+            return values
+        try:
+            return sorted(values)
+        except TypeError:  # values of mixed types: the order part files use for keys
+            return sorted(values, key=key_order)
 
     @property
     def map_only(self) -> bool:
@@ -162,16 +211,33 @@ class PipelineSpec:
         return self.reducer is not None and inspect.isgeneratorfunction(self.reducer)
 
     @property
-    def keys_may_repeat(self) -> bool:
-        """Whether the output may hold a key more than once: a map-only pipeline's, or one
-        whose reducer yields (a returning reducer gives each key once). Its results travel
-        to the sink as units, [identity, pairs]; a returning reducer's as [key, value]."""
+    def sends_units(self) -> bool:
+        """Whether results travel to the sink as units, [identity, pairs]: a map-only
+        pipeline's and a yielding reducer's; a returning reducer's as [key, value]."""
         return self.reducer is None or self.reducer_yields
+
+    @property
+    def keys_may_repeat(self) -> bool:
+        """Whether the output may hold a key more than once: where results are units, or a
+        reducer_final adds pairs (a returning reducer alone gives each key once)."""
+        return self.sends_units or self.reducer_final is not None
+
+    @property
+    def reduce_tasks(self) -> bool:
+        """Whether reduce partitions run as whole tasks (reducer_init or reducer_final):
+        each partition's reducer state is its own, and a replay re-runs it from its start
+        (services/roles/reducer.py)."""
+        return self.reducer_init is not None or self.reducer_final is not None
+
+    def reduce_final(self, on_error: ErrorHook | None) -> list[Any]:
+        """What reducer_final yields at the end of a reduce task, as [key, value] pairs."""
+        return self._final(self.reducer_final, "reducer", _as_pairs, on_error)
 
     def reduce_key(self, key: Any, values: list[Any]) -> list[Any]:
         """The reducer's output for one key as [key, value] pairs: the pairs it yields, or
         for a reducer that returns, [key, what it returned]."""
         assert self.reducer is not None
+        values = self.values_for(values)
         if not self.reducer_yields:
             return [[key, self.reducer(key, values)]]
         return yielded_pairs(self.reducer(key, values), key, "reducer")
@@ -191,7 +257,8 @@ class PipelineSpec:
                 out.extend(record_pairs)
             return out
 
-        return self._cascade(frame, lambda: decode(frame), on_error, pairs, each, [])
+        mapped = self._cascade(frame, lambda: decode(frame), on_error, pairs, each, [])
+        return mapped + self._final(self.mapper_final, "mapper", pairs, on_error)
 
     def map_data(self, frame: bytes, decode: Callable[[bytes], list[Any]],
                  on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
@@ -200,7 +267,7 @@ class PipelineSpec:
         `map_batch` or `mapper` (or reported whole when there is neither)."""
         groups = self._cascade(frame, lambda: decode(frame), on_error, self._group,
                                lambda records: self._map_each(records, on_error), {})
-        return self._combine(groups, on_error)
+        return self._combine(self._with_final(groups, on_error), on_error)
 
     def map_frame(self, records: Iterable[Any],
                   on_error: ErrorHook | None = None) -> dict[Any, list[Any]]:
@@ -215,7 +282,39 @@ class PipelineSpec:
         listed = list(records)
         groups = self._cascade(None, lambda: listed, on_error, self._group,
                                lambda records: self._map_each(records, on_error), {})
-        return self._combine(groups, on_error)
+        return self._combine(self._with_final(groups, on_error), on_error)
+
+    def _with_final(self, groups: dict[Any, list[Any]],
+                    on_error: ErrorHook | None) -> dict[Any, list[Any]]:
+        """The frame's groups with what `mapper_final` yielded added."""
+        for key, value in self._final(self.mapper_final, "mapper", self._pairs, on_error):
+            groups.setdefault(key, []).append(value)
+        return groups
+
+    def _pairs(self, items: Iterable[Any]) -> list[Any]:
+        key_of, value_of = self.key_selector, self.value_selector
+        return [[key_of(item), value_of(item)] for item in items]
+
+    @staticmethod
+    def _final(hook: Callable[[], Iterable[Any]] | None, role: str,
+               pairs: Callable[[Iterable[Any]], list[Any]],
+               on_error: ErrorHook | None) -> list[Any]:
+        """What a `*_final` hook yields, as [key, value] pairs (none without the hook). A
+        hook that raises is reported as the role's error at "final"; its pairs are lost."""
+        if hook is None:
+            return []
+        try:
+            return pairs(hook() or ())
+        except BaseException as exc:  # user code: reported, the task's other output stays
+            reraise_unless_users(exc)
+            if on_error is None:
+                raise
+            on_error(role, "final", None, exc)
+            return []
+
+    def _init(self, hook: Callable[[], Any] | None) -> None:
+        if hook is not None:
+            hook()
 
     def _cascade(self, frame: bytes | None, records: Callable[[], list[Any]],
                  on_error: ErrorHook | None, whole: Callable[[Iterable[Any]], Any],
@@ -229,6 +328,19 @@ class PipelineSpec:
         # what an abandoned form counted is forgotten: the next form counts the frame again
         task = task_context.current()
         saved = task.saved() if task is not None else None
+
+        def begin() -> BaseException | None:
+            """mapper_init, before each form tried: what it raised, if it did."""
+            try:
+                self._init(self.mapper_init)
+            except BaseException as exc:  # user code: the frame cannot be mapped
+                reraise_unless_users(exc)
+                return exc
+            return None
+
+        failed = begin()
+        if failed is not None:
+            return _frame_failed(on_error, records(), failed, empty)
         if self.map_chunk is not None and frame is not None:
             try:
                 return whole(self.map_chunk(frame))
@@ -239,6 +351,9 @@ class PipelineSpec:
                 if task is not None and saved is not None:
                     task.restore(saved)
                     saved = task.saved()  # a copy again: the next form changes these
+                failed = begin()
+                if failed is not None:
+                    return _frame_failed(on_error, records(), failed, empty)
         listed = records()
         if self.map_batch is not None:
             try:
@@ -249,6 +364,9 @@ class PipelineSpec:
                     return _frame_failed(on_error, listed, exc, empty)
                 if task is not None and saved is not None:
                     task.restore(saved)
+                failed = begin()
+                if failed is not None:
+                    return _frame_failed(on_error, listed, failed, empty)
         return each(listed)
 
     def _each_record(self, records: Iterable[Any], pairs: Callable[[Iterable[Any]], list[Any]],
@@ -307,6 +425,14 @@ class PipelineSpec:
                  on_error: ErrorHook | None) -> dict[Any, list[Any]]:
         if self.combiner is None:
             return groups
+        try:
+            self._init(self.combiner_init)
+        except BaseException as exc:  # user code: no combining, no value lost
+            reraise_unless_users(exc)
+            if on_error is None:
+                raise
+            on_error("combiner", "init", None, exc)
+            return groups
         combined: dict[Any, list[Any]] = {}
         for key, values in groups.items():
             if len(values) == 1:  # nothing to combine (the combiner may run zero times)
@@ -322,7 +448,14 @@ class PipelineSpec:
                     raise
                 on_error("combiner", key, values, exc)
                 combined[key] = values
+        for key, value in self._final(self.combiner_final, "combiner", _as_pairs, on_error):
+            combined.setdefault(key, []).append(value)
         return combined
+
+
+def _as_pairs(items: Iterable[Any]) -> list[Any]:
+    """A combiner's or reducer's `*_final` items, each checked to be a (key, value) pair."""
+    return yielded_pairs((item for item in items), None, "final hook")
 
 
 def _frame_failed(on_error: ErrorHook | None, records: list[Any], exc: BaseException,
@@ -431,13 +564,7 @@ def spec_from_module(
     first = steps[0]
     return PipelineSpec(
         pipeline_id=pipeline_id,
-        mapper=first.mapper,
-        map_batch=first.map_batch,
-        map_chunk=first.map_chunk,
-        reducer=first.reducer,
-        combiner=first.combiner,
-        key_selector=first.key_selector or _first,
-        value_selector=first.value_selector or _second,
+        **_spec_fields(first),
         fmt=fmt,
         partitions=partitions,
         output_dir=output_dir,
@@ -470,7 +597,8 @@ def checked_params(params: Mapping[str, str] | None) -> dict[str, str] | None:
 
 
 STEP_FUNCTIONS = ("mapper", "reducer", "combiner", "map_batch", "map_chunk", "key_selector",
-                  "value_selector")
+                  "value_selector", "partitioner", *HOOKS)
+STEP_OPTIONS = ("sort_values",)  # not functions: flags
 
 
 def _steps_of(module: Any, fmt: str, where: str) -> tuple[Step, ...]:
@@ -479,7 +607,8 @@ def _steps_of(module: Any, fmt: str, where: str) -> tuple[Step, ...]:
     declared = getattr(module, "steps", None)
     if declared is None:
         return (_checked_step(module, 0, fmt, where),)
-    defined = [name for name in STEP_FUNCTIONS if getattr(module, name, None) is not None]
+    defined = [name for name in (*STEP_FUNCTIONS, *STEP_OPTIONS)
+               if getattr(module, name, None) not in (None, False)]
     if defined:
         raise PipelineDefinitionError(
             f"{where} defines both `steps` and top-level {', '.join(defined)}: put every "
@@ -513,10 +642,23 @@ def _checked_step(functions: Any, index: int, fmt: str, where: str) -> Step:
     if reducer is None and combiner is not None:
         raise PipelineDefinitionError(f"{where} defines a `combiner` but no `reducer`: a "
                                       "map-only pipeline has nothing to combine for")
+    hooks = {name: _callable(functions, name, 0, False, where) for name in HOOKS}
+    for role, function in (("combiner", combiner), ("reducer", reducer)):
+        if function is None and (hooks[f"{role}_init"] or hooks[f"{role}_final"]):
+            raise PipelineDefinitionError(f"{where} defines {role} hooks but no `{role}`")
+    partitioner = _callable(functions, "partitioner", 2, False, where)
+    sort_values = getattr(functions, "sort_values", False)
+    if not isinstance(sort_values, bool):
+        raise PipelineDefinitionError(f"{where}: `sort_values` is True or False, not "
+                                      f"{sort_values!r:.40}")
+    if reducer is None and (partitioner is not None or sort_values):
+        raise PipelineDefinitionError(f"{where} defines `partitioner` or `sort_values` but no "
+                                      "`reducer`: a map-only step has no reduce partitions")
     return Step(mapper=mapper, reducer=reducer, combiner=combiner, map_batch=map_batch,
                 map_chunk=map_chunk,
                 key_selector=_callable(functions, "key_selector", 1, False, where),
-                value_selector=_callable(functions, "value_selector", 1, False, where))
+                value_selector=_callable(functions, "value_selector", 1, False, where),
+                partitioner=partitioner, sort_values=sort_values, **hooks)
 
 
 @dataclass(frozen=True)
@@ -543,12 +685,12 @@ class PipelineCode:
         """mapper=..., reducer=..., combiner=..., map_batch=..., map_chunk=...,
         key_selector=..., value_selector=..., or steps=[Step(...), ...] (None for those
         not given)."""
-        known = {*STEP_FUNCTIONS, "steps"}
+        known = {*STEP_FUNCTIONS, *STEP_OPTIONS, "steps"}
         unknown = sorted(set(functions) - known)
         if unknown:
             raise PipelineDefinitionError(f"unknown pipeline functions {unknown}; "
                                           f"a pipeline has {sorted(known)}")
-        every = [fn for name, fn in functions.items() if name != "steps"]
+        every = [fn for name, fn in functions.items() if name in STEP_FUNCTIONS]
         every += [getattr(step, name) for step in functions.get("steps") or ()
                   for name in STEP_FUNCTIONS if isinstance(step, Step)]
         modules = {sys.modules.get(getattr(fn, "__module__", "") or "")

@@ -58,11 +58,15 @@ class Pipeline:
                  key_selector: Callable[..., Any] | None = None,
                  value_selector: Callable[..., Any] | None = None,
                  steps: list[Step] | None = None,
-                 name: str = "pipeline", code: PipelineCode | None = None) -> None:
+                 name: str = "pipeline", code: PipelineCode | None = None,
+                 **more: Any) -> None:
+        """`more`: the rest of a step's functions and options by name (partitioner,
+        sort_values, mapper_init, mapper_final, combiner_init, combiner_final,
+        reducer_init, reducer_final)."""
         self.code = code or PipelineCode.from_functions(
             name, mapper=mapper, reducer=reducer, combiner=combiner, map_batch=map_batch,
             map_chunk=map_chunk, key_selector=key_selector, value_selector=value_selector,
-            steps=steps)
+            steps=steps, **more)
 
     @classmethod
     def from_file(cls, path: str | Path) -> Pipeline:

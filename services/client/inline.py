@@ -28,7 +28,6 @@ from mapreduce_kafka.shared.codec import (
     encode_checked,
     key_order,
     pair_frames,
-    partition_for,
     step_frame_seq,
 )
 from mapreduce_kafka.shared.errors import InputError
@@ -163,29 +162,44 @@ def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
 
 def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]],
                 letters: list[dict[str, Any]], counters: Counters) -> list[list[tuple[Any, Any]]]:
-    """Each part's pairs: the units of its keys in key order, a unit's pairs as the
-    reducer yielded them."""
+    """Each part's pairs, a reduce partition at a time (one task, with its hooks): the
+    units of its keys in key order, a unit's pairs as the reducer yielded them, then what
+    reducer_final yielded."""
+    by_part: list[list[tuple[Any, list[Any]]]] = [[] for _ in range(spec.partitions)]
+    for key, values in groups.items():
+        by_part[spec.partition_of(key)].append((key, values))
+    return [_reduce_part(spec, part, keyed, letters, counters)
+            for part, keyed in enumerate(by_part)]
+
+
+def _reduce_part(spec: PipelineSpec, part: int, groups: list[tuple[Any, list[Any]]],
+                 letters: list[dict[str, Any]], counters: Counters) -> list[tuple[Any, Any]]:
     units = []
+
+    def on_error(role: str, at: object, data: object, exc: BaseException) -> None:
+        letters.append(_letter(role, f"{role}:final:{part}", data, exc))
+
     with task_context.running(spec.params) as task:
-        for key, values in groups.items():
+        if spec.reducer_init is not None:
+            spec.reducer_init()  # raises: the cluster fails such a pipeline too
+        for key, values in groups:
             try:
                 units.append([key, spec.reduce_key(key, values)])
             except BaseException as exc:  # user code: dead-lettered, as the reducer does
                 reraise_unless_users(exc)
                 letters.append(_letter("reducer", f"reducer:{key!r}", (key, values), exc))
+        final = spec.reduce_final(on_error)
         task_context.merge(counters, task.take())
     _, good, bad = encode_checked(units)
     for (key, result), reason in bad:
         letters.append(_letter("reducer", f"reducer:{key!r}", (key, result),
                                ValueError(f"the reducer's result {reason}")))
-    by_part: list[list[Any]] = [[] for _ in range(spec.partitions)]
-    for key, pairs in good:
-        by_part[partition_for(key, spec.partitions)].append((key, pairs))
-    parts: list[list[tuple[Any, Any]]] = []
-    for units_of_part in by_part:
-        units_of_part.sort(key=lambda unit: key_order(unit[0]))
-        parts.append([(k, v) for _, pairs in units_of_part for k, v in pairs])
-    return parts
+    _, final, bad = encode_checked(final)
+    for (key, value), reason in bad:
+        letters.append(_letter("reducer", f"reducer:final:{part}:{key!r}", (key, value),
+                               ValueError(f"reducer_final's pair {reason}")))
+    good.sort(key=lambda unit: key_order(unit[0]))
+    return [(k, v) for _, pairs in good for k, v in pairs] + [(k, v) for k, v in final]
 
 
 def _write(spec: PipelineSpec, parts: list[list[tuple[Any, Any]]], target: Path) -> Path:

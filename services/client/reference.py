@@ -70,20 +70,7 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
 def _run_step(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
     if spec.map_only:
         return _map_only(spec, source)
-    if spec.mapper is None:
-        return _run_batches(spec, source)
-    groups: dict[Any, list[Any]] = {}
-    key_of, value_of = spec.key_selector, spec.value_selector
-    for frame in source:
-        for record in decode_records(frame, spec.record_format):
-            try:
-                pairs = [(key_of(item), value_of(item)) for item in spec.mapper(record)]
-            except BaseException as exc:  # dead-lettered by the framework: left out here too
-                reraise_unless_users(exc)
-                continue
-            for key, value in pairs:
-                groups.setdefault(key, []).append(value)
-    return _reduce_all(spec, groups)
+    return _run_frames(spec, source)
 
 
 def _map_only(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
@@ -97,30 +84,45 @@ def _map_only(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, An
     return out
 
 
-def _run_batches(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
-    plain = replace(spec, combiner=None)  # the oracle groups raw values, like the above
+def _run_frames(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
+    """Map frame by frame (mapper_init and mapper_final per frame, as a mapper runs them),
+    group, reduce. Without the combiner, unless it has hooks: a combiner must not change
+    the result, but its `combiner_final` may add pairs."""
+    plain = replace(spec, map_chunk=None, map_batch=None) if spec.mapper else spec
+    if spec.combiner_init is None and spec.combiner_final is None:
+        plain = replace(plain, combiner=None)
     groups: dict[Any, list[Any]] = {}
     for frame in source:
-        try:
-            mapped = plain.map_data(frame, lambda data: decode_records(data, spec.record_format))
-        except BaseException as exc:  # dead-lettered by the framework: left out here too
-            reraise_unless_users(exc)
-            continue
+        mapped = plain.map_data(frame, lambda data: decode_records(data, spec.record_format),
+                                lambda *_: None)  # dead-lettered by the framework
         for key, values in mapped.items():
             groups.setdefault(key, []).extend(values)
     return _reduce_all(spec, groups)
 
 
 def _reduce_all(spec: PipelineSpec, groups: dict[Any, list[Any]]) -> list[tuple[Any, Any]]:
-    units = []
+    """Every key reduced; with reducer hooks, a reduce partition at a time (its task:
+    reducer_init, its keys, what reducer_final yields)."""
+    by_part: dict[int, list[tuple[Any, list[Any]]]] = {}
     for key, values in _encodable(groups):
-        try:
-            units.append([key, spec.reduce_key(key, values)])
-        except BaseException as exc:  # dead-lettered by the framework: left out here too
-            reraise_unless_users(exc)
-            continue
-    _, good, _ = encode_checked(units)
-    return [(key, value) for _, pairs in good for key, value in pairs]
+        by_part.setdefault(spec.partition_of(key) if spec.reduce_tasks else 0, []).append(
+            (key, values))
+    out: list[tuple[Any, Any]] = []
+    for _part, keyed in sorted(by_part.items()):
+        if spec.reducer_init is not None:
+            spec.reducer_init()
+        units = []
+        for key, values in keyed:
+            try:
+                units.append([key, spec.reduce_key(key, values)])
+            except BaseException as exc:  # dead-lettered by the framework: left out here too
+                reraise_unless_users(exc)
+                continue
+        _, good, _ = encode_checked(units)
+        _, final, _ = encode_checked(spec.reduce_final(lambda *_: None))
+        out += [(key, value) for _, pairs in good for key, value in pairs]
+        out += [(key, value) for key, value in final]
+    return out
 
 
 def _encodable(groups: dict[Any, list[Any]]) -> list[tuple[Any, list[Any]]]:

@@ -17,7 +17,7 @@ from mapreduce_kafka.services.runtime.process import Runtime
 from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
 from mapreduce_kafka.shared import topics
 from mapreduce_kafka.shared.barrier import Stage
-from mapreduce_kafka.shared.codec import Envelope, Kind, decode_items, partition_for, split_by_size
+from mapreduce_kafka.shared.codec import Envelope, Kind, decode_items, split_by_size
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import KeyTooLarge
 from mapreduce_kafka.shared.spec import PipelineSpec
@@ -124,7 +124,7 @@ class Shuffler(HoldingWorker):
         keys = 0
         for key, values in groups:
             keys += 1
-            reduce_partition = partition_for(key, spec.partitions)
+            reduce_partition = spec.partition_of(key)  # the user's partitioner's, if any
             pending[reduce_partition].append([key, values])
             # about 16 bytes per key or value on the wire: send about a frame at a time
             pending_values[reduce_partition] += 1 + len(values)

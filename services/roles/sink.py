@@ -3,11 +3,13 @@
 Results come as `[key, result]` from a reducer that returns, and as units,
 `[identity, [[key, value], ...]]`, where keys may repeat: a yielding reducer's pairs for
 the key it was given, or a map-only mapper's pairs for one (frame, piece, chunk) of its
-input. They are held per (pipeline, step, part), in memory up to the sink's budget and in
-sorted runs on disk past it, and de-duplicated by key or identity (a key lives in exactly
-one reduce partition, a frame in one map partition, so a second copy is a replay). A part
-file holds them in key or identity order. On that partition's end marker
-its part file is written durably and the SINK barrier is marked. Whoever finds the barrier
+input. A reduce task's final pairs (reducer_final) come once per part, after its keys, a
+replay's copy replacing the first. They are held per (pipeline, step, part), in memory up
+to the sink's budget and in sorted runs on disk past it, and de-duplicated by key or
+identity (a key lives in exactly one reduce partition, a frame in one map partition, so a
+second copy is a replay). A part file holds them in key or identity order. On that
+partition's end marker its part file is written durably and the SINK barrier is marked.
+Whoever finds the barrier
 complete, on the first pass or on a replayed end marker, finalizes: it claims the pipeline
 (state `finalizing`: a failure can no longer override a complete output), renames the
 staging directory to the output, writes `_SUCCESS`, and records the pipeline done. Each
@@ -18,6 +20,7 @@ pipeline with the reason, and its staging directory is removed once it has faile
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import time
 from collections.abc import Iterable
@@ -33,6 +36,7 @@ from mapreduce_kafka.services.runtime.spill import Groups, fresh_spill_dir
 from mapreduce_kafka.shared import output, task_context, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import (
+    TASK_FINAL,
     Envelope,
     Kind,
     decode_items,
@@ -46,6 +50,8 @@ from mapreduce_kafka.shared.spec import PipelineSpec
 from mapreduce_kafka.shared.store import FINALIZING, TERMINAL
 from mapreduce_kafka.shared.store.counters import task_field
 
+# a reduce task's own counters, held beside its keys' (never a key's JSON)
+FINAL = b"final"
 STAGING_SWEEP_S = 10.0  # how often staging directories of failed pipelines are looked for
 
 
@@ -71,14 +77,20 @@ class Sink(HoldingWorker):
 
     def absorb(self, spec: PipelineSpec, holding: Holding, envelope: Envelope,
                value: bytes) -> None:
+        if envelope.chunk == TASK_FINAL:  # what reducer_final yielded: after the part's keys
+            holding.final = decode_items(value)
+            return
         # units ([identity, pairs]) where keys may repeat, else [key, result]: either way
         # held under the identity, a replay's copy after the first
         items = [(identity, [result]) for identity, result in decode_items(value)]
         METRICS.count(records_in=len(items))
         holding.data.add(items, len(value))
 
-    def absorb_counters(self, holding: Holding, value: bytes) -> None:
+    def absorb_counters(self, holding: Holding, envelope: Envelope, value: bytes) -> None:
         # per key, like its result: a replay's copy replaces the first
+        if envelope.chunk == TASK_FINAL:  # a reduce task's own counts (its hooks')
+            holding.counters[FINAL] = orjson.loads(value)
+            return
         for key, counters in orjson.loads(value):
             holding.counters[orjson.dumps(key)] = counters
 
@@ -100,8 +112,9 @@ class Sink(HoldingWorker):
         # the last copy of each: any earlier one is a replay's (the same pairs or result)
         latest: Iterable[tuple[Any, Any]] = (
             ((key, value) for _unit, copies in holding.data.ordered()
-             for key, value in copies[-1]) if spec.keys_may_repeat
+             for key, value in copies[-1]) if spec.sends_units
             else ((key, results[-1]) for key, results in holding.data.ordered()))
+        latest = itertools.chain(latest, holding.final)
         self._record_counters(spec, holding, envelope.part)
         if not spec.last_step:
             self._feed_next_step(spec, envelope.part, latest)

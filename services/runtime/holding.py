@@ -54,6 +54,7 @@ class Holding:
         self.seen: set[tuple[int, int]] = set()
         # a reducer's counters per key it was given (the key's JSON): the last copy of each
         self.counters: dict[bytes, Any] = {}
+        self.final: list[Any] = []  # a reduce task's final pairs: the last copy
         self.pieces = Reassembler()  # fragments of oversized messages not complete yet
 
 
@@ -88,7 +89,7 @@ class HoldingWorker:
                value: bytes) -> None:
         raise NotImplementedError
 
-    def absorb_counters(self, holding: Holding, value: bytes) -> None:
+    def absorb_counters(self, holding: Holding, envelope: Envelope, value: bytes) -> None:
         """A COUNTERS message: [[key, counters], ...] (only the sink receives them)."""
         raise NotImplementedError
 
@@ -257,7 +258,7 @@ class HoldingWorker:
                     return
                 value = whole
             if envelope.kind is Kind.COUNTERS:
-                self.absorb_counters(holding, value)
+                self.absorb_counters(holding, envelope, value)
                 return
             self.absorb(spec, holding, envelope, value)
             self._keep_to_budget()

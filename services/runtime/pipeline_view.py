@@ -246,6 +246,15 @@ class PipelineView:
                 self._finish(pipeline_id)  # never coming back: ids are not reused
         return entry.spec if entry is not None else None
 
+    def private_copy(self, pipeline_id: str) -> PipelineSpec | None:
+        """A copy of a held spec of its own, unpickled again from its verified record:
+        its functions' module state is shared with no other copy (a reduce task's hooks,
+        services/runtime/reduce_tasks.py)."""
+        entry = self.entries.get(pipeline_id)
+        if entry is None or entry.spec is None:
+            return None
+        return _as_spec(load_spec(entry.raw))
+
     def known_spec(self, pipeline_id: str) -> PipelineSpec | None:
         """The spec of a pipeline this view already holds, without reading or waiting
         (for a rebalance callback: a pipeline none of whose records were processed here

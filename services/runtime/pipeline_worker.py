@@ -11,6 +11,7 @@ move (a resubscription, a revocation, a stop) everything is flushed and committe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -100,6 +101,18 @@ class PipelineTopicWorker:
         """Called with the payloads of batches whose outputs became durable, before their
         offsets are committed."""
 
+    def data_arrived(self, spec: PipelineSpec, envelope: Envelope, msg: Message) -> None:
+        """Every message of data, a fragment too, before it is reassembled: where a task
+        that must be replayed whole begins (services/roles/reducer.py)."""
+
+    def held_offsets(self) -> dict[tuple[str, int], int]:
+        """Per (topic, partition), an offset not to commit past yet (a task still open)."""
+        return {}
+
+    def partitions_gone(self, which: Callable[[tuple[str, int]], bool]) -> None:
+        """Partitions this worker no longer reads (revoked, lost, or their pipeline
+        ended): whatever the role holds for them is dropped."""
+
     # ---- the loop -------------------------------------------------------------------
 
     def wanted(self) -> tuple[str, ...]:
@@ -151,8 +164,10 @@ class PipelineTopicWorker:
         self._process(messages)
         offsets = next_offsets(kafka.position_of(m) for m in messages if m.error() is None)
         crash_point(self.point_batch_produced, *self._pipelines_of(offsets))
-        self.pending.add(PendingBatch(self.rt.producer.mark(),
-                                      clamp(offsets, self.pieces.first_offsets()),
+        held = self.pieces.first_offsets()
+        for where, offset in self.held_offsets().items():
+            held[where] = min(offset, held.get(where, offset))
+        self.pending.add(PendingBatch(self.rt.producer.mark(), clamp(offsets, held),
                                       self.batch_payload()))
         self.batch_sizes[id(consumer)] = _adapted(size, len(messages),
                                                   time.monotonic() - started, budget)
@@ -167,6 +182,7 @@ class PipelineTopicWorker:
     def _forget_finished(self) -> None:
         live = set(self.rt.view.entries)
         self.pieces.drop(lambda owner, _where: owner not in live)
+        self.partitions_gone(lambda where: where[0][len(self.prefix):] not in live)
         self.rt.forget_finished()
 
     def _settle(self) -> set[str]:
@@ -202,6 +218,7 @@ class PipelineTopicWorker:
         """A pipeline that ended: what is pending of it is never committed or completed."""
         self.pending.forget_topic(topic)
         self.pieces.drop(lambda _owner, where: where[0] == topic)
+        self.partitions_gone(lambda where: where[0] == topic)
         # its consumer is closed without a revocation: the partitions go from the heartbeat
         gone = {p for p in self.assigned if p.rpartition("[")[0] == topic}
         self.assigned -= gone
@@ -250,6 +267,7 @@ class PipelineTopicWorker:
         METRICS.count(rebalances=1)
         gone = {(p.topic, p.partition) for p in parts}
         self.pieces.drop(lambda _owner, where: where in gone)  # the next owner re-reads them
+        self.partitions_gone(lambda where: where in gone)
         self.assigned -= set(describe(parts))
         self.awaiting_first -= set(describe(parts))
         self.rt.assignment = sorted(self.assigned)
@@ -300,6 +318,7 @@ class PipelineTopicWorker:
             self.rt.tasks.begin(spec.pipeline_id, kafka.where(msg), spec.task_timeout_s)
             try:
                 if envelope.kind in INPUT_KINDS:
+                    self.data_arrived(spec, envelope, msg)
                     value = self._whole_value(envelope, msg)
                     if value is not None:
                         counts[envelope.pipeline] = counts.get(envelope.pipeline, 0) + 1

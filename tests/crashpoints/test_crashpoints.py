@@ -10,9 +10,11 @@ ends done with the exact result if it is finalized first, else failed and not fi
 The shapes: word count (map_chunk and a combiner), a set-based mapper without a combiner
 whose frames make several chunks per shuffle partition, one with dict and list values,
 array keys and a combiner, a map-only pipeline, and three steps (a word count, a map-only
-step, a re-keying reducer and a combiner that yield): each runs at the points its path
-reaches. The map-only and three-step shapes count (increment_counter) in mappers, a
-map-only step and reducers: their counters must be exact too."""
+step, a re-keying reducer and a combiner that yield), and one with hooks per task, a
+partitioner and sorted values, whose reducer_final output is right only if every reduce
+task runs whole: each runs at the points its path reaches. The map-only, three-step and
+hooks shapes count (increment_counter) in mappers, a map-only step, reducers and a
+reducer_final: their counters must be exact too."""
 
 from __future__ import annotations
 
@@ -51,6 +53,7 @@ SHAPES = {
     "nested_values": (shapes.NESTED_VALUES, 1.0, 2),
     "map_only": (shapes.MAP_ONLY, 1.0, 3),
     "three_steps": (shapes.THREE_STEPS, 1.0, 2),
+    "hooks": (shapes.HOOKS, 1.0, 2),
 }
 # The paths each shape's jobs take, where a point is not on every job's path: through the
 # shuffle and the reducers, a map-only step's hand-off to the sink, a sink's hand-off from
@@ -61,7 +64,7 @@ PATHS = {"reducing": ("shuffler.", "reducer.", "mapper.after_map_mark",
          "steps": ("sink.after_step_",)}
 SHAPE_PATHS = {"wordcount": {"reducing"}, "distinct_prefixes": {"reducing"},
                "nested_values": {"reducing"}, "map_only": {"map_only"},
-               "three_steps": {"reducing", "map_only", "steps"}}
+               "three_steps": {"reducing", "map_only", "steps"}, "hooks": {"reducing"}}
 
 
 def shapes_reaching(point: str) -> dict[str, tuple[Path, float, int]]:

@@ -4,6 +4,8 @@ writes the output."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from mapreduce_kafka import examples
@@ -43,3 +45,21 @@ def test_three_steps_with_a_map_only_one_match_sequential_and_inline(pool, tmp_p
              60, "the cleanup of every step's barriers")
     left = list(store.redis.scan_iter(f"mr:ended:{job.pipeline_id}:*"))
     assert not left, f"barrier keys left after the job: {left}"
+
+
+def test_hooks_a_partitioner_and_sorted_values_match_sequential_and_inline(pool, tmp_path):
+    inputs = make_corpus(tmp_path / "in", 1, files=2)
+    job = jobs.submit(pool, shapes.HOOKS, inputs, tmp_path / "out", partitions=3)
+    jobs.wait(pool, job)
+    jobs.assert_matches_sequential(job)
+    jobs.assert_counters_exact(pool, job)
+    run_inline(PipelineCode.from_file(shapes.HOOKS), inputs, tmp_path / "inline",
+               partitions=3)
+    assert jobs.part_lines(tmp_path / "out") == jobs.part_lines(tmp_path / "inline")
+    finals = [pair for pair in output.read_output(tmp_path / "out")
+              if pair[0].startswith("~partition of ")]
+    assert len(finals) == 3  # one per reduce task, after the part's keys
+    for part, lines in enumerate(jobs.part_lines(tmp_path / "out").values()):
+        letters = {chr(c) for c in range(ord("a"), ord("z") + 1) if c % 3 == part}
+        assert lines[-1].startswith(b'["~partition of ')
+        assert set(json.loads(lines[-1])[0].removeprefix("~partition of ")) <= letters

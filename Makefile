@@ -9,7 +9,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEMO_OUT ?= out/demo-wordcount
 
-.PHONY: install system-packages toxiproxy demo test check test-faults test-crashpoints test-replicated test-multihost test-compose test-unit lint down clean base-image compose-demo compose-down
+.PHONY: install system-packages toxiproxy demo examples test check test-faults test-crashpoints test-replicated test-multihost test-compose test-unit lint down clean base-image compose-demo compose-down
 
 # Debian packages the project needs: Redis and its Sentinel, Java 17 and Maven (to fetch
 # Kafka's jars from Maven Central), podman and debootstrap (the compose profiles run in
@@ -55,6 +55,12 @@ demo: install
 	$(BIN)/mapreduce run pipelines/wordcount.py --input pipelines/samples/text \
 	    --output $(DEMO_OUT) --verify --top 10
 	@echo "demo ok: output in $(DEMO_OUT); the cluster keeps running (stop it: make down)"
+
+# Every shipped example (pipelines/) on the local cluster with --verify: fails on any
+# difference from a sequential run.
+examples: install
+	$(BIN)/mapreduce up
+	$(BIN)/python -m mapreduce_kafka.examples
 
 # Everything: unit, property, integration, every strategy, the crash-point suite, the
 # bounded fault suite, the replicated cluster's suite, the multi-host lab.

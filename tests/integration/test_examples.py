@@ -1,0 +1,41 @@
+"""Every shipped example on the real cluster: its output equals the sequential oracle's,
+and the inline runner writes the same part files (`make examples` runs them through the
+command line with --verify)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mapreduce_kafka.examples import EXAMPLES, Example
+from mapreduce_kafka.services.client.inline import run_inline
+from mapreduce_kafka.shared.spec import PipelineCode
+from tests.integration import jobs
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda example: example.name)
+def test_the_example_matches_its_sequential_run_and_the_inline_runner(pool, tmp_path,
+                                                                      example: Example):
+    params = dict(example.params)
+    job = jobs.submit(pool, example.pipeline, list(example.inputs), tmp_path / "out",
+                      fmt=example.fmt, partitions=3, params=params)
+    jobs.wait(pool, job)
+    comparison = jobs.assert_matches_sequential(job)
+    assert comparison.actual_keys > 0
+    inline = run_inline(PipelineCode.from_file(example.pipeline, params), example.inputs,
+                        tmp_path / "inline", fmt=example.fmt, partitions=3, params=params)
+    assert jobs.part_lines(tmp_path / "out") == jobs.part_lines(tmp_path / "inline")
+    assert not inline.dead_letters
+    jobs.assert_counters_exact(pool, job)
+
+
+def test_the_examples_command_runs_every_example():
+    from mapreduce_kafka.examples.__main__ import command
+
+    names = [example.name for example in EXAMPLES]
+    assert len(set(names)) == len(names)
+    args = command(next(e for e in EXAMPLES if e.params), Path("/tmp/out"))
+    assert "--verify" in args and "--param" in args

@@ -47,6 +47,7 @@ class Kind(enum.Enum):
     TOPIC_RANGE = "range"  # records of an input topic: a partition and an offset range
     STREAM_ENDED = "ended"  # end-of-stream marker, one per partition
     COUNTERS = "counters"  # OUTPUT: what a reducer counted, per key: [[key, counters], ...]
+    SPEC_PART = "spec-part"  # PIPELINES: a part of a spec too large for one message
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException
 
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.producer import OutputProducer
-from mapreduce_kafka.shared import kafka, output, topics
+from mapreduce_kafka.shared import kafka, output, spec_parts, topics
 from mapreduce_kafka.shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
@@ -150,8 +150,9 @@ def _as_submitted(files: list[Path]) -> dict[str, tuple[int, int]]:
     return named
 
 
-# A spec travels in one message on PIPELINES (the broker's default limit is 1 MiB).
-MAX_SPEC_BYTES = 900 * 1024
+# A spec larger than a Kafka message travels in parts (shared/spec_parts.py); past this,
+# every worker holding it in memory, unpickled, would be the wrong way to ship data.
+MAX_SPEC_BYTES = 256 << 20
 
 # Records of an input topic per frame number: a range of up to this many offsets is read
 # by one mapper (more: fewer frames; fewer: a crash replays less).
@@ -229,11 +230,19 @@ def submit(job: Job, settings: Settings,
         spec = job.spec = replace(spec, source_partitions=source_partitions)
     total_bytes = sum(path.stat().st_size for path in job.files)
     splits = uses_splits(job.input_mode, settings)
+    payload = dump_spec(spec, job.code.modules)
+    if len(payload) > MAX_SPEC_BYTES:
+        raise InputError(f"the pipeline's spec is {len(payload) >> 20} MiB (its code and "
+                         f"globals, the list of its {len(job.files)} input files, its side "
+                         f"files), over the {MAX_SPEC_BYTES >> 20} MiB a spec may have: read "
+                         "large data as an input, or from a store the workers can reach")
+    announcement, parts = spec_parts.split(payload)
     # Heartbeat first: the dispatcher's watchdog must never see a registered pipeline whose
     # source has not said it is alive.
     store.touch_source(spec.pipeline_id, SOURCE_TTL_S)
     try:
         created = store.create_pipeline(spec.pipeline_id, {
+            "spec_bytes": len(payload), "spec_parts": len(parts),
             "name": spec.name, "output": spec.output_dir, "partitions": spec.partitions,
             "format": spec.fmt, "output_format": spec.output_format,
             "guarantee": spec.guarantee, "input_bytes": total_bytes,
@@ -251,12 +260,6 @@ def submit(job: Job, settings: Settings,
     if not created:
         raise InvalidPipelineId(f"pipeline id {spec.pipeline_id!r} is already in use")
     pid = spec.pipeline_id
-    assert job.code is not None
-    payload = dump_spec(spec, job.code.modules)
-    if len(payload) > MAX_SPEC_BYTES:
-        raise InputError(f"the pipeline's spec is {len(payload)} bytes (its code, and the "
-                         f"list of its {len(job.files)} input files), over the {MAX_SPEC_BYTES} "
-                         "bytes a Kafka message holds: use fewer, larger input files")
     sent = seq = 0
     try:
         with _beating(store, pid) as ended:
@@ -264,7 +267,11 @@ def submit(job: Job, settings: Settings,
                 kafka.ensure_topics(admin, {output.topic_of(spec.output_dir):
                                             (settings.output_partitions, kafka.COMPACTED)},
                                     replication_factor=settings.replication_factor)
-            producer.send(topics.PIPELINES, payload, Envelope(Kind.ANNOUNCED, pid),
+            for index, part in enumerate(parts):  # a large spec: its parts first
+                producer.send(topics.PIPELINES, part, Envelope(Kind.SPEC_PART, pid, seq=index),
+                              key=spec_parts.part_key(pid, index).encode())
+            # the signature covers the whole spec, even when the announcement is a manifest
+            producer.send(topics.PIPELINES, announcement, Envelope(Kind.ANNOUNCED, pid),
                           key=pid.encode(), signature=policy.sign(pid, payload))
             producer.flush()  # the spec is in the log before any of its records
             crash_point("source.after_announce", pid)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import structlog
 
 from mapreduce_kafka.services.runtime.producer import OutputProducer
-from mapreduce_kafka.shared import topics
+from mapreduce_kafka.shared import spec_parts, topics
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.store import TERMINAL, Store
 
@@ -42,6 +42,10 @@ def finish(store: Store, producer: OutputProducer | None, pipeline_id: str, stat
 def cleanup(store: Store, producer: OutputProducer, pipeline_id: str) -> None:
     """Tombstone the spec, then drop the coordination keys (a kept pipeline's stay).
     Idempotent."""
+    parts = int(store.pipeline(pipeline_id).get("spec_parts") or 0)
+    for index in range(parts):  # a large spec's parts (shared/spec_parts.py)
+        producer.send(topics.PIPELINES, None,
+                      key=spec_parts.part_key(pipeline_id, index).encode())
     producer.send(topics.PIPELINES, None, key=pipeline_id.encode())
     producer.flush()
     crash_point("lifecycle.after_tombstone", pipeline_id)

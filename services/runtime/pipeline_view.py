@@ -30,7 +30,7 @@ from confluent_kafka import (
     TopicPartition,
 )
 
-from mapreduce_kafka.shared import kafka, retry, signing, topics
+from mapreduce_kafka.shared import kafka, retry, signing, spec_parts, topics
 from mapreduce_kafka.shared.codec import CodecError, Envelope, Kind, load_spec
 from mapreduce_kafka.shared.errors import ConsumerFailed
 from mapreduce_kafka.shared.settings import Settings
@@ -47,11 +47,12 @@ REMEMBER_FINISHED = 10_000
 
 @dataclass
 class Entry:
-    raw: bytes
+    raw: bytes  # the announcement's value: the spec, or the manifest of its parts
     ready: bool
     spec: PipelineSpec | None  # None when the spec was refused or could not be unpickled
     error: str = ""
     signature: bytes | None = None  # copied onto the READY record
+    payload: bytes = b""  # the spec's bytes, verified (the parts assembled)
 
 
 class PipelineView:
@@ -73,6 +74,8 @@ class PipelineView:
         self._consumer.assign([self._tp])
         self.entries: dict[str, Entry] = {}
         self._finished: dict[str, None] = {}  # tombstoned ids, oldest first
+        # parts of large specs whose announcement has not come yet (shared/spec_parts.py)
+        self._parts: dict[str, dict[int, bytes]] = {}
         self._changed: set[str] = set()  # applied, not yet returned by poll()
         self._caught_up = False  # past the records that were there when this view started
 
@@ -86,6 +89,7 @@ class PipelineView:
         return set(self._finished)
 
     def _finish(self, pipeline_id: str) -> None:
+        self._parts.pop(pipeline_id, None)
         self._finished.pop(pipeline_id, None)
         self._finished[pipeline_id] = None
         while len(self._finished) > REMEMBER_FINISHED:
@@ -133,7 +137,10 @@ class PipelineView:
                     log.error("pipelines record whose key is not UTF-8 dropped",
                               offset=msg.offset(), key=key[:64].hex())
                     continue
-                if self._apply(pipeline_id, msg):
+                part = self._part_of(pipeline_id, msg)
+                if part is not None:
+                    self._add_part(*part, msg)
+                elif self._apply(pipeline_id, msg):
                     self._changed.add(pipeline_id)
             timeout = 0.0
 
@@ -147,6 +154,43 @@ class PipelineView:
             if position >= high or (position < 0 and high == 0):
                 return
             self._read(timeout=0.5)
+
+    def _part_of(self, key: str, msg: Message) -> tuple[str, int] | None:
+        try:
+            return spec_parts.parse_part_key(key)
+        except CodecError as exc:
+            log.error("pipelines record with a malformed key skipped", offset=msg.offset(),
+                      error=str(exc))
+            return ("", -1)
+
+    def _add_part(self, pipeline_id: str, index: int, msg: Message) -> None:
+        """A part of a large spec, kept until its announcement assembles it (a tombstone,
+        or one that fails its tag, is dropped)."""
+        value = msg.value()
+        if index < 0 or value is None or pipeline_id in self._finished:
+            return
+        headers = cast(list[tuple[str, bytes | None]], msg.headers() or [])
+        try:
+            envelope = Envelope.from_headers(headers)
+        except CodecError as exc:
+            log.error("undecodable spec part skipped", pipeline=pipeline_id, error=str(exc))
+            return
+        if not self._auth.check(pipeline_id, topics.PIPELINES, -1, envelope, msg.key(), value,
+                                headers):
+            log.error("spec part whose tag does not verify skipped", pipeline=pipeline_id,
+                      offset=msg.offset())
+            return
+        self._parts.setdefault(pipeline_id, {})[index] = value
+
+    def _payload(self, pipeline_id: str, value: bytes) -> bytes:
+        """The spec an announcement stands for: itself, or its parts assembled (CodecError
+        when they are missing or not the announced bytes)."""
+        manifest = spec_parts.Manifest.parse(value)
+        if manifest is None:
+            return value
+        payload = spec_parts.assemble(manifest, self._parts.get(pipeline_id, {}))
+        self._parts.pop(pipeline_id, None)
+        return payload
 
     def _apply(self, pipeline_id: str, msg: Message) -> bool:
         # a consumer's headers are (str, bytes) pairs; the client's type also covers a producer's
@@ -187,13 +231,18 @@ class PipelineView:
                 log.debug("announcement of an ended pipeline skipped", pipeline=pipeline_id)
             return False
         signature = dict(headers).get(signing.HEADER)
-        # Checked before unpickling: unpickling a spec runs code.
-        refusal = self._policy.refusal(pipeline_id, value, signature)
         spec: PipelineSpec | None = None
         error = ""
+        refusal: str | None
+        try:
+            payload = self._payload(pipeline_id, value)
+        except CodecError as exc:
+            payload, refusal = b"", f"pipeline spec refused: {exc}"
+        else:  # checked before unpickling: unpickling a spec runs code
+            refusal = self._policy.refusal(pipeline_id, payload, signature)
         if refusal is None:
             try:
-                spec = _as_spec(load_spec(value))
+                spec = _as_spec(load_spec(payload))
             except CodecError as exc:
                 error = str(exc)
                 log.error("pipeline spec cannot be loaded", pipeline=pipeline_id, error=error)
@@ -207,7 +256,7 @@ class PipelineView:
             self._refuse(pipeline_id, msg, refusal)
         if spec is not None:
             self.refused.pop(pipeline_id, None)  # its history held an older refusal
-        self.entries[pipeline_id] = Entry(value, ready, spec, error, signature)
+        self.entries[pipeline_id] = Entry(value, ready, spec, error, signature, payload)
         return True
 
     def _too_old(self, spec: PipelineSpec, pipeline_id: str, ready: bool) -> str | None:
@@ -253,7 +302,7 @@ class PipelineView:
         entry = self.entries.get(pipeline_id)
         if entry is None or entry.spec is None:
             return None
-        return _as_spec(load_spec(entry.raw))
+        return _as_spec(load_spec(entry.payload))
 
     def known_spec(self, pipeline_id: str) -> PipelineSpec | None:
         """The spec of a pipeline this view already holds, without reading or waiting

@@ -36,7 +36,12 @@ if TYPE_CHECKING:
     )
     from mapreduce_kafka.shared.settings import Settings
     from mapreduce_kafka.shared.spec import Step
-    from mapreduce_kafka.shared.task_context import increment_counter, param, params
+    from mapreduce_kafka.shared.task_context import (
+        increment_counter,
+        param,
+        params,
+        side_file,
+    )
 
 try:
     __version__ = version("mapreduce-kafka")
@@ -57,6 +62,7 @@ _EXPORTS = {
     "increment_counter": "mapreduce_kafka.shared.task_context",
     "param": "mapreduce_kafka.shared.task_context",
     "params": "mapreduce_kafka.shared.task_context",
+    "side_file": "mapreduce_kafka.shared.task_context",
     "ClusterError": "mapreduce_kafka.shared.errors",
     "ConnectionFailed": "mapreduce_kafka.shared.errors",
     "JobTimedOut": "mapreduce_kafka.shared.errors",
@@ -81,6 +87,7 @@ __all__ = [
     "increment_counter",
     "param",
     "params",
+    "side_file",
     "topic_results",
 ]
 

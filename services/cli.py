@@ -245,6 +245,11 @@ def _job_options(fn: Any) -> Any:
                      callback=_parse_params,
                      help="a parameter for the pipeline's code, read there with "
                           "param(NAME) (a string); repeat for several"),
+        click.option("--file", "side_files", multiple=True, metavar="PATH",
+                     type=click.Path(path_type=Path),
+                     help="a file to ship with the job, read by the pipeline's code on "
+                          "every worker with side_file(NAME) (its base name); repeat for "
+                          "several"),
         click.option("--guarantee", type=click.Choice(list(GUARANTEES)),
                      default="exactly-once", show_default=True,
                      help="exactly-once: a frame replayed after a fault is dropped by its tag; "
@@ -264,7 +269,7 @@ def _request(pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ..
                          options["partitions"], options["pipeline_id"], options["keep"],
                          options["max_errors"], options["guarantee"], options["input_mode"],
                          options["output_format"], options["task_timeout_s"],
-                         params=options["params"])
+                         params=options["params"], side_files=list(options["side_files"]))
     source.prepare(request, Settings("", ""))  # every local check, before connecting
     return request
 
@@ -349,7 +354,7 @@ def run(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tupl
         result = api.Pipeline(code=request.code).run_inline(
             [*inputs, *more_inputs], request.output_dir, fmt=options["fmt"],
             partitions=options["partitions"], output_format=options["output_format"],
-            settings=obj.settings(), params=options["params"])
+            settings=obj.settings(), params=options["params"], files=options["side_files"])
         click.echo(f"inline: done in {time.monotonic() - started:.2f}s, {result.keys} records "
                    f"out -> {result.output}")
         if result.dead_letters:

@@ -31,6 +31,7 @@ import sys
 import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import GeneratorType, ModuleType, SimpleNamespace
@@ -39,6 +40,7 @@ from typing import Any
 from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.codec import key_order, partition_for
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
+from mapreduce_kafka.shared.side_files import SideFiles
 from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 FORMATS = ("text", "jsonl")
@@ -140,6 +142,8 @@ class PipelineSpec:
     # The job's parameters (`--param NAME=VALUE`), read by user code with param()/params()
     # (shared/task_context.py); inside the signature like everything else here.
     params: dict[str, str] | None = None
+    # Files shipped with the job (`--file`), by name: read by user code with side_file().
+    side_files: dict[str, bytes] | None = None
     # `partitioner(key, partitions)`: the reduce partition (= output part) of a key, instead
     # of a hash of it. `sort_values`: each key's values sorted (codec.key_order) before
     # the reducer sees them (Hadoop's secondary sort, mrjob's SORT_VALUES).
@@ -177,6 +181,13 @@ class PipelineSpec:
         if not 0 <= step < self.step_count:
             raise ValueError(f"pipeline {self.pipeline_id} has no step {step}")
         return replace(self, step=step, **_spec_fields(self.steps[step]))
+
+    def task(self) -> AbstractContextManager[task_context.Task]:
+        """The context user code of this pipeline runs in (a task): its parameters, its
+        shipped files, and counters the caller takes afterwards."""
+        files = (SideFiles(f"{self.pipeline_id}-{self.nonce[:12]}", self.side_files)
+                 if self.side_files else None)
+        return task_context.running(self.params, files)
 
     def partition_of(self, key: Any) -> int:
         """The reduce partition (and output part) of a key: the pipeline's partitioner's

@@ -1,5 +1,5 @@
-"""What a pipeline's own code can ask of the task running it: the job's parameters and its
-counters.
+"""What a pipeline's own code can ask of the task running it: the job's parameters, its
+counters and the files shipped with it.
 
     from mapreduce_kafka import increment_counter, param
 
@@ -23,7 +23,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from pathlib import Path
 from typing import Any
+
+from mapreduce_kafka.shared.side_files import SideFiles
 
 Counters = dict[str, dict[str, int]]
 
@@ -33,10 +36,11 @@ _MISSING: Any = object()
 class Task:
     """The task user code runs in: the job's parameters, and what it counted so far."""
 
-    __slots__ = ("counters", "params")
+    __slots__ = ("counters", "files", "params")
 
-    def __init__(self, params: Mapping[str, str]) -> None:
+    def __init__(self, params: Mapping[str, str], files: SideFiles | None = None) -> None:
         self.params = params
+        self.files = files
         self.counters: Counters = {}
 
     def take(self) -> Counters:
@@ -57,9 +61,10 @@ _current: ContextVar[Task | None] = ContextVar("mapreduce_task", default=None)
 
 
 @contextmanager
-def running(params: Mapping[str, str] | None) -> Iterator[Task]:
-    """Run user code inside a task with these parameters; yields the task."""
-    task = Task(params or {})
+def running(params: Mapping[str, str] | None,
+            files: SideFiles | None = None) -> Iterator[Task]:
+    """Run user code inside a task with these parameters and shipped files; yields it."""
+    task = Task(params or {}, files)
     token = _current.set(task)
     try:
         yield task
@@ -110,6 +115,16 @@ def param(name: str, default: Any = _MISSING) -> Any:
 def params() -> dict[str, str]:
     """Every job parameter, as a new dict."""
     return dict(_task("params()").params)
+
+
+def side_file(name: str) -> Path:
+    """The local path of a file shipped with the job (`--file PATH`), by its name: on
+    every worker, written there before first use. FileNotFoundError for a name the job
+    does not ship."""
+    files = _task("side_file()").files
+    if files is None:
+        raise FileNotFoundError(f"the job ships no files (ship {name!r} with --file)")
+    return files.path(name)
 
 
 def merge(into: Counters, more: Mapping[str, Mapping[str, int]]) -> Counters:

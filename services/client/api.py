@@ -78,13 +78,13 @@ class Pipeline:
 
     def run_inline(self, inputs: Iterable[str | Path], output_dir: str | Path | None = None,
                    *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
-                   settings: Settings | None = None,
-                   params: dict[str, str] | None = None) -> inline.InlineResult:
+                   settings: Settings | None = None, params: dict[str, str] | None = None,
+                   files: Iterable[str | Path] = ()) -> inline.InlineResult:
         """Run it in this process (services/client/inline.py): results, dead letters,
         counters, and the output directory when one is given."""
         return inline.run_inline(self.code, inputs, output_dir, fmt=fmt,
                                  partitions=partitions, output_format=output_format,
-                                 settings=settings, params=params)
+                                 settings=settings, params=params, files=files)
 
 
 def connect(bootstrap_servers: str | None = None, redis_url: str | None = None, *,
@@ -157,14 +157,16 @@ class Cluster:
                pipeline_id: str = "", keep: bool = False, max_errors: int | None = None,
                guarantee: str = "exactly-once", input_mode: str = "auto",
                output_format: str = "jsonl", task_timeout_s: float = 0.0,
-               params: dict[str, str] | None = None,
+               params: dict[str, str] | None = None, files: Iterable[str | Path] = (),
                on_progress: Callable[[int, int], None] = lambda sent, total: None) -> Job:
         """Announce a job and stream its input; returns once the input is sent. `params`:
-        the job's parameters, read by its code with `param(name)`."""
+        the job's parameters, read by its code with `param(name)`; `files`, files shipped
+        with it, read by name with `side_file(name)`."""
         code = pipeline.code if isinstance(pipeline, Pipeline) else Path(pipeline)
         request = source.Job(code, [str(i) for i in inputs], output_dir, fmt, partitions,
                              pipeline_id, keep, max_errors, guarantee, input_mode,
-                             output_format, task_timeout_s, params=dict(params or {}))
+                             output_format, task_timeout_s, params=dict(params or {}),
+                             side_files=[Path(f) for f in files])
         source.prepare(request, self.settings)
         source.submit(request, self.settings, on_progress)
         return Job(self, request.pipeline_id, request)

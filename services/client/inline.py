@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import traceback
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mapreduce_kafka.services.client.reference import input_frames
-from mapreduce_kafka.shared import output, task_context
+from mapreduce_kafka.shared import output, side_files, task_context
 from mapreduce_kafka.shared.codec import (
     decode_items,
     decode_records,
@@ -67,16 +67,20 @@ class InlineResult:
 def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str | None = None,
                *, fmt: str = "text", partitions: int = 4, output_format: str = "jsonl",
                settings: Settings | None = None, frame_bytes: int = 1 << 20,
-               params: Mapping[str, str] | None = None) -> InlineResult:
+               params: Mapping[str, str] | None = None,
+               files: Iterable[Path | str] = ()) -> InlineResult:
     """Run a pipeline in this process. `settings` only for a `kafka:TOPIC` input (read up
     to its high watermarks now); `out`, when given, a directory that must not exist;
-    `params`, the job's parameters."""
+    `params`, the job's parameters; `files`, the files it ships (side_file)."""
     spec = spec_from_module(code.namespace, pipeline_id=PIPELINE_ID, fmt=fmt,
                             partitions=partitions, output_dir=str(out or "-"),
                             source_partitions=1, where=code.name,
                             output_format=output_format, params=params)
+    shipped = side_files.checked([Path(f) for f in files])
+    if shipped:
+        spec = replace(spec, side_files=shipped)
     sources = resolve_inputs(list(inputs))
-    files = [s for s in sources if isinstance(s, Path)]
+    input_files = [s for s in sources if isinstance(s, Path)]
     topics = [s for s in sources if isinstance(s, TopicInput)]
     if topics and settings is None:
         raise InputError("a kafka: input needs a cluster: pass --bootstrap-servers or set "
@@ -89,8 +93,8 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
     ranges = [r for t in topics for r in topic_ranges(settings, t.topic)]  # type: ignore[arg-type]
     letters: list[dict[str, Any]] = []
     counters: Counters = {}
-    frames: list[tuple[int, bytes]] = list(enumerate(input_frames(spec, files, ranges,
-                                                                  settings)))
+    frames: list[tuple[int, bytes]] = list(enumerate(input_frames(spec, input_files,
+                                                                  ranges, settings)))
     for step in range(spec.step_count):
         at_step = spec.at_step(step)
         if at_step.map_only:
@@ -123,7 +127,7 @@ def _map_all(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
-        with task_context.running(spec.params) as task:  # a frame is a mapper's task
+        with spec.task() as task:  # a frame is a mapper's task
             mapped = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
                                    on_error)
         task_context.merge(counters, task.take())
@@ -148,7 +152,7 @@ def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
-        with task_context.running(spec.params) as task:
+        with spec.task() as task:
             pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
                                    on_error)
         task_context.merge(counters, task.take())
@@ -179,7 +183,7 @@ def _reduce_part(spec: PipelineSpec, part: int, groups: list[tuple[Any, list[Any
     def on_error(role: str, at: object, data: object, exc: BaseException) -> None:
         letters.append(_letter(role, f"{role}:final:{part}", data, exc))
 
-    with task_context.running(spec.params) as task:
+    with spec.task() as task:
         if spec.reducer_init is not None:
             spec.reducer_init()  # raises: the cluster fails such a pipeline too
         for key, values in groups:

@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer
 
-from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.codec import (
     TopicRange,
     decode_records,
@@ -60,7 +59,7 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
     It uses the per-record `mapper` even when the pipeline has a faster `map_batch` or
     `map_chunk`, so that a job's check compares them; only a pipeline without `mapper` is
     mapped here with those, frame by frame."""
-    with task_context.running(spec.params):  # param() works here; counts are not kept
+    with spec.task():  # param() works here; counts are not kept
         pairs = _run_step(spec, input_frames(spec, files, ranges, settings))
         for step in range(1, spec.step_count):  # a later step reads the previous one's pairs
             pairs = _run_step(spec.at_step(step), pair_frames(pairs, FRAME_BYTES))

@@ -20,7 +20,7 @@ from confluent_kafka import KafkaException
 
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.producer import OutputProducer
-from mapreduce_kafka.shared import kafka, output, spec_parts, topics
+from mapreduce_kafka.shared import kafka, output, side_files, spec_parts, topics
 from mapreduce_kafka.shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
@@ -76,6 +76,7 @@ class Job:
     output_format: str = "jsonl"  # one of output.FORMATS (part files)
     task_timeout_s: float = 0.0  # 0: the cluster's default
     params: dict[str, str] = field(default_factory=dict)  # read by user code: param()
+    side_files: list[Path] = field(default_factory=list)  # shipped: side_file(name)
     sources: list[Input] = field(default_factory=list)
     code: PipelineCode | None = None
     spec: PipelineSpec | None = None
@@ -136,6 +137,7 @@ def prepare(job: Job, settings: Settings) -> Job:
         source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
         max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format,
         params=job.params),
+        side_files=side_files.checked([Path(p) for p in job.side_files]) or None,
         input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s,
         split_bytes=settings.split_bytes)
     return job

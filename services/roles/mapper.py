@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, KafkaException, Message
 from mapreduce_kafka.services.runtime import deadletter
 from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
 from mapreduce_kafka.services.runtime.process import Runtime
-from mapreduce_kafka.shared import kafka, task_context, topics
+from mapreduce_kafka.shared import kafka, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import (
     Envelope,
@@ -76,7 +76,7 @@ class Mapper(PipelineTopicWorker):
             deadletter.record(self.rt, spec, "mapper", f"input:{envelope.seq}:{offset}", data,
                               ValueError(why), {**where, "at": offset})
 
-        with task_context.running(spec.params) as task:
+        with spec.task() as task:
             if spec.map_only:
                 self._map_only(spec, envelope, value, msg, on_error, on_bad_record, where)
             else:

@@ -82,7 +82,7 @@ class Reducer(PipelineTopicWorker):
         if task is None:
             private = self.rt.view.private_copy(spec.pipeline_id)
             private = (private or spec).at_step(spec.step)
-            with task_context.running(spec.params) as counting:
+            with spec.task() as counting:
                 if private.reducer_init is not None:
                     private.reducer_init()  # raises: the pipeline fails (no task without it)
             task = ReduceTask(private, where, offset, counters=counting.take())
@@ -114,7 +114,7 @@ class Reducer(PipelineTopicWorker):
         results: list[Any] = []
         counted: list[Any] = []  # [key, its counters] for the keys whose reducer counted
         keys = 0
-        with task_context.running(spec.params) as task:
+        with spec.task() as task:
             for key, values in decode_items(value):
                 if reduce_task is not None and not reduce_task.first_time(orjson.dumps(key)):
                     continue  # a shuffler's replay: this task reduced the key already
@@ -163,7 +163,7 @@ class Reducer(PipelineTopicWorker):
         def on_error(role: str, at: object, data: object, exc: BaseException) -> None:
             deadletter.record(self.rt, spec, role, f"{role}:final:{partition}", data, exc, where)
 
-        with task_context.running(spec.params) as counting:
+        with spec.task() as counting:
             pairs = task.spec.reduce_final(on_error)
             counted = task_context.merge(task.counters, counting.take())
         data, pairs, bad = encode_checked(pairs)

@@ -18,7 +18,7 @@ from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.pipeline_view import PipelineView
 from mapreduce_kafka.services.runtime.producer import OutputProducer
 from mapreduce_kafka.services.runtime.tasks import Tasks
-from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared import kafka, side_files, topics
 from mapreduce_kafka.shared.codec import Envelope
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.settings import Settings
@@ -124,6 +124,7 @@ class Runtime:
         """Drop what this process remembers of pipelines that are gone (a long-lived worker
         must not grow with every job it ever saw)."""
         self.failed &= set(self.view.entries)
+        side_files.forget(set(self.view.entries))
 
     def install_signal_handlers(self) -> None:
         def stop(signum: int, _frame: object) -> None:

@@ -1,6 +1,7 @@
-"""Counters and parameters on the real broker and Redis: a job's counters (mapper, reducer,
-map-only and later steps) are the inline runner's, shown by `status --json` and the API,
-kept once the job's keys are dropped; `--param` reaches the code on every worker."""
+"""Counters, parameters and shipped files on the real broker and Redis: a job's counters
+(mapper, reducer, map-only and later steps) are the inline runner's, shown by `status
+--json` and the API, kept once the job's keys are dropped; `--param` and `--file` reach
+the code on every worker."""
 
 from __future__ import annotations
 
@@ -79,3 +80,52 @@ def test_a_bad_parameter_is_a_one_line_error(pool, tmp_path):
                  "-o", str(tmp_path / "out"), "--param", "no-equals-sign")
     assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
     assert "--param" in result.stderr and "NAME=VALUE" in result.stderr
+
+
+STOP_WORDS = '''
+from mapreduce_kafka import side_file
+
+stop = None
+
+
+def mapper(line):
+    global stop
+    if stop is None:  # read once per worker process, from the copy shipped with the job
+        stop = set(side_file("stop.txt").read_text().split())
+    for word in line.lower().split():
+        if word not in stop:
+            yield word, 1
+
+
+def reducer(word, ones):
+    return sum(ones)
+'''
+
+
+def test_a_shipped_file_is_read_by_name_on_every_worker(pool, tmp_path):
+    pipeline = tmp_path / "stop_words.py"
+    pipeline.write_text(STOP_WORDS)
+    (tmp_path / "stop.txt").write_text("the a an of to and\n")
+    ran = cli(pool, "run", str(pipeline), "-i", "pipelines/samples/text",
+              "-o", str(tmp_path / "out"), "--file", str(tmp_path / "stop.txt"), "--verify")
+    assert ran.returncode == 0, ran.stderr
+    assert "verify: identical" in ran.stdout
+    words = dict(output.read_output(tmp_path / "out"))
+    assert "the" not in words and "of" not in words and words["for"] > 10
+    inline = run_inline(PipelineCode.from_file(pipeline), [examples.SAMPLES / "text"],
+                        files=[tmp_path / "stop.txt"])
+    assert inline.results == words
+
+
+def test_a_missing_or_doubled_shipped_file_is_a_one_line_error(pool, tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "stop.txt").write_text("x\n")
+    (tmp_path / "stop.txt").write_text("y\n")
+    for files, message in ((["nope.txt"], "no such file"),
+                           ([str(tmp_path / "stop.txt"), str(tmp_path / "a" / "stop.txt")],
+                            "is shipped already")):
+        args = [a for f in files for a in ("--file", f)]
+        result = cli(pool, "run", "pipelines/wordcount.py", "-i", "pipelines/samples/text",
+                     "-o", str(tmp_path / "out"), *args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert message in result.stderr

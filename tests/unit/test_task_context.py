@@ -139,3 +139,35 @@ def test_the_command_lines_params_are_name_value_pairs_given_once():
     for bad in (("novalue",), ("=1",), ("a=1", "a=2")):
         with pytest.raises(click.BadParameter):
             _parse_params(None, None, bad)
+
+
+def test_shipped_files_are_written_once_per_process_and_removed_with_their_job(tmp_path):
+    from mapreduce_kafka import side_file
+    from mapreduce_kafka.shared import side_files
+
+    files = side_files.SideFiles("job-1-abc", {"a.txt": b"alpha", "b.bin": b"\x00\x01"})
+    with task_context.running({}, files):
+        path = side_file("a.txt")
+        assert path.read_bytes() == b"alpha" and side_file("b.bin").read_bytes() == b"\x00\x01"
+        path.write_bytes(b"changed")  # not written again within the process
+        assert side_file("a.txt").read_bytes() == b"changed"
+        with pytest.raises(FileNotFoundError, match="ships no file 'c.txt'"):
+            side_file("c.txt")
+    side_files.forget({"another-job"})
+    assert not path.exists()
+    with task_context.running({}), pytest.raises(FileNotFoundError, match="ships no files"):
+        side_file("a.txt")
+
+
+def test_files_to_ship_must_exist_and_have_distinct_names(tmp_path):
+    from mapreduce_kafka.shared import side_files
+    from mapreduce_kafka.shared.errors import InputError
+
+    (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "f.txt").write_text("1")
+    (tmp_path / "f.txt").write_text("2")
+    assert side_files.checked([tmp_path / "f.txt"]) == {"f.txt": b"2"}
+    with pytest.raises(InputError, match="no such file"):
+        side_files.checked([tmp_path / "missing"])
+    with pytest.raises(InputError, match="shipped already"):
+        side_files.checked([tmp_path / "f.txt", tmp_path / "x" / "f.txt"])

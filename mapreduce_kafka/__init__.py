@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mapreduce_kafka.shared.spec import Step
     from mapreduce_kafka.shared.task_context import (
         increment_counter,
+        input_context,
         param,
         params,
         side_file,
@@ -61,6 +62,7 @@ _EXPORTS = {
     "Step": "mapreduce_kafka.shared.spec",
     "increment_counter": "mapreduce_kafka.shared.task_context",
     "param": "mapreduce_kafka.shared.task_context",
+    "input_context": "mapreduce_kafka.shared.task_context",
     "params": "mapreduce_kafka.shared.task_context",
     "side_file": "mapreduce_kafka.shared.task_context",
     "ClusterError": "mapreduce_kafka.shared.errors",
@@ -85,6 +87,7 @@ __all__ = [
     "connect",
     "dead_letters",
     "increment_counter",
+    "input_context",
     "param",
     "params",
     "side_file",

@@ -25,6 +25,7 @@ TOP_WORDS = HERE / "top_words.py"
 COUNTERS = HERE / "counters.py"
 SECONDARY_SORT = HERE / "secondary_sort.py"
 DISTINCT = HERE / "distinct.py"
+JOIN = HERE / "join.py"
 
 
 @dataclass(frozen=True)
@@ -51,4 +52,5 @@ EXAMPLES = (
     Example(COUNTERS, TEXT, params=(("min_length", "5"),)),
     Example(INVERTED_INDEX, (SAMPLES / "docs.jsonl",), fmt="jsonl"),
     Example(SECONDARY_SORT, (SAMPLES / "events.jsonl",), fmt="jsonl"),
+    Example(JOIN, (SAMPLES / "join",), fmt="jsonl"),
 )

@@ -86,6 +86,9 @@ class Envelope:
     part: int = -1  # reduce partition of an OUTPUT frame: the part file it belongs to
     fragment: Fragment | None = None  # set on each piece of an oversized message
     step: int = 0  # the pipeline's step the message belongs to (a header from step 1 on)
+    # where a frame sent through Kafka starts in its input: JSON [path, offset] (so that a
+    # mapper can tell its records' origin, task_context.input_context)
+    origin: bytes = b""
 
     def headers(self) -> list[tuple[str, bytes]]:
         headers = [
@@ -99,6 +102,8 @@ class Envelope:
             headers.append(("mr-f", self.fragment.header()))
         if self.step:
             headers.append(("mr-t", str(self.step).encode()))
+        if self.origin:
+            headers.append(("mr-o", self.origin))
         return headers
 
     @classmethod
@@ -115,6 +120,7 @@ class Envelope:
                 part=int(h.get("mr-r") or b"-1"),
                 fragment=Fragment.parse(h["mr-f"]) if h.get("mr-f") else None,  # type: ignore[arg-type]
                 step=int(h.get("mr-t") or b"0"),
+                origin=h.get("mr-o") or b"",
             )
         except (KeyError, ValueError, AttributeError) as exc:
             raise CodecError(f"malformed envelope headers {sorted(h)}: {exc}") from exc

@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import BinaryIO
 
 import orjson
-from confluent_kafka import Consumer
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, Message
 
 from mapreduce_kafka.shared import kafka
 from mapreduce_kafka.shared.codec import CodecError, Split, TopicRange
 from mapreduce_kafka.shared.errors import InputError
+from mapreduce_kafka.shared.task_context import TopicOrigin
 
 # One record must fit in one Kafka message (the broker's default limit is 1 MiB, and a
 # frame carries headers and framing too).
@@ -215,22 +216,27 @@ def _check(frame: bytes, fmt: str, name: str, line_no: int) -> int:
 
 
 def values_frame(values: list[bytes | None], fmt: str,
-                 on_bad: Callable[[int, bytes, str], None]) -> bytes:
-    """Kafka record values as a frame of lines: a text value as it is (one with a newline in
-    it is several records), a JSON value re-encoded on one line. A value that cannot be a
-    record (not JSON in a jsonl job, or a tombstone) goes to on_bad(index, value, why)."""
-    lines = []
+                 on_bad: Callable[[int, bytes, str], None]) -> tuple[bytes, list[int]]:
+    """Kafka record values as a frame of lines, and for each line the index of the value it
+    came from: a text value as it is (one with a newline in it is several records), a JSON
+    value re-encoded on one line. A value that cannot be a record (not JSON in a jsonl
+    job, or a tombstone) goes to on_bad(index, value, why)."""
+    lines: list[bytes] = []
+    sources: list[int] = []
     for index, value in enumerate(values):
         if value is None:
             on_bad(index, b"", "a tombstone (no value)")
         elif fmt == "jsonl":
             try:
                 lines.append(orjson.dumps(orjson.loads(value)))
+                sources.append(index)
             except orjson.JSONDecodeError as exc:
                 on_bad(index, value, f"not valid JSON ({exc})")
         else:
-            lines.append(value.rstrip(b"\n"))
-    return b"".join(line + b"\n" for line in lines)
+            text = value.rstrip(b"\n")
+            lines.append(text)
+            sources.extend([index] * (text.count(b"\n") + 1))
+    return b"".join(line + b"\n" for line in lines), sources
 
 
 def confined(split: Split, named: dict[str, tuple[int, int]] | None,
@@ -256,9 +262,10 @@ def split_size(signed: int, own: int) -> int:
     return signed or own
 
 
-def read_split(split: Split, frame_bytes: int) -> Iterator[bytes]:
-    """The frames of an input split, read where it was submitted: the split's bytes as one
-    frame, or a compressed file's lines a frame at a time. CodecError when the file is not
+def read_split(split: Split, frame_bytes: int) -> Iterator[tuple[int, bytes]]:
+    """The frames of an input split, read where it was submitted, each with its offset in
+    the file: the split's bytes as one frame, or a compressed file's lines a frame at a
+    time (offsets in the decompressed text). CodecError when the file is not
     there as it was submitted."""
     path = Path(split.path)
     try:
@@ -272,8 +279,7 @@ def read_split(split: Split, frame_bytes: int) -> Iterator[bytes]:
     if compression(path):
         try:
             with open_input(path) as f:
-                for _offset, frame in stream_frames(f, frame_bytes, "text", split.path):
-                    yield frame
+                yield from stream_frames(f, frame_bytes, "text", split.path)
         except InputError as exc:
             raise CodecError(str(exc)) from exc
         return
@@ -282,28 +288,45 @@ def read_split(split: Split, frame_bytes: int) -> Iterator[bytes]:
         data = f.read(split.length)
     if len(data) != split.length:
         raise CodecError(f"input file {split.path} is shorter than when it was submitted")
-    yield data if data.endswith(b"\n") else data + b"\n"  # a file's last line without one
+    yield split.offset, data if data.endswith(b"\n") else data + b"\n"  # a last line: one
 
 
 def topic_range_frames(consumer: Consumer, span: TopicRange, fmt: str, frame_bytes: int,
                        on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
     """The records of a topic range as frames of about frame_bytes (see values_frame);
     on_bad(offset, value, why) for a record that cannot be one."""
-    values: list[bytes | None] = []
-    offsets: list[int] = []
+    for frame, _origin in topic_range_pieces(consumer, span, fmt, frame_bytes, on_bad):
+        yield frame
+
+
+def topic_range_pieces(consumer: Consumer, span: TopicRange, fmt: str, frame_bytes: int,
+                       on_bad: Callable[[int, bytes, str], None]
+                       ) -> Iterator[tuple[bytes, TopicOrigin]]:
+    """topic_range_frames(), each frame with where its lines come from: per line, its
+    message's partition, offset, key and timestamp (task_context.input_context)."""
+    messages: list[Message] = []
     size = 0
 
-    def bad(index: int, value: bytes, why: str) -> None:
-        on_bad(offsets[index], value, why)
+    def piece() -> tuple[bytes, TopicOrigin]:
+        def bad(index: int, value: bytes, why: str) -> None:
+            on_bad(messages[index].offset() or 0, value, why)
+
+        frame, sources = values_frame([m.value() for m in messages], fmt, bad)
+        described = [(span.partition, m.offset() or 0, m.key(), _timestamp(m))
+                     for m in messages]
+        return frame, TopicOrigin(span.topic, tuple(described[i] for i in sources))
 
     for batch in kafka.read_range(consumer, span.topic, span.partition, span.start, span.end):
         for msg in batch:
-            value = msg.value()
-            values.append(value)
-            offsets.append(msg.offset() or 0)
-            size += len(value or b"") + 1
+            messages.append(msg)
+            size += len(msg.value() or b"") + 1
             if size >= frame_bytes:
-                yield values_frame(values, fmt, bad)
-                values, offsets, size = [], [], 0
-    if values:
-        yield values_frame(values, fmt, bad)
+                yield piece()
+                messages, size = [], 0
+    if messages:
+        yield piece()
+
+
+def _timestamp(msg: Message) -> int | None:
+    kind, value = msg.timestamp()
+    return value if kind != TIMESTAMP_NOT_AVAILABLE else None

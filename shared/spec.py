@@ -386,7 +386,10 @@ class PipelineSpec:
         that raises is handed to on_error (without it, the exception propagates)."""
         mapper = self.mapper
         assert mapper is not None
+        task = task_context.current()  # input_context() names the record being mapped
         for index, record in enumerate(records):
+            if task is not None:
+                task.record = index
             try:
                 yield index, pairs(mapper(record))
             except BaseException as exc:  # user code: the caller decides skip or fail
@@ -394,6 +397,8 @@ class PipelineSpec:
                 if on_error is None:
                     raise
                 on_error("mapper", index, record, exc)
+        if task is not None:
+            task.record = None
 
     def _group(self, items: Iterable[Any]) -> dict[Any, list[Any]]:
         groups: dict[Any, list[Any]] = {}

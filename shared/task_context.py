@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -33,15 +34,96 @@ Counters = dict[str, dict[str, int]]
 _MISSING: Any = object()
 
 
-class Task:
-    """The task user code runs in: the job's parameters, and what it counted so far."""
+@dataclass(frozen=True)
+class InputContext:
+    """Where the record a mapper is given came from (`input_context()`). For a file: its
+    path and the record's byte offset in it (in the decompressed text, for a compressed
+    file). For a `kafka:TOPIC` input: the topic, partition and offset of the record's
+    message, its key and its timestamp (milliseconds). In `map_batch`/`map_chunk`, which
+    get a whole frame, `offset` is where the frame starts. A later step's records come
+    from the step before: every field is None."""
 
-    __slots__ = ("counters", "files", "params")
+    path: str | None = None
+    offset: int | None = None
+    topic: str | None = None
+    partition: int | None = None
+    kafka_offset: int | None = None
+    key: bytes | None = None
+    timestamp: int | None = None
+
+
+@dataclass(frozen=True)
+class FileOrigin:
+    """A frame of a file: its path, and the offset of the frame's first byte."""
+
+    path: str
+    offset: int
+    fmt: str  # how the frame's lines are records: jsonl skips blank lines
+
+    def record(self, frame: bytes, index: int | None, starts: list[int]) -> InputContext:
+        if index is None or index >= len(starts):
+            return InputContext(path=self.path, offset=self.offset)
+        return InputContext(path=self.path, offset=self.offset + starts[index])
+
+
+@dataclass(frozen=True)
+class TopicOrigin:
+    """A frame of a topic range: per line of the frame, its message's partition, offset,
+    key and timestamp."""
+
+    topic: str
+    lines: tuple[tuple[int, int, bytes | None, int | None], ...]
+
+    def record(self, frame: bytes, index: int | None, starts: list[int]) -> InputContext:
+        if index is None or index >= len(self.lines):
+            first = self.lines[0] if self.lines else (None, None, None, None)
+            return InputContext(topic=self.topic, partition=first[0], kafka_offset=first[1])
+        partition, offset, key, timestamp = self.lines[index]
+        return InputContext(topic=self.topic, partition=partition, kafka_offset=offset,
+                            key=key, timestamp=timestamp)
+
+
+Origin = FileOrigin | TopicOrigin
+
+
+def record_starts(frame: bytes, fmt: str) -> list[int]:
+    """The offset in the frame of each record's line (jsonl leaves blank lines out, as
+    decoding does)."""
+    starts, at = [], 0
+    for line in frame.split(b"\n")[:-1] if frame.endswith(b"\n") else frame.split(b"\n"):
+        if fmt != "jsonl" or line.strip():
+            starts.append(at)
+        at += len(line) + 1
+    return starts
+
+
+class Task:
+    """The task user code runs in: the job's parameters and files, what it counted so far,
+    and where its input comes from (the frame being mapped, and the record's index)."""
+
+    __slots__ = ("_starts", "counters", "files", "frame", "origin", "params", "record")
 
     def __init__(self, params: Mapping[str, str], files: SideFiles | None = None) -> None:
         self.params = params
         self.files = files
         self.counters: Counters = {}
+        self.origin: Origin | None = None
+        self.frame = b""
+        self.record: int | None = None  # the record the per-record mapper is given
+        self._starts: list[int] | None = None
+
+    def reading(self, frame: bytes, origin: Origin | None) -> None:
+        """The frame the mapper is given next, and where it comes from."""
+        self.frame, self.origin, self.record, self._starts = frame, origin, None, None
+
+    def input_context(self) -> InputContext:
+        if self.origin is None:
+            return InputContext()
+        if self.record is None or not isinstance(self.origin, FileOrigin):
+            return self.origin.record(self.frame, self.record, [])
+        if self._starts is None:  # once per frame, only when asked
+            self._starts = record_starts(self.frame, self.origin.fmt)
+        return self.origin.record(self.frame, self.record, self._starts)
 
     def take(self) -> Counters:
         """What was counted since the last take, and start again from nothing."""
@@ -115,6 +197,12 @@ def param(name: str, default: Any = _MISSING) -> Any:
 def params() -> dict[str, str]:
     """Every job parameter, as a new dict."""
     return dict(_task("params()").params)
+
+
+def input_context() -> InputContext:
+    """Where the record being mapped came from: a file's path and the record's byte offset,
+    or a topic's partition, offset, key and timestamp (see InputContext)."""
+    return _task("input_context()").input_context()
 
 
 def side_file(name: str) -> Path:

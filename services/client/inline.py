@@ -35,10 +35,11 @@ from mapreduce_kafka.shared.inputs import TopicInput, resolve_inputs
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
-from mapreduce_kafka.shared.task_context import Counters
+from mapreduce_kafka.shared.task_context import Counters, Origin
 from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 PIPELINE_ID = "inline"
+Numbered = tuple[int, bytes, Origin | None]  # a frame, its number and where it comes from
 
 
 @dataclass
@@ -93,8 +94,8 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
     ranges = [r for t in topics for r in topic_ranges(settings, t.topic)]  # type: ignore[arg-type]
     letters: list[dict[str, Any]] = []
     counters: Counters = {}
-    frames: list[tuple[int, bytes]] = list(enumerate(input_frames(spec, input_files,
-                                                                  ranges, settings)))
+    frames: list[Numbered] = [(seq, frame, origin) for seq, (frame, origin) in enumerate(
+        input_frames(spec, input_files, ranges, settings))]
     for step in range(spec.step_count):
         at_step = spec.at_step(step)
         if at_step.map_only:
@@ -103,7 +104,7 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
             groups = _map_all(at_step, frames, letters, frame_bytes, counters)
             parts = _reduce_all(at_step, groups, letters, counters)
         # the next step's input, as the sinks cut it from each part
-        frames = [(step_frame_seq(part, index), frame) for part, pairs in enumerate(parts)
+        frames = [(step_frame_seq(part, index), frame, None) for part, pairs in enumerate(parts)
                   for index, frame in enumerate(pair_frames(pairs, frame_bytes))]
     result = InlineResult([pair for part in parts for pair in part], letters,
                           counters=task_context.total([counters]))
@@ -118,16 +119,17 @@ def _letter(role: str, identity: str, data: Any, exc: BaseException) -> dict[str
             "traceback": "".join(traceback.format_exception(exc))[-8000:]}
 
 
-def _map_all(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
+def _map_all(spec: PipelineSpec, source: Iterable[Numbered],
              letters: list[dict[str, Any]], limit: int,
              counters: Counters) -> dict[Any, list[Any]]:
     groups: dict[Any, list[Any]] = {}
-    for seq, frame in source:
+    for seq, frame, origin in source:
         def on_error(role: str, at: object, data: object, exc: BaseException,
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
         with spec.task() as task:  # a frame is a mapper's task
+            task.reading(frame, origin)
             mapped = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
                                    on_error)
         task_context.merge(counters, task.take())
@@ -142,17 +144,18 @@ def _map_all(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
     return groups
 
 
-def _map_only(spec: PipelineSpec, source: Iterable[tuple[int, bytes]],
+def _map_only(spec: PipelineSpec, source: Iterable[Numbered],
               letters: list[dict[str, Any]], counters: Counters) -> list[list[tuple[Any, Any]]]:
     """A map-only step's parts: frame n's pairs, in the order they were yielded, in part
     n mod partitions (the map partition frame n is sent to), frames in number order."""
     parts: list[list[tuple[Any, Any]]] = [[] for _ in range(spec.partitions)]
-    for seq, frame in sorted(source, key=lambda numbered: numbered[0]):
+    for seq, frame, origin in sorted(source, key=lambda numbered: numbered[0]):
         def on_error(role: str, at: object, data: object, exc: BaseException,
                      seq: int = seq) -> None:
             letters.append(_letter(role, f"{role}:{seq}:{at}", data, exc))
 
         with spec.task() as task:
+            task.reading(frame, origin)
             pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
                                    on_error)
         task_context.merge(counters, task.take())

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer
 
+from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.codec import (
     TopicRange,
     decode_records,
@@ -19,19 +20,22 @@ from mapreduce_kafka.shared.codec import (
     pair_frames,
     problem_of,
 )
-from mapreduce_kafka.shared.inputs import frames, topic_range_frames
+from mapreduce_kafka.shared.inputs import frame_spans, topic_range_pieces
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineSpec
+from mapreduce_kafka.shared.task_context import FileOrigin, Origin
 from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 FRAME_BYTES = 1 << 20
 
 
 def input_frames(spec: PipelineSpec, files: list[Path], ranges: Iterable[TopicRange] = (),
-                 settings: Settings | None = None) -> Iterator[bytes]:
-    """The frames of a job's input: its files, then the topic ranges its source recorded
-    (read with `settings`); records that are not records are left out, as dead letters are."""
-    yield from frames(files, FRAME_BYTES, spec.fmt)
+                 settings: Settings | None = None) -> Iterator[tuple[bytes, Origin | None]]:
+    """The frames of a job's input, each with where it comes from: its files, then the
+    topic ranges its source recorded (read with `settings`); records that are not records
+    are left out, as dead letters are."""
+    for path, offset, frame in frame_spans(files, FRAME_BYTES, spec.fmt):
+        yield frame, FileOrigin(str(path.resolve()), offset, spec.fmt)
     ranges = list(ranges)
     if not ranges:
         return
@@ -42,7 +46,7 @@ def input_frames(spec: PipelineSpec, files: list[Path], ranges: Iterable[TopicRa
     consumer = Consumer(config)
     try:
         for span in ranges:
-            yield from topic_range_frames(consumer, span, spec.fmt, FRAME_BYTES,
+            yield from topic_range_pieces(consumer, span, spec.fmt, FRAME_BYTES,
                                           lambda _offset, _value, _why: None)
     finally:
         consumer.close()
@@ -62,14 +66,30 @@ def run_sequential(spec: PipelineSpec, files: list[Path], ranges: Iterable[Topic
     with spec.task():  # param() works here; counts are not kept
         pairs = _run_step(spec, input_frames(spec, files, ranges, settings))
         for step in range(1, spec.step_count):  # a later step reads the previous one's pairs
-            pairs = _run_step(spec.at_step(step), pair_frames(pairs, FRAME_BYTES))
+            pairs = _run_step(spec.at_step(step), unplaced(pair_frames(pairs, FRAME_BYTES)))
     return pairs
 
 
-def _run_step(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:
+def unplaced(frames: Iterable[bytes]) -> Iterator[tuple[bytes, Origin | None]]:
+    """A later step's frames: they come from no file or topic."""
+    for frame in frames:
+        yield frame, None
+
+
+def _reading(source: Iterable[tuple[bytes, Origin | None]]) -> Iterator[bytes]:
+    """The frames, the task told where each comes from as it is mapped."""
+    task = task_context.current()
+    for frame, origin in source:
+        if task is not None:
+            task.reading(frame, origin)
+        yield frame
+
+
+def _run_step(spec: PipelineSpec,
+              source: Iterable[tuple[bytes, Origin | None]]) -> list[tuple[Any, Any]]:
     if spec.map_only:
-        return _map_only(spec, source)
-    return _run_frames(spec, source)
+        return _map_only(spec, _reading(source))
+    return _run_frames(spec, _reading(source))
 
 
 def _map_only(spec: PipelineSpec, source: Iterable[bytes]) -> list[tuple[Any, Any]]:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import redis
 import structlog
 from confluent_kafka import KafkaException
@@ -173,10 +174,11 @@ def topic_ranges(settings: Settings, topic: str) -> list[TopicRange]:
 
 
 def _messages(job: Job, settings: Settings,
-              splits: bool) -> Iterator[tuple[Kind, bytes, int, int]]:
+              splits: bool) -> Iterator[tuple[Kind, bytes, int, int, bytes]]:
     """What the source sends, in order: (kind, value, bytes of input it stands for, bytes
-    of the input's files read so far). Every line is checked here (jsonl, length) before
-    it is sent, so that a bad line fails the job before anything is finalized."""
+    of the input's files read so far, where a frame sent whole starts: [path, offset]).
+    Every line is checked here (jsonl, length) before it is sent, so that a bad line fails
+    the job before anything is finalized."""
     spec = job.spec
     assert spec is not None
     read = 0
@@ -184,7 +186,7 @@ def _messages(job: Job, settings: Settings,
         if isinstance(item, TopicInput):
             for split in topic_ranges(settings, item.topic):
                 job.ranges.append(split)
-                yield Kind.TOPIC_RANGE, split.encode(), 0, read
+                yield Kind.TOPIC_RANGE, split.encode(), 0, read, b""
             continue
         resolved = str(item.resolve())
         size, mtime_ns = spec.input_files[resolved] if spec.input_files else (0, 0)
@@ -197,7 +199,7 @@ def _messages(job: Job, settings: Settings,
                 pass
             read += stat.st_size
             yield (Kind.SPLIT, Split(resolved, 0, stat.st_size, stat.st_size,
-                                     stat.st_mtime_ns).encode(), stat.st_size, read)
+                                     stat.st_mtime_ns).encode(), stat.st_size, read, b"")
             continue
         frame_bytes = settings.split_bytes if splits else settings.frame_bytes
         for _path, offset, frame in frame_spans([item], frame_bytes, spec.fmt):
@@ -205,10 +207,10 @@ def _messages(job: Job, settings: Settings,
                 length = min(len(frame), stat.st_size - offset)
                 read += length
                 yield (Kind.SPLIT, Split(resolved, offset, length, stat.st_size,
-                                         stat.st_mtime_ns).encode(), length, read)
+                                         stat.st_mtime_ns).encode(), length, read, b"")
             else:
                 read = stat.st_size if compressed else read + len(frame)
-                yield Kind.RECORDS, frame, len(frame), read
+                yield Kind.RECORDS, frame, len(frame), read, orjson.dumps([resolved, offset])
 
 
 def submit(job: Job, settings: Settings,
@@ -277,8 +279,10 @@ def submit(job: Job, settings: Settings,
                           key=pid.encode(), signature=policy.sign(pid, payload))
             producer.flush()  # the spec is in the log before any of its records
             crash_point("source.after_announce", pid)
-            for seq, (kind, value, size, read) in enumerate(_messages(job, settings, splits), 1):
-                producer.send(topics.SOURCE, value, Envelope(kind, pid, seq=seq - 1),
+            for seq, (kind, value, size, read, origin) in enumerate(
+                    _messages(job, settings, splits), 1):
+                producer.send(topics.SOURCE, value, Envelope(kind, pid, seq=seq - 1,
+                                                             origin=origin),
                               partition=(seq - 1) % source_partitions)
                 producer.poll()
                 if sent * 2 < total_bytes <= read * 2:

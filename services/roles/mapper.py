@@ -13,12 +13,13 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 from confluent_kafka import Consumer, KafkaException, Message
 
 from mapreduce_kafka.services.runtime import deadletter
 from mapreduce_kafka.services.runtime.pipeline_worker import PipelineTopicWorker
 from mapreduce_kafka.services.runtime.process import Runtime
-from mapreduce_kafka.shared import kafka, topics
+from mapreduce_kafka.shared import kafka, task_context, topics
 from mapreduce_kafka.shared.barrier import Stage
 from mapreduce_kafka.shared.codec import (
     Envelope,
@@ -32,11 +33,20 @@ from mapreduce_kafka.shared.codec import (
 )
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputGone
-from mapreduce_kafka.shared.inputs import confined, read_split, split_size, topic_range_frames
+from mapreduce_kafka.shared.inputs import confined, read_split, split_size, topic_range_pieces
 from mapreduce_kafka.shared.metrics import METRICS
 from mapreduce_kafka.shared.shuffle import shuffle_frames
 from mapreduce_kafka.shared.spec import ErrorHook, PipelineSpec
 from mapreduce_kafka.shared.store.counters import task_field
+from mapreduce_kafka.shared.task_context import FileOrigin, Origin
+
+
+def origin_of(envelope: Envelope, fmt: str) -> Origin | None:
+    """Where a frame sent through Kafka starts in its file (None: a later step's frame)."""
+    if not envelope.origin:
+        return None
+    path, offset = orjson.loads(envelope.origin)
+    return FileOrigin(path, offset, fmt)
 
 
 def _tagged(on_error: ErrorHook, piece: int) -> ErrorHook:
@@ -96,7 +106,11 @@ class Mapper(PipelineTopicWorker):
         # Chunks are numbered per shuffle partition across the frame's pieces (a compressed
         # split or a topic range is mapped a piece at a time): the same on a replay.
         chunks = [0] * self.rt.shuffle_partitions
-        for piece, frame in enumerate(self._frames(spec, envelope, value, on_bad_record)):
+        task = task_context.current()
+        for piece, (frame, origin) in enumerate(self._frames(spec, envelope, value,
+                                                             on_bad_record)):
+            if task is not None:
+                task.reading(frame, origin)
             tag = f"{envelope.seq}" if piece == 0 else f"{envelope.seq}.{piece}"
 
             groups = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
@@ -130,7 +144,11 @@ class Mapper(PipelineTopicWorker):
         the same way), so the sink keeps one copy."""
         part = kafka.partition_of(msg)
         limit = self.rt.settings.frame_bytes
-        for piece, frame in enumerate(self._frames(spec, envelope, value, on_bad_record)):
+        task = task_context.current()
+        for piece, (frame, origin) in enumerate(self._frames(spec, envelope, value,
+                                                             on_bad_record)):
+            if task is not None:
+                task.reading(frame, origin)
             pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
                                    _tagged(on_error, piece) if piece else on_error)
             METRICS.count(records_in=count_lines(frame), records_out=len(pairs))
@@ -158,15 +176,17 @@ class Mapper(PipelineTopicWorker):
         self.frames_seen[(spec.pipeline_id, partition)].add(envelope.seq)
 
     def _frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
-                on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
-        """The frames an input message stands for: itself, the split it names (read from
-        its file, CodecError if it changed), or the records of a topic range, cut in
-        pieces of the spec's split size."""
+                on_bad: Callable[[int, bytes, str], None]
+                ) -> Iterator[tuple[bytes, Origin | None]]:
+        """The frames an input message stands for, each with where it comes from: itself,
+        the split it names (read from its file, CodecError if it changed), or the records
+        of a topic range, cut in pieces of the spec's split size."""
         size = split_size(spec.split_bytes, self.rt.settings.split_bytes)
         if envelope.kind is Kind.SPLIT:
             split = Split.decode(value)
             confined(split, spec.input_files, self.rt.settings.input_roots)
-            yield from read_split(split, size)
+            for offset, frame in read_split(split, size):
+                yield frame, FileOrigin(split.path, offset, spec.fmt)
         elif envelope.kind is Kind.TOPIC_RANGE:
             if self._ranges is None:
                 config = self.rt.settings.consumer_config("mapreduce-input-ranges")
@@ -174,14 +194,14 @@ class Mapper(PipelineTopicWorker):
                 self._ranges = Consumer(config)
             span = TopicRange.decode(value)
             try:
-                yield from topic_range_frames(self._ranges, span, spec.fmt, size, on_bad)
+                yield from topic_range_pieces(self._ranges, span, spec.fmt, size, on_bad)
             except KafkaException as exc:
                 if kafka.input_gone(exc) or kafka.topic_missing(self.rt.admin, span.topic):
                     raise InputGone(f"input topic {span.topic} cannot be read: "
                                     f"{exc.args[0].str()}") from exc
                 raise  # an outage: the worker restarts and reads the range again
         else:
-            yield value
+            yield value, origin_of(envelope, spec.fmt)
 
     def on_end(self, spec: PipelineSpec, envelope: Envelope, partition: int) -> None:
         self.rt.producer.flush()  # mark only what is durable

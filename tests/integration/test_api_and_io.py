@@ -200,3 +200,56 @@ def test_inline_needs_no_cluster(tmp_path, monkeypatch):
     result = api.Pipeline.from_file(jobs.WORDCOUNT).run_inline([tmp_path / "in"],
                                                                tmp_path / "out")
     assert output.is_complete(tmp_path / "out") and result.keys > 100
+
+
+@pytest.mark.parametrize("input_mode", ["splits", "kafka"])
+def test_a_join_tells_its_inputs_apart_by_the_file_each_record_comes_from(api_cluster, tmp_path,
+                                                                          input_mode):
+    from mapreduce_kafka import examples
+
+    job = api_cluster.submit(api.Pipeline.from_file(examples.JOIN), [examples.SAMPLES / "join"],
+                             tmp_path / "out", fmt="jsonl", input_mode=input_mode)
+    job.wait()
+    assert job.request is not None
+    comparison = jobs.assert_matches_sequential(job.request)
+    joined = dict(job.results())
+    assert comparison.actual_keys == len(joined) > 40
+    assert all(row["name"] and row["country"] for row in joined.values())
+    assert job.counters()["join"]["orders of unknown users"] > 0
+
+
+WHERE_FROM = '''
+from mapreduce_kafka import input_context
+
+
+def mapper(line):
+    context = input_context()
+    yield line, [context.topic, context.partition, context.kafka_offset,
+                 context.key.decode(), context.timestamp]
+
+
+def reducer(line, origins):
+    return origins
+'''
+
+
+def test_a_topic_records_context_is_its_messages_key_timestamp_and_offset(api_cluster,
+                                                                          tmp_path):
+    topic = f"input-{uuid.uuid4().hex[:8]}"
+    kafka.ensure_topics(kafka.admin(api_cluster.settings), {topic: (2, {})})
+    producer = Producer(api_cluster.settings.producer_config())
+    for i in range(300):
+        producer.produce(topic, f"line {i}".encode(), key=f"k{i}".encode(), partition=i % 2,
+                         timestamp=1_700_000_000_000 + i)
+    assert producer.flush(30) == 0
+    pipeline = tmp_path / "where_from.py"
+    pipeline.write_text(WHERE_FROM)
+    job = api_cluster.submit(api.Pipeline.from_file(pipeline), [f"kafka:{topic}"],
+                             tmp_path / "out")
+    job.wait()
+    found = dict(job.results())
+    assert len(found) == 300
+    for i in range(300):
+        [[got_topic, partition, offset, key, timestamp]] = found[f"line {i}"]
+        assert (got_topic, partition, offset, key, timestamp) == (
+            topic, i % 2, i // 2, f"k{i}", 1_700_000_000_000 + i)

@@ -33,8 +33,9 @@ def _pieces(spec_split: int, worker_split: int, path: Path) -> list[bytes]:
     split = Split(str(path), 0, stat.st_size, stat.st_size, stat.st_mtime_ns)
     mapper = SimpleNamespace(rt=SimpleNamespace(settings=BASE.with_(split_bytes=worker_split)),
                              _ranges=None)
-    return list(Mapper._frames(mapper, spec, Envelope(Kind.SPLIT, "p", seq=0),  # type: ignore[arg-type]
-                               split.encode(), lambda *_: None))
+    return [frame for frame, _origin in Mapper._frames(
+        mapper, spec, Envelope(Kind.SPLIT, "p", seq=0),  # type: ignore[arg-type]
+        split.encode(), lambda *_: None)]
 
 
 @settings(max_examples=25, deadline=None)

@@ -111,7 +111,7 @@ def test_split_reads_its_bytes_and_refuses_a_changed_or_missing_file(tmp_path):
     from mapreduce_kafka.shared.inputs import read_split
 
     def read(split: Split) -> bytes:
-        return b"".join(read_split(split, 1 << 20))
+        return b"".join(frame for _offset, frame in read_split(split, 1 << 20))
 
     path = tmp_path / "in.txt"
     path.write_bytes(b"one\ntwo\nthree\n")
@@ -146,7 +146,10 @@ def test_a_compressed_split_is_its_whole_file_read_in_frames(tmp_path):
         path = tmp_path / name
         path.write_bytes(compress(text))
         stat = path.stat()
-        frames = list(read_split(Split(str(path), 0, stat.st_size, stat.st_size,
+        pieces = list(read_split(Split(str(path), 0, stat.st_size, stat.st_size,
                                        stat.st_mtime_ns), 16 * 1024))
+        frames = [frame for _offset, frame in pieces]
         assert len(frames) > 1 and all(len(f) <= 16 * 1024 for f in frames), name
         assert b"".join(frames) == text, name
+        # each piece's offset is where it starts in the decompressed text
+        assert all(text[offset:offset + len(frame)] == frame for offset, frame in pieces)

@@ -26,6 +26,7 @@ COUNTERS = HERE / "counters.py"
 SECONDARY_SORT = HERE / "secondary_sort.py"
 DISTINCT = HERE / "distinct.py"
 JOIN = HERE / "join.py"
+TERASORT = HERE / "terasort.py"
 
 
 @dataclass(frozen=True)
@@ -53,4 +54,5 @@ EXAMPLES = (
     Example(INVERTED_INDEX, (SAMPLES / "docs.jsonl",), fmt="jsonl"),
     Example(SECONDARY_SORT, (SAMPLES / "events.jsonl",), fmt="jsonl"),
     Example(JOIN, (SAMPLES / "join",), fmt="jsonl"),
+    Example(TERASORT, (SAMPLES / "terasort.txt",)),
 )

@@ -25,6 +25,7 @@ A pipeline is a plain Python module with
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib.util
 import inspect
 import sys
@@ -37,7 +38,7 @@ from pathlib import Path
 from types import GeneratorType, ModuleType, SimpleNamespace
 from typing import Any
 
-from mapreduce_kafka.shared import task_context
+from mapreduce_kafka.shared import sampling, task_context
 from mapreduce_kafka.shared.codec import key_order, partition_for
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
 from mapreduce_kafka.shared.side_files import SideFiles
@@ -80,6 +81,7 @@ class Step:
     value_selector: Callable[[Any], Any] | None = None
     partitioner: Callable[[Any, int], int] | None = None
     sort_values: bool = False
+    total_order: bool = False
     mapper_init: Callable[[], Any] | None = None
     mapper_final: Callable[[], Iterable[Any]] | None = None
     combiner_init: Callable[[], Any] | None = None
@@ -149,6 +151,11 @@ class PipelineSpec:
     # the reducer sees them (Hadoop's secondary sort, mrjob's SORT_VALUES).
     partitioner: Callable[[Any, int], int] | None = None
     sort_values: bool = False
+    # `total_order`: keys partitioned by ranges, so that every key of part i sorts before
+    # every key of part i+1; `boundaries`: where parts 1.. start, sampled from the input at
+    # submission (shared/sampling.py). The first step only: later steps' keys are unknown.
+    total_order: bool = False
+    boundaries: tuple[Any, ...] | None = None
     # Hooks per task (docs/pipelines.md, "Hooks"): a mapper's task is one input split, a
     # reducer's one reduce partition; `*_final` yields pairs after the task's records.
     mapper_init: Callable[[], Any] | None = None
@@ -192,6 +199,8 @@ class PipelineSpec:
     def partition_of(self, key: Any) -> int:
         """The reduce partition (and output part) of a key: the pipeline's partitioner's
         answer, checked, or a hash of the key's JSON (the same in every process)."""
+        if self.total_order and self.boundaries is not None:
+            return sampling.part_of(key, self._starts)
         if self.partitioner is None:
             return partition_for(key, self.partitions)
         partition = self.partitioner(key, self.partitions)
@@ -200,6 +209,11 @@ class PipelineSpec:
             raise ValueError(f"the partitioner gave {partition!r:.40} for key {key!r:.60}: "
                              f"a partition from 0 to {self.partitions - 1} is needed")
         return partition
+
+    @functools.cached_property
+    def _starts(self) -> list[Any]:
+        """The boundaries in key order, for bisecting (computed once per spec object)."""
+        return [key_order(boundary) for boundary in self.boundaries or ()]
 
     def values_for(self, values: list[Any]) -> list[Any]:
         """A key's values as its reducer gets them: sorted when the step asks."""
@@ -614,7 +628,7 @@ def checked_params(params: Mapping[str, str] | None) -> dict[str, str] | None:
 
 STEP_FUNCTIONS = ("mapper", "reducer", "combiner", "map_batch", "map_chunk", "key_selector",
                   "value_selector", "partitioner", *HOOKS)
-STEP_OPTIONS = ("sort_values",)  # not functions: flags
+STEP_OPTIONS = ("sort_values", "total_order")  # not functions: flags
 
 
 def _steps_of(module: Any, fmt: str, where: str) -> tuple[Step, ...]:
@@ -663,18 +677,28 @@ def _checked_step(functions: Any, index: int, fmt: str, where: str) -> Step:
         if function is None and (hooks[f"{role}_init"] or hooks[f"{role}_final"]):
             raise PipelineDefinitionError(f"{where} defines {role} hooks but no `{role}`")
     partitioner = _callable(functions, "partitioner", 2, False, where)
-    sort_values = getattr(functions, "sort_values", False)
-    if not isinstance(sort_values, bool):
-        raise PipelineDefinitionError(f"{where}: `sort_values` is True or False, not "
-                                      f"{sort_values!r:.40}")
-    if reducer is None and (partitioner is not None or sort_values):
-        raise PipelineDefinitionError(f"{where} defines `partitioner` or `sort_values` but no "
-                                      "`reducer`: a map-only step has no reduce partitions")
+    sort_values, total_order = (_flag(functions, name, where) for name in STEP_OPTIONS)
+    if reducer is None and (partitioner is not None or sort_values or total_order):
+        raise PipelineDefinitionError(f"{where} defines `partitioner`, `sort_values` or "
+                                      "`total_order` but no `reducer`: a map-only step has "
+                                      "no reduce partitions")
+    if total_order and (index > 0 or partitioner is not None):
+        raise PipelineDefinitionError(
+            f"{where}: `total_order` samples the job's input for its keys, so only the first "
+            "step can have it, and not with a `partitioner` of its own")
     return Step(mapper=mapper, reducer=reducer, combiner=combiner, map_batch=map_batch,
                 map_chunk=map_chunk,
                 key_selector=_callable(functions, "key_selector", 1, False, where),
                 value_selector=_callable(functions, "value_selector", 1, False, where),
-                partitioner=partitioner, sort_values=sort_values, **hooks)
+                partitioner=partitioner, sort_values=sort_values, total_order=total_order,
+                **hooks)
+
+
+def _flag(functions: Any, name: str, where: str) -> bool:
+    value = getattr(functions, name, False)
+    if not isinstance(value, bool):
+        raise PipelineDefinitionError(f"{where}: `{name}` is True or False, not {value!r:.40}")
+    return value
 
 
 @dataclass(frozen=True)

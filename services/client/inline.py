@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from mapreduce_kafka.services.client.reference import input_frames
-from mapreduce_kafka.shared import output, side_files, task_context
+from mapreduce_kafka.shared import output, sampling, side_files, task_context
 from mapreduce_kafka.shared.codec import (
     decode_items,
     decode_records,
@@ -83,6 +83,7 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
     sources = resolve_inputs(list(inputs))
     input_files = [s for s in sources if isinstance(s, Path)]
     topics = [s for s in sources if isinstance(s, TopicInput)]
+    spec = sampling.with_boundaries(spec, input_files, len(topics))  # total_order
     if topics and settings is None:
         raise InputError("a kafka: input needs a cluster: pass --bootstrap-servers or set "
                          "MAPREDUCE_BOOTSTRAP_SERVERS")

@@ -21,7 +21,7 @@ from confluent_kafka import KafkaException
 
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.services.runtime.producer import OutputProducer
-from mapreduce_kafka.shared import kafka, output, side_files, spec_parts, topics
+from mapreduce_kafka.shared import kafka, output, sampling, side_files, spec_parts, topics
 from mapreduce_kafka.shared.codec import Envelope, Kind, Split, TopicRange, dump_spec
 from mapreduce_kafka.shared.crashpoints import crash_point
 from mapreduce_kafka.shared.errors import InputError, InvalidPipelineId, JobTimedOut, PipelineFailed
@@ -141,6 +141,8 @@ def prepare(job: Job, settings: Settings) -> Job:
         side_files=side_files.checked([Path(p) for p in job.side_files]) or None,
         input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s,
         split_bytes=settings.split_bytes)
+    topic_inputs = len(job.sources) - len(job.files)
+    job.spec = sampling.with_boundaries(job.spec, job.files, topic_inputs)  # total_order
     return job
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import orjson
 import pytest
 
 from mapreduce_kafka.examples import EXAMPLES, Example
@@ -39,3 +40,18 @@ def test_the_examples_command_runs_every_example():
     assert len(set(names)) == len(names)
     args = command(next(e for e in EXAMPLES if e.params), Path("/tmp/out"))
     assert "--verify" in args and "--param" in args
+
+
+def test_terasort_gives_every_part_a_range_of_keys(pool, tmp_path):
+    from mapreduce_kafka import examples
+    from mapreduce_kafka.shared.spec import load_module
+
+    job = jobs.submit(pool, examples.TERASORT, [examples.SAMPLES / "terasort.txt"],
+                      tmp_path / "out", partitions=4)
+    jobs.wait(pool, job)
+    assert job.spec is not None and len(job.spec.boundaries or ()) == 3
+    parts = [[orjson.loads(line)[0] for line in lines]
+             for lines in jobs.part_lines(tmp_path / "out").values()]
+    assert len(parts) == 4 and all(len(keys) > 300 for keys in parts)
+    assert load_module(examples.TERASORT).validate(parts) is None
+    assert parts[0][-1] < job.spec.boundaries[0] <= parts[1][0]

@@ -101,6 +101,11 @@ def test_sorted_values_reach_the_reducer_in_order_mixed_types_too():
     ({"mapper": words, "partitioner": lambda k, n: 0}, "no `reducer`"),
     ({"mapper": words, "reducer": total, "partitioner": lambda k: 0}, "2 positional"),
     ({"mapper": words, "reducer": total, "mapper_final": lambda x: x}, "0 positional"),
+    ({"mapper": words, "reducer": total, "total_order": True,
+      "partitioner": lambda k, n: 0}, "only the first"),
+    ({"steps": [Step(mapper=words, reducer=total), Step(reducer=total, total_order=True)]},
+     "only the first"),
+    ({"mapper": words, "total_order": True}, "no `reducer`"),
 ])
 def test_hooks_and_options_are_checked_at_submission(functions, message):
     with pytest.raises(PipelineDefinitionError, match=message):

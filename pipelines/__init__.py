@@ -27,6 +27,7 @@ SECONDARY_SORT = HERE / "secondary_sort.py"
 DISTINCT = HERE / "distinct.py"
 JOIN = HERE / "join.py"
 TERASORT = HERE / "terasort.py"
+PAGERANK = HERE / "pagerank.py"
 
 
 @dataclass(frozen=True)
@@ -55,4 +56,5 @@ EXAMPLES = (
     Example(SECONDARY_SORT, (SAMPLES / "events.jsonl",), fmt="jsonl"),
     Example(JOIN, (SAMPLES / "join",), fmt="jsonl"),
     Example(TERASORT, (SAMPLES / "terasort.txt",)),
+    Example(PAGERANK, (SAMPLES / "graph.jsonl",), fmt="jsonl", params=(("nodes", "40"),)),
 )

@@ -55,3 +55,28 @@ def test_terasort_gives_every_part_a_range_of_keys(pool, tmp_path):
     assert len(parts) == 4 and all(len(keys) > 300 for keys in parts)
     assert load_module(examples.TERASORT).validate(parts) is None
     assert parts[0][-1] < job.spec.boundaries[0] <= parts[1][0]
+
+
+def test_pagerank_iterations_driven_from_the_api_match_a_plain_computation(pool, tmp_path):
+    from mapreduce_kafka.examples import PAGERANK, SAMPLES
+    from mapreduce_kafka.services.client import api
+    from mapreduce_kafka.shared import output
+    from mapreduce_kafka.shared.spec import load_module
+
+    graph = SAMPLES / "graph.jsonl"
+    module = load_module(PAGERANK)
+    last = module.pagerank(graph, tmp_path / "out", 3, api.Cluster(pool))
+    states = [orjson.loads(line) for line in graph.read_bytes().splitlines()]
+    ranks = {node: state["rank"] for node, state in states}
+    links = {node: state["links"] for node, state in states}
+    for _ in range(3):  # the same iteration in plain Python
+        shares: dict[str, list[float]] = {node: [] for node in ranks}
+        for node, targets in links.items():
+            for target in targets:
+                shares[target].append(ranks[node] / len(targets))
+        ranks = {node: (1 - module.DAMPING) / len(ranks) + module.DAMPING * sum(sorted(got))
+                 for node, got in shares.items()}
+    found = dict(output.read_output(last))
+    assert {node: state["rank"] for node, state in found.items()} == ranks
+    inline = module.pagerank(graph, tmp_path / "inline", 3)
+    assert jobs.part_lines(inline) == jobs.part_lines(last)

@@ -50,9 +50,12 @@ def stage_totals(*, source: int, partitions: int, shuffle: int,
     return totals
 
 
-def status_totals(info: Mapping[str, Any], step: int = 0) -> dict[Stage, int]:
+def status_totals(info: Mapping[str, Any], step: int | None = None) -> dict[Stage, int]:
     """stage_totals of a step from a pipeline's status hash (as the source recorded it:
-    `map_only` holds a flag per step, "1" for a map-only one, separated by commas)."""
+    `map_only` holds a flag per step, "1" for a map-only one, separated by commas). Without
+    a step: the one a progress report names (`step`, counted from 1), or the first."""
+    if step is None:
+        step = int(info.get("step") or 1) - 1
     flags = str(info.get("map_only") or "0").split(",")
     return stage_totals(source=int(info.get("source_partitions") or 0),
                         partitions=int(info.get("partitions") or 0),

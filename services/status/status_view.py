@@ -38,8 +38,9 @@ def pipeline_progress(store: Store, pipeline_id: str, info: dict[str, str]) -> d
         frames = int(info["frames"]) if "frames" in info else None
         counts["waiting_on"] = liveness.describe(ended, totals, int(counts["mapped"]), frames,
                                                  step, steps)
-        if steps > 1:
-            counts["step"] = step + 1
+        if steps > 1:  # the stages' figures are the current step's
+            counts.update({stage: int(at_step[stage]) for stage in STAGES[1:]},
+                          step=step + 1, steps=steps)
     return counts
 
 

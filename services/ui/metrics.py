@@ -79,6 +79,9 @@ def pipeline_families(pipelines: list[dict[str, Any]]) -> list[Metric]:
                                  "records or keys of a pipeline its code failed on (each "
                                  "counted once, however often it was replayed)",
                                  labels=("pipeline",))
+    step = GaugeMetricFamily(PREFIX + "pipeline_step",
+                             "the step a running pipeline of several is at (from 1; its "
+                             "partitions_ended figures are that step's)", labels=("pipeline",))
     counted = CounterMetricFamily(PREFIX + "pipeline_counter",
                                   "what a pipeline's code counted (increment_counter), each "
                                   "task once", labels=("pipeline", "group", "name"))
@@ -96,12 +99,14 @@ def pipeline_families(pipelines: list[dict[str, Any]]) -> list[Metric]:
             ended.add_metric([pid, stage], done)
             partitions.add_metric([pid, stage], total)
         errors.add_metric([pid], float(p.get("errors") or 0))
+        if p.get("step"):
+            step.add_metric([pid], float(p["step"]))
         for group, names in (p.get("counters") or {}).items():
             for name, count in names.items():
                 counted.add_metric([pid, group, name], float(count))
     for state, count in sorted(by_state.items()):
         states.add_metric([state], count)
-    return [mapped, frames, input_bytes, ended, partitions, errors, counted, states]
+    return [mapped, frames, input_bytes, ended, partitions, errors, step, counted, states]
 
 
 class ClusterCollector(Collector):

@@ -70,6 +70,7 @@ def pipeline_row(info: dict[str, Any], reasons: list[str]) -> dict[str, Any]:
         "mapped": int(info.get("mapped") or 0), "keys": int(info.get("keys") or 0),
         "stages": stage_progress(info), "errors": int(info.get("errors") or 0),
         "counters": info.get("counters") or {},
+        "step": info.get("step"), "steps": info.get("steps"),
         "dead_letters": reasons, "timeline": timeline(info)}
 
 

@@ -55,7 +55,9 @@ function timeline(p, now) {
 
 function pipelineRow(p, now) {
   const frames = p.frames === null ? "?" : p.frames;
+  // a pipeline of several steps: the bars are the current step's
   const stages = el("div", {class: "stages"},
+    ...(p.step ? [el("small", {}, `step ${p.step}/${p.steps}`)] : []),
     ...STAGES.map((s) => bar(p.stages[s][0], p.stages[s][1], `${s} ${p.stages[s][0]}/${p.stages[s][1]}`)));
   const letters = el("div", {}, String(p.errors),
     ...p.dead_letters.map((r) => el("div", {class: "reason"}, r)));

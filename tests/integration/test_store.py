@@ -168,3 +168,27 @@ def test_a_claim_of_a_pipeline_no_longer_active_is_free(store):
     assert store.create_pipeline(pid, {}, claims.pipeline_claims(pid, f"kafka:t-{tag}"))
     assert store.redis.get(claims.id_claim(pid)) == pid
     store.finish_pipeline(pid, "failed", "test over")
+
+
+def test_a_running_job_of_several_steps_reports_its_current_steps_figures(store):
+    from mapreduce_kafka.services.status.status_view import pipeline_progress
+    from mapreduce_kafka.services.ui.metrics import pipeline_families
+
+    pid = new_pipeline(store, steps=3, map_only="0,1,0", source_partitions=2,
+                       shuffle_partitions=4, state="running")
+    for stage, total in ((Stage.SOURCE, 2), (Stage.MAP, 2), (Stage.SHUFFLE, 4),
+                         (Stage.REDUCE, 2), (Stage.SINK, 2)):
+        for partition in range(total):
+            store.mark_ended(pid, stage, partition, total)
+    store.mark_ended(pid, Stage.MAP, 0, 2, step=1)  # step 2 (map-only) half way
+    info = store.pipeline(pid)
+    progress = pipeline_progress(store, pid, info)
+    assert progress["step"] == 2 and progress["steps"] == 3
+    assert (progress["map"], progress["sink"], progress["source"]) == (1, 0, 2)
+    assert progress["waiting_on"].startswith("step 2/3")
+    row = {"id": pid, **info, **progress}
+    families = {f.name: f for f in pipeline_families([row])}
+    assert [s.value for s in families["mapreduce_pipeline_step"].samples] == [2.0]
+    stages = {s.labels["stage"]: s.value
+              for s in families["mapreduce_pipeline_partitions"].samples}
+    assert stages["map"] == 2 and stages["shuffle"] == 0  # the map-only step's totals

@@ -41,6 +41,7 @@ import heapq
 import multiprocessing
 import os
 import re
+import shutil
 import statistics
 import sys
 import sysconfig
@@ -325,6 +326,7 @@ def main(argv: list[str] | None = None) -> int:
             "methods": ["framework", "framework_top_words", *baselines],
             "sizes": {}, "small_job_s": None, "scaling": {}}
         runs = 0
+        shutil.rmtree(home / "out", ignore_errors=True)  # a previous invocation's outputs
 
         def out_dir() -> Path:
             nonlocal runs

@@ -68,7 +68,8 @@ class Shape:
 SHAPES = {"wordcount": (WORDCOUNT, 1.0),
           "distinct_prefixes": (shapes.DISTINCT_PREFIXES, 0.15),
           "nested_values": (shapes.NESTED_VALUES, 0.4),
-          "three_steps": (shapes.THREE_STEPS, 0.3)}
+          "three_steps": (shapes.THREE_STEPS, 0.3),
+          "hooks": (shapes.HOOKS, 0.3)}
 
 
 def shapes_for(base: Path, megabytes: float, names: tuple[str, ...] = tuple(SHAPES),

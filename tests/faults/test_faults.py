@@ -43,12 +43,13 @@ CASES = {
 }
 # The other shapes, each with the faults that hit what word count never reaches: chunks a
 # replayed set-iterating mapper must cut the same way, fragments of hot keys at the shuffler
-# and the reducer, dict and list values through a zombie shuffler, and the hand-off from
-# one step to the next, which the sinks make.
+# and the reducer, dict and list values through a zombie shuffler, the hand-off from one
+# step to the next, which the sinks make, and reduce tasks that must be replayed whole.
 SHAPE_CASES = {
     "distinct_prefixes": [Fault(0.3, "kill", "mapper", 0.0), Fault(0.6, "kill", "shuffler")],
     "nested_values": [Fault(0.3, "stop", "shuffler")],
     "three_steps": [Fault(0.3, "kill", "reducer"), Fault(0.6, "kill", "sink")],
+    "hooks": [Fault(0.3, "kill", "reducer"), Fault(0.5, "kill", "shuffler")],
 }
 LATEST = 0.6  # of the baseline: no fault is planned later, so each lands before the end
 

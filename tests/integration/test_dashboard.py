@@ -17,7 +17,7 @@ from mapreduce_kafka.services.testing.ports import free_port
 from mapreduce_kafka.services.testing.waiting import wait_for
 from mapreduce_kafka.shared import output
 from mapreduce_kafka.shared.codec import count_lines
-from mapreduce_kafka.shared.store import Store
+from mapreduce_kafka.shared.store import SILENT_AFTER_S, Store
 from tests import REPO
 from tests.integration import jobs
 from tests.integration.dashboard import get, serving
@@ -63,8 +63,24 @@ def input_lines() -> int:
     return sum(count_lines(p.read_bytes()) for d in SAMPLES for p in sorted(d.iterdir()))
 
 
+def figures_settled(settings) -> None:
+    """Wait until every live worker has beaten since now: its published figures then hold
+    all it did before (workers publish them with their heartbeat, every 2 s). Else the
+    records of a job that ended a moment ago land in the next scrape, not in this one."""
+    store = Store(settings.redis_url)
+    since = store.now()
+
+    def beaten() -> bool:
+        live = [w for w in store.workers()
+                if float(w.get("last_seen") or 0) > since - SILENT_AFTER_S]
+        return all(float(w["last_seen"]) > since for w in live)
+
+    wait_for(beaten, 15, "a heartbeat of every live worker")
+
+
 def test_metrics_match_a_known_job(pool, tmp_path):
     with serving(pool) as base:
+        figures_settled(pool)
         before = scrape(base)
         job = jobs.submit(pool, jobs.WORDCOUNT, SAMPLES, tmp_path / "out")
         status = jobs.wait(pool, job)

@@ -106,11 +106,8 @@ class Mapper(PipelineTopicWorker):
         # Chunks are numbered per shuffle partition across the frame's pieces (a compressed
         # split or a topic range is mapped a piece at a time): the same on a replay.
         chunks = [0] * self.rt.shuffle_partitions
-        task = task_context.current()
-        for piece, (frame, origin) in enumerate(self._frames(spec, envelope, value,
-                                                             on_bad_record)):
-            if task is not None:
-                task.reading(frame, origin)
+        for piece, frame in enumerate(self._mapped_frames(spec, envelope, value,
+                                                          on_bad_record)):
             tag = f"{envelope.seq}" if piece == 0 else f"{envelope.seq}.{piece}"
 
             groups = spec.map_data(frame, lambda data: decode_records(data, spec.record_format),
@@ -144,11 +141,8 @@ class Mapper(PipelineTopicWorker):
         the same way), so the sink keeps one copy."""
         part = kafka.partition_of(msg)
         limit = self.rt.settings.frame_bytes
-        task = task_context.current()
-        for piece, (frame, origin) in enumerate(self._frames(spec, envelope, value,
-                                                             on_bad_record)):
-            if task is not None:
-                task.reading(frame, origin)
+        for piece, frame in enumerate(self._mapped_frames(spec, envelope, value,
+                                                          on_bad_record)):
             pairs = spec.map_pairs(frame, lambda data: decode_records(data, spec.record_format),
                                    _tagged(on_error, piece) if piece else on_error)
             METRICS.count(records_in=count_lines(frame), records_out=len(pairs))
@@ -174,6 +168,16 @@ class Mapper(PipelineTopicWorker):
         if spec.step == 0:
             self.mapped[spec.pipeline_id].append(envelope.seq)
         self.frames_seen[(spec.pipeline_id, partition)].add(envelope.seq)
+
+    def _mapped_frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
+                       on_bad: Callable[[int, bytes, str], None]) -> Iterator[bytes]:
+        """The frames of `_frames`, the task told where each comes from (input_context)
+        before it is mapped."""
+        task = task_context.current()
+        for frame, origin in self._frames(spec, envelope, value, on_bad):
+            if task is not None:
+                task.reading(frame, origin)
+            yield frame
 
     def _frames(self, spec: PipelineSpec, envelope: Envelope, value: bytes,
                 on_bad: Callable[[int, bytes, str], None]

@@ -3,17 +3,16 @@ bookkeeping of reduce tasks (pure: no Kafka, no Redis)."""
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 
 from mapreduce_kafka.services.runtime.reduce_tasks import ReduceTask, ReduceTasks
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
-from mapreduce_kafka.shared.spec import PipelineSpec, Step, spec_from_module
+from mapreduce_kafka.shared.spec import Step, spec_from_module
+from tests.unit.specs import spec_from_functions
 
-
-def spec_of(partitions: int = 3, **functions) -> PipelineSpec:
-    module = type("M", (), functions)
-    return spec_from_module(module, pipeline_id="t", fmt="text", partitions=partitions,
-                            output_dir="-", source_partitions=1, where="test")
+spec_of = functools.partial(spec_from_functions, 3)
 
 
 def words(line):

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+
 from mapreduce_kafka import input_context
 from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.inputs import values_frame
-from mapreduce_kafka.shared.spec import spec_from_module
 from mapreduce_kafka.shared.task_context import FileOrigin, InputContext, TopicOrigin
+from tests.unit.specs import spec_from_functions
 
-
-def spec_of(fmt: str = "text", **functions):
-    module = type("M", (), functions)
-    return spec_from_module(module, pipeline_id="t", fmt=fmt, partitions=1, output_dir="-",
-                            source_partitions=1, where="test")
+spec_of = functools.partial(spec_from_functions, 1)
 
 
 def where(record):

@@ -9,12 +9,9 @@ from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.errors import PipelineDefinitionError
 from mapreduce_kafka.shared.spec import checked_params, spec_from_module
 from mapreduce_kafka.shared.store.counters import summed
+from tests.unit.specs import spec_from_functions
 
-
-def spec_of(**functions):
-    module = type("M", (), functions)
-    return spec_from_module(module, pipeline_id="t", fmt="text", partitions=2,
-                            output_dir="-", source_partitions=1, where="test")
+spec_of = spec_from_functions
 
 
 def test_counts_add_up_per_group_and_name_and_are_taken_once():

@@ -45,7 +45,8 @@ from mapreduce_kafka.shared.settings import (
     Settings,
     default_home,
 )
-from mapreduce_kafka.shared.spec import GUARANTEES
+from mapreduce_kafka.shared.spec import GUARANTEES, PipelineCode
+from mapreduce_kafka.shared.streaming_steps import command_code
 
 console = Console(stderr=True)
 ROLE_OF_FLAG = {role.cli_flag: role for role in ROLES}  # `up`'s count options
@@ -204,7 +205,7 @@ def _parse_params(_ctx: Any, _param: Any, given: tuple[str, ...]) -> dict[str, s
 
 def _job_options(fn: Any) -> Any:
     options = [
-        click.argument("pipeline", type=click.Path(path_type=Path)),
+        click.argument("pipeline", type=click.Path(path_type=Path), required=False),
         click.argument("more_inputs", nargs=-1, type=str, metavar="[INPUT]..."),
         click.option("--input", "-i", "inputs", multiple=True, type=str,
                      help="a file, a directory (its files, recursively), a glob pattern, or "
@@ -215,7 +216,7 @@ def _job_options(fn: Any) -> Any:
                           "or kafka:TOPIC"),
         click.option("--format", "fmt", type=click.Choice(["text", "jsonl"]), default="text",
                      show_default=True, help="text: a record is a line; jsonl: a JSON value"),
-        click.option("--output-format", type=click.Choice(list(output.FORMATS)),
+        click.option("--output-format", type=click.Choice(list(output.USER_FORMATS)),
                      default="jsonl", show_default=True,
                      help="part files: jsonl, one [key, value] array a line; tsv, "
                           "key<TAB>value with both JSON-encoded"),
@@ -254,22 +255,46 @@ def _job_options(fn: Any) -> Any:
                      default="exactly-once", show_default=True,
                      help="exactly-once: a frame replayed after a fault is dropped by its tag; "
                           "at-least-once: it is counted again"),
+        click.option("--job-arg", "job_args", multiple=True, metavar="ARG",
+                     help="an argument of an mrjob job's own (its configure_args); "
+                          "everything after -- on the command line is one each"),
+        click.option("--mapper-cmd", default=None, metavar="CMD",
+                     help="no pipeline file: run this command as the mapper (Hadoop "
+                          "Streaming: input lines on stdin, key<TAB>value lines on stdout)"),
+        click.option("--combiner-cmd", default=None, metavar="CMD",
+                     help="with --mapper-cmd: a command combining each map task's output, "
+                          "sorted by key"),
+        click.option("--reducer-cmd", default=None, metavar="CMD",
+                     help="with --mapper-cmd: a command reading each reduce partition's "
+                          "lines sorted by key; without it the job is map-only"),
     ]
     for option in reversed(options):
         fn = option(fn)
     return fn
 
 
-def _request(pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
+def _request(pipeline: Path | None, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
              options: dict[str, Any]) -> source.Job:
+    code: Path | PipelineCode
+    if options["mapper_cmd"] is not None:  # Hadoop Streaming: every argument is an input
+        code = command_code(options["mapper_cmd"], options["combiner_cmd"],
+                            options["reducer_cmd"])
+        more_inputs = (str(pipeline), *more_inputs) if pipeline is not None else more_inputs
+    elif options["combiner_cmd"] is not None or options["reducer_cmd"] is not None:
+        raise click.UsageError("--combiner-cmd and --reducer-cmd go with --mapper-cmd")
+    elif pipeline is None:
+        raise click.UsageError("give a pipeline file (or --mapper-cmd CMD)")
+    else:
+        code = pipeline
     every = [*inputs, *more_inputs]
     if not every:
         raise click.UsageError("give the input: --input PATH [PATH...]")
-    request = source.Job(pipeline, every, options["output"], options["fmt"],
+    request = source.Job(code, every, options["output"], options["fmt"],
                          options["partitions"], options["pipeline_id"], options["keep"],
                          options["max_errors"], options["guarantee"], options["input_mode"],
                          options["output_format"], options["task_timeout_s"],
-                         params=options["params"], side_files=list(options["side_files"]))
+                         params=options["params"], side_files=list(options["side_files"]),
+                         job_args=list(options["job_args"]))
     source.prepare(request, Settings("", ""))  # every local check, before connecting
     return request
 
@@ -344,7 +369,7 @@ def _summary(job: api.Job, elapsed: float, sent: dict[str, Any] | None,
               help="give up waiting after N seconds (exit 3; the job goes on)")
 @click.option("--top", type=int, default=0, help="print the N keys with the largest values")
 @click.pass_obj
-def run(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
+def run(obj: Context, pipeline: Path | None, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
         verify: bool, inline: bool, timeout: float | None, top: int, **options: Any) -> None:
     """Submit a pipeline, show its progress, wait until its output is final, summarize.
     With --inline, run it here instead."""
@@ -388,8 +413,8 @@ def run(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tupl
 @cli.command()
 @_job_options
 @click.pass_obj
-def submit(obj: Context, pipeline: Path, inputs: tuple[str, ...], more_inputs: tuple[str, ...],
-           **options: Any) -> None:
+def submit(obj: Context, pipeline: Path | None, inputs: tuple[str, ...],
+           more_inputs: tuple[str, ...], **options: Any) -> None:
     """Submit a pipeline and return once its input is sent; prints the pipeline id (follow
     it with `mapreduce wait ID`)."""
     request = _request(pipeline, inputs, more_inputs, options)
@@ -544,9 +569,20 @@ def _fail(prefix: str, message: str, code: int) -> None:
     sys.exit(code)
 
 
+def job_arguments(argv: list[str]) -> list[str]:
+    """The command line with what follows `--` after `run` or `submit` given as --job-arg
+    (an mrjob job's own arguments: `mapreduce run mr_grep.py -i X -o Y -- -e lambda`)."""
+    if "--" not in argv:
+        return argv
+    end = argv.index("--")
+    if not {"run", "submit"} & set(argv[:end]):
+        return argv
+    return [*argv[:end], *(f"--job-arg={arg}" for arg in argv[end + 1:])]
+
+
 def main() -> None:
     try:
-        cli(standalone_mode=False)
+        cli(args=job_arguments(sys.argv[1:]), standalone_mode=False)
     except click.exceptions.Abort:
         console.print("aborted")
         sys.exit(130)

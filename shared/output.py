@@ -1,13 +1,14 @@
 """A job's output: a directory written all or nothing (Hadoop's convention), or a topic.
 
 Each reduce partition becomes `part-NNNNN`, sorted by key (codec.key_order), in one of
-FORMATS: `jsonl`, one [key, value] JSON array per line, or `tsv`, mrjob's key<TAB>value
-with both fields JSON-encoded. Parts are written in a staging directory beside the output,
-each to a temporary name, fsynced, renamed. When every part exists, the staging directory
-is renamed to the output directory and `_SUCCESS` is written last, naming the pipeline
-that wrote the output (`{"pipeline": ID}`; an empty one predates that). A directory
-without `_SUCCESS` is not a result, and one whose `_SUCCESS` names another pipeline is not
-this pipeline's result.
+FORMATS: `jsonl`, one [key, value] JSON array per line; `tsv`, key<TAB>value with both
+fields JSON-encoded; or `lines`, the lines of a streaming job (command steps, an mrjob
+job's OUTPUT_PROTOCOL) as they were written (shared/streaming.py). Parts are written in a
+staging directory beside the output, each to a temporary name, fsynced, renamed. When
+every part exists, the staging directory is renamed to the output directory and
+`_SUCCESS` is written last, naming the pipeline that wrote the output
+(`{"pipeline": ID}`; an empty one predates that). A directory without `_SUCCESS` is not a
+result, and one whose `_SUCCESS` names another pipeline is not this pipeline's result.
 
 `kafka:TOPIC` as the output writes each result as a record to that topic, created
 compacted if it is missing: its key the JSON array [pipeline id, result key] (with the
@@ -31,9 +32,12 @@ from typing import Any
 
 import orjson
 
+from mapreduce_kafka.shared import streaming
+
 SUCCESS = "_SUCCESS"
 SUCCESS_KEY = b"__mapreduce_success__"
-FORMATS = ("jsonl", "tsv")
+FORMATS = ("jsonl", "tsv", "lines")
+USER_FORMATS = ("jsonl", "tsv")  # what --output-format offers: `lines` is a streaming job's
 TOPIC_PREFIX = "kafka:"
 
 
@@ -74,12 +78,16 @@ def topic_result(pipeline_id: str, raw_key: bytes | None, raw_value: bytes | Non
 
 
 def encode_line(key: Any, value: Any, fmt: str = "jsonl") -> bytes:
+    if fmt == "lines":
+        return streaming.line_of(key, value) + b"\n"
     if fmt == "tsv":
         return orjson.dumps(key) + b"\t" + orjson.dumps(value) + b"\n"
     return orjson.dumps([key, value]) + b"\n"
 
 
 def decode_line(line: bytes, fmt: str = "jsonl") -> tuple[Any, Any]:
+    if fmt == "lines":
+        return streaming.pair_of(line[:-1] if line.endswith(b"\n") else line)
     if fmt == "tsv":
         key, value = line.rstrip(b"\n").split(b"\t", 1)  # JSON escapes tabs in strings
         return orjson.loads(key), orjson.loads(value)

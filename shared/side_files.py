@@ -33,6 +33,11 @@ class SideFiles:
         if name not in self.contents:
             raise FileNotFoundError(f"the job ships no file {name!r} (ship it with --file); "
                                     f"it ships {sorted(self.contents) or 'none'}")
+        return self.directory() / name
+
+    def directory(self) -> Path:
+        """The directory holding every file of the job (an mrjob task's working
+        directory), written on first use."""
         with _lock:
             directory = _written.get(self.owner)
             if directory is None:
@@ -43,7 +48,7 @@ class SideFiles:
                 shutil.rmtree(directory, ignore_errors=True)  # a dead process's leftovers
                 staging.rename(directory)
                 _written[self.owner] = directory
-        return directory / name
+        return directory
 
 
 def _made(directory: Path) -> Path:

@@ -710,6 +710,29 @@ class PipelineCode:
     namespace: Any  # a module, or a namespace holding mapper, reducer, ...
     name: str
     modules: tuple[ModuleType, ...] = ()
+    # What the code itself brings (an mrjob job, streaming commands): files it ships
+    # (its FILES), the output format it writes (`lines`), and whether it reads its input
+    # as lines of bytes only (no --format jsonl).
+    side_files: dict[str, bytes] | None = None
+    output_format: str | None = None
+    reads_lines: bool = False
+
+    def settled(self, fmt: str, output_format: str,
+                files: dict[str, bytes] | None) -> tuple[str, dict[str, bytes] | None]:
+        """The output format and the shipped files of a job of this code, given the
+        user's: what the code brings wins (an mrjob job writes its own lines), and a file
+        the user ships may not clash with one of the code's by name."""
+        if self.reads_lines and fmt != "text":
+            raise PipelineDefinitionError(f"{self.name} reads its input as lines (an mrjob "
+                                          "job's INPUT_PROTOCOL decodes them): drop "
+                                          f"--format {fmt}")
+        if not self.side_files:
+            return self.output_format or output_format, files
+        clash = sorted(set(self.side_files) & set(files or {}))
+        if clash:
+            raise PipelineDefinitionError(f"{self.name} ships {clash[0]!r} itself: --file "
+                                          "may not ship another file of that name")
+        return self.output_format or output_format, {**self.side_files, **(files or {})}
 
     @classmethod
     def from_file(cls, path: str | Path,

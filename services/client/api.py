@@ -36,10 +36,12 @@ from mapreduce_kafka.services.localcluster.cluster import LocalCluster
 from mapreduce_kafka.services.runtime import lifecycle
 from mapreduce_kafka.shared import kafka, output, topics
 from mapreduce_kafka.shared.errors import ClusterError, ConnectionFailed, MapReduceError
+from mapreduce_kafka.shared.pipeline_files import load_code
 from mapreduce_kafka.shared.setting_sources import resolve
 from mapreduce_kafka.shared.settings import Settings, default_home
 from mapreduce_kafka.shared.spec import PipelineCode, Step
 from mapreduce_kafka.shared.store import FINALIZING, SILENT_AFTER_S, TERMINAL, Store
+from mapreduce_kafka.shared.streaming_steps import command_code
 from mapreduce_kafka.shared.task_context import Counters
 
 log = structlog.get_logger("api")
@@ -69,8 +71,17 @@ class Pipeline:
             steps=steps, **more)
 
     @classmethod
-    def from_file(cls, path: str | Path) -> Pipeline:
-        return cls(code=PipelineCode.from_file(path))
+    def from_file(cls, path: str | Path, args: Iterable[str] = (),
+                  params: dict[str, str] | None = None) -> Pipeline:
+        """The pipeline a file defines: its functions or steps, or an mrjob MRJob class,
+        built with `args` (its own command-line arguments)."""
+        return cls(code=load_code(path, params, list(args)))
+
+    @classmethod
+    def from_commands(cls, mapper: str, combiner: str | None = None,
+                      reducer: str | None = None) -> Pipeline:
+        """Hadoop Streaming's job: commands over tab-separated lines (shared/streaming.py)."""
+        return cls(code=command_code(mapper, combiner, reducer))
 
     @property
     def name(self) -> str:
@@ -158,15 +169,17 @@ class Cluster:
                guarantee: str = "exactly-once", input_mode: str = "auto",
                output_format: str = "jsonl", task_timeout_s: float = 0.0,
                params: dict[str, str] | None = None, files: Iterable[str | Path] = (),
+               job_args: Iterable[str] = (),
                on_progress: Callable[[int, int], None] = lambda sent, total: None) -> Job:
         """Announce a job and stream its input; returns once the input is sent. `params`:
         the job's parameters, read by its code with `param(name)`; `files`, files shipped
-        with it, read by name with `side_file(name)`."""
+        with it, read by name with `side_file(name)`; `job_args`, an mrjob job's own
+        arguments, for a pipeline given as a file."""
         code = pipeline.code if isinstance(pipeline, Pipeline) else Path(pipeline)
         request = source.Job(code, [str(i) for i in inputs], output_dir, fmt, partitions,
                              pipeline_id, keep, max_errors, guarantee, input_mode,
                              output_format, task_timeout_s, params=dict(params or {}),
-                             side_files=[Path(f) for f in files])
+                             side_files=[Path(f) for f in files], job_args=list(job_args))
         source.prepare(request, self.settings)
         source.submit(request, self.settings, on_progress)
         return Job(self, request.pipeline_id, request)

@@ -73,11 +73,12 @@ def run_inline(code: PipelineCode, inputs: Iterable[Path | str], out: Path | str
     """Run a pipeline in this process. `settings` only for a `kafka:TOPIC` input (read up
     to its high watermarks now); `out`, when given, a directory that must not exist;
     `params`, the job's parameters; `files`, the files it ships (side_file)."""
+    output_format, shipped = code.settled(fmt, output_format,
+                                          side_files.checked([Path(f) for f in files]))
     spec = spec_from_module(code.namespace, pipeline_id=PIPELINE_ID, fmt=fmt,
                             partitions=partitions, output_dir=str(out or "-"),
                             source_partitions=1, where=code.name,
                             output_format=output_format, params=params)
-    shipped = side_files.checked([Path(f) for f in files])
     if shipped:
         spec = replace(spec, side_files=shipped)
     sources = resolve_inputs(list(inputs))

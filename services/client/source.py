@@ -32,6 +32,7 @@ from mapreduce_kafka.shared.inputs import (
     frame_spans,
     resolve_inputs,
 )
+from mapreduce_kafka.shared.pipeline_files import load_code
 from mapreduce_kafka.shared.redis_client import redacted
 from mapreduce_kafka.shared.settings import Settings
 from mapreduce_kafka.shared.spec import PipelineCode, PipelineSpec, spec_from_module
@@ -78,6 +79,7 @@ class Job:
     task_timeout_s: float = 0.0  # 0: the cluster's default
     params: dict[str, str] = field(default_factory=dict)  # read by user code: param()
     side_files: list[Path] = field(default_factory=list)  # shipped: side_file(name)
+    job_args: list[str] = field(default_factory=list)  # an mrjob job's own arguments
     sources: list[Input] = field(default_factory=list)
     code: PipelineCode | None = None
     spec: PipelineSpec | None = None
@@ -124,7 +126,7 @@ def prepare(job: Job, settings: Settings) -> Job:
     from mapreduce_kafka.shared.topics import validate_pipeline_id
 
     job.code = (job.pipeline_path if isinstance(job.pipeline_path, PipelineCode)
-                else PipelineCode.from_file(job.pipeline_path, job.params))
+                else load_code(job.pipeline_path, job.params, job.job_args))
     job.pipeline_id = validate_pipeline_id(job.pipeline_id or new_pipeline_id(job.code.name))
     job.sources = resolve_inputs(job.inputs)
     uses_splits(job.input_mode, settings)  # an unknown mode fails here, before anything is sent
@@ -132,13 +134,15 @@ def prepare(job: Job, settings: Settings) -> Job:
         raise InputError(f"unknown output format {job.output_format!r}; choose one of "
                          f"{output.FORMATS}")
     job.output_dir = check_output(job.output_dir)
+    output_format, shipped = job.code.settled(
+        job.fmt, job.output_format, side_files.checked([Path(p) for p in job.side_files]))
     job.spec = replace(spec_from_module(
         job.code.namespace, pipeline_id=job.pipeline_id, fmt=job.fmt,
         partitions=job.partitions, output_dir=str(job.output_dir),
         source_partitions=settings.source_partitions, where=job.code.name, keep=job.keep,
-        max_errors=job.max_errors, guarantee=job.guarantee, output_format=job.output_format,
+        max_errors=job.max_errors, guarantee=job.guarantee, output_format=output_format,
         params=job.params),
-        side_files=side_files.checked([Path(p) for p in job.side_files]) or None,
+        side_files=shipped or None,
         input_files=_as_submitted(job.files), task_timeout_s=job.task_timeout_s,
         split_bytes=settings.split_bytes)
     topic_inputs = len(job.sources) - len(job.files)

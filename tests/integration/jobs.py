@@ -30,9 +30,11 @@ PAUSE_LIMIT_S = 180
 def submit(settings: Settings, pipeline: Path, inputs: list[Path], out: Path,
            fmt: str = "text", partitions: int = 4,
            guarantee: str = "exactly-once", input_mode: str = "auto",
-           params: dict[str, str] | None = None) -> source.Job:
+           params: dict[str, str] | None = None,
+           job_args: list[str] | None = None) -> source.Job:
     job = source.Job(pipeline, inputs, out, fmt, partitions, guarantee=guarantee,
-                     input_mode=input_mode, params=dict(params or {}))
+                     input_mode=input_mode, params=dict(params or {}),
+                     job_args=list(job_args or []))
     source.prepare(job, settings)
     source.submit(job, settings)
     return job

@@ -12,8 +12,10 @@ whose frames make several chunks per shuffle partition, one with dict and list v
 array keys and a combiner, a map-only pipeline, and three steps (a word count, a map-only
 step, a re-keying reducer and a combiner that yield), and one with hooks per task, a
 partitioner and sorted values, whose reducer_final output is right only if every reduce
-task runs whole: each runs at the points its path reaches. The map-only, three-step and
-hooks shapes count (increment_counter) in mappers, a map-only step, reducers and a
+task runs whole, and an mrjob job of two steps with every hook, its own protocols, a
+shipped file and counters: each runs at the points its path reaches (NOT_AT and
+DEFAULT_STRATEGY_ONLY say where a shape adds nothing). The map-only, three-step, hooks and
+mrjob shapes count (increment_counter) in mappers, a map-only step, reducers and a
 reducer_final: their counters must be exact too."""
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ SHAPES = {
     "map_only": (shapes.MAP_ONLY, 1.0, 3),
     "three_steps": (shapes.THREE_STEPS, 1.0, 2),
     "hooks": (shapes.HOOKS, 1.0, 2),
+    "mrjob": (shapes.MRJOB, 1.0, 2),
 }
 # The paths each shape's jobs take, where a point is not on every job's path: through the
 # shuffle and the reducers, a map-only step's hand-off to the sink, a sink's hand-off from
@@ -64,14 +67,26 @@ PATHS = {"reducing": ("shuffler.", "reducer.", "mapper.after_map_mark",
          "steps": ("sink.after_step_",)}
 SHAPE_PATHS = {"wordcount": {"reducing"}, "distinct_prefixes": {"reducing"},
                "nested_values": {"reducing"}, "map_only": {"map_only"},
-               "three_steps": {"reducing", "map_only", "steps"}, "hooks": {"reducing"}}
+               "three_steps": {"reducing", "map_only", "steps"}, "hooks": {"reducing"},
+               "mrjob": {"reducing", "steps"}}
 
 
-def shapes_reaching(point: str) -> dict[str, tuple[Path, float, int]]:
-    """The shapes whose jobs pass the point."""
+# Where a shape proves nothing the others do not: the hooks shape's mapper hooks give
+# output that is a frame's like any other (the mrjob shape's map tasks have hooks too); and
+# under the strategies that are not the default, which change only how mappers and
+# reducers follow pipelines, the shapes with hooks add nothing to the other four.
+NOT_AT = {"hooks": ("mapper.",)}
+DEFAULT_STRATEGY_ONLY = {"hooks", "mrjob"}
+
+
+def shapes_reaching(point: str, strategy: str = DEFAULT_STRATEGY
+                    ) -> dict[str, tuple[Path, float, int]]:
+    """The shapes whose jobs pass the point (and run there under the strategy)."""
     return {name: shape for name, shape in SHAPES.items()
             if all(path in SHAPE_PATHS[name] for path, prefixes in PATHS.items()
-                   if point.startswith(prefixes))}
+                   if point.startswith(prefixes))
+            and not point.startswith(NOT_AT.get(name, ()))
+            and (strategy == DEFAULT_STRATEGY or name not in DEFAULT_STRATEGY_ONLY)}
 # Written out, not derived from POINTS: a new source point must be placed on one side of
 # the end markers by hand, or test_the_suite_arms_every_declared_point fails.
 SOURCE_POINTS = ["source.after_announce", "source.mid_stream", "source.before_end_markers"]
@@ -146,9 +161,13 @@ def test_the_suite_arms_every_declared_point():
     assert not [p for p in WORKER_POINTS if not shapes_reaching(p)], "a point no shape reaches"
     assert set(SHAPE_PATHS) == set(SHAPES)
     assert shapes_reaching("mapper.after_part_mark").keys() == {"map_only", "three_steps"}
-    assert shapes_reaching("sink.after_step_mark").keys() == {"three_steps"}
+    assert shapes_reaching("sink.after_step_mark").keys() == {"three_steps", "mrjob"}
     assert "map_only" not in shapes_reaching("reducer.after_reduce_mark")
     assert shapes_reaching("sink.after_claim").keys() == SHAPES.keys()
+    assert "hooks" not in shapes_reaching("mapper.batch_durable")
+    assert "mrjob" in shapes_reaching("mapper.batch_durable")
+    assert not DEFAULT_STRATEGY_ONLY & shapes_reaching("reducer.batch_durable",
+                                                       OTHER_STRATEGIES[0]).keys()
 
 
 @pytest.mark.parametrize("point", WORKER_POINTS)
@@ -172,7 +191,8 @@ def run_with_point_armed(armed_pool, inputs, tmp_path: Path, point: str) -> None
         else:
             arming.write_text(f"{point} crash\n")
             submitted = {name: jobs.submit(settings, pipeline, inputs[name], tmp_path / name)
-                         for name, (pipeline, _, _) in shapes_reaching(point).items()}
+                         for name, (pipeline, _, _)
+                         in shapes_reaching(point, settings.resubscribe).items()}
         for name, job in submitted.items():
             status = jobs.wait(settings, job, timeout=JOB_TIMEOUT_S)
             assert status["state"] == "done", (name, status)
@@ -205,7 +225,8 @@ def submitted_with_data_batches_armed(settings, arming: Path, inputs, tmp_path: 
     with contextlib.ExitStack() as paused:
         submitted = {name: paused.enter_context(jobs.paused_mid_stream(
             settings, pipeline, inputs[name], tmp_path / name))
-            for name, (pipeline, _, _) in shapes_reaching(point).items()}
+            for name, (pipeline, _, _)
+            in shapes_reaching(point, settings.resubscribe).items()}
         for job in submitted.values():
             wait_for(lambda job=job: markers_committed(settings, role, job), 60,
                      f"the {role}s' commit of {job.pipeline_id}'s opening markers")

@@ -137,6 +137,6 @@ def assert_matches_sequential(job: source.Job) -> reference.Comparison:
     assert job.spec is not None
     assert output.is_complete(job.output_dir)
     comparison = reference.compare(reference.run_sequential(job.spec, job.files),
-                                   output.read_output(job.output_dir))
+                                   output.read_output(job.output_dir, job.spec.output_format))
     assert comparison.equal, f"{job.pipeline_id} ({job.spec.name}): {comparison.summary()}"
     return comparison

@@ -15,6 +15,7 @@ pytest.importorskip("mrjob")
 import mrjob.examples  # noqa: E402
 
 from mapreduce_kafka.services.client.inline import run_inline  # noqa: E402
+from mapreduce_kafka.services.testing import shapes  # noqa: E402
 from mapreduce_kafka.services.testing.mrjob_oracle import run_with_mrjob  # noqa: E402
 from mapreduce_kafka.shared import output, streaming  # noqa: E402
 from mapreduce_kafka.shared.errors import PipelineDefinitionError  # noqa: E402
@@ -40,8 +41,7 @@ JOBS = [
     (EXAMPLES / "mr_count_lines_by_file.py", [], "inline"),
     (EXAMPLES / "mr_words_containing_u_freq_count.py", [], "local"),
     (EXAMPLES / "mr_grep.py", ["-e", "assert"], "local"),
-    (OURS / "mr_features.py", ["--min-length", "4", "--weights", str(OURS / "weights.txt")],
-     "inline"),
+    (shapes.MRJOB, ["--min-length", "4", "--weights", str(OURS / "weights.txt")], "inline"),
     (OURS / "mr_commands.py", [], "local"),
     (OURS / "mr_raw_files.py", [], "inline"),
 ]

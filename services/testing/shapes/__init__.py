@@ -11,3 +11,4 @@ REKEYING = HERE / "rekeying.py"  # a reducer (and a combiner) that yields pairs
 MAP_ONLY = HERE / "map_only.py"  # no reducer
 THREE_STEPS = HERE / "three_steps.py"  # a map-only step and a re-keying reducer among three
 HOOKS = HERE / "hooks.py"  # hooks per task, a partitioner, sorted values
+MRJOB = HERE / "mr_features.py"  # an mrjob job: two steps, every hook, its own protocols

@@ -52,11 +52,14 @@ class MRFeatures(MRJob):
         self.lines += 1
         self.increment_counter("input", "lines")
         name = os.path.basename(jobconf_from_env("mapreduce.map.input.file"))
+        skipped = 0
         for word in WORD.findall(line.lower()):
             if len(word) < self.options.min_length or word in self.stop:
-                self.increment_counter("input", "skipped, words")  # a comma: mrjob's ';'
+                skipped += 1
                 continue
             yield (word, name), self.weights.get(word, 1)
+        if skipped:
+            self.increment_counter("input", "skipped, words", skipped)  # a comma: mrjob's ';'
 
     def mapper_final(self):
         yield ("~lines", jobconf_from_env("features.setting")), self.lines

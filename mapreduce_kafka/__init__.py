@@ -44,6 +44,10 @@ if TYPE_CHECKING:
         side_file,
     )
 
+from mapreduce_kafka.shared.legacy_modules import provide_pipes
+
+provide_pipes()  # mrjob jobs import it; Python 3.13 removed it (shared/legacy_modules.py)
+
 try:
     __version__ = version("mapreduce-kafka")
 except PackageNotFoundError:  # imported from a checkout that was never installed

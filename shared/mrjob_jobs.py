@@ -190,6 +190,29 @@ def shipped_files(job: Any, where: str) -> tuple[dict[str, bytes], list[str]]:
     return files, task_args
 
 
+def task_conf(role: str, task: task_context.Task | None, directory: Path | None,
+              length: int | None) -> dict[str, str]:
+    """The job configuration mrjob's local runners give a task, as far as it is known
+    here: the job, whether the task maps, the map task's input file and piece, the
+    working directory and the files in it."""
+    conf = {"mapreduce.task.ismap": "true" if role == "mapper" else "false"}
+    if task is not None and task.job:
+        conf["mapreduce.job.id"] = task.job
+    if directory is not None:
+        conf["mapreduce.job.local.dir"] = str(directory)
+        conf["mapreduce.job.cache.local.files"] = ",".join(
+            str(directory / name) for name in sorted(task.files.contents)) if (
+                task is not None and task.files) else ""
+    if role == "mapper" and task is not None:
+        where = task.input_context()
+        if where.path is not None:
+            conf["mapreduce.map.input.file"] = "file://" + os.path.abspath(where.path)
+            conf["mapreduce.map.input.start"] = str(where.offset or 0)
+            if length is not None:
+                conf["mapreduce.map.input.length"] = str(length)
+    return conf
+
+
 @dataclass
 class MRJobScript:
     """The job's own code on a worker, as streaming_steps.Script. Pickled with the spec
@@ -212,23 +235,19 @@ class MRJobScript:
         return job
 
     @contextmanager
-    def task(self, role: str, step: int) -> Iterator[None]:
+    def task(self, role: str, step: int, length: int | None = None) -> Iterator[None]:
         """A task's environment: its job configuration as environment variables (what
-        `jobconf_from_env` reads), in the shipped files' directory."""
+        `jobconf_from_env` reads), in the shipped files' directory. `length`: a map
+        task's input bytes."""
         from mrjob.compat import translate_jobconf_for_all_versions
 
+        task = task_context.current()
+        directory = task.files.directory() if task is not None and task.files else None
         conf = {**self.jobconf, **self.step_jobconf[step],
-                "mapreduce.task.ismap": "true" if role == "mapper" else "false"}
-        if role == "mapper":
-            where = task_context.input_context()
-            if where.path is not None:
-                conf["mapreduce.map.input.file"] = "file://" + os.path.abspath(where.path)
-                conf["mapreduce.map.input.start"] = str(where.offset or 0)
+                **task_conf(role, task, directory, length)}
         env = {variant.replace(".", "_"): str(value) for name, value in conf.items()
                for variant in translate_jobconf_for_all_versions(name)}
         saved = {name: os.environ.get(name) for name in env}
-        task = task_context.current()
-        directory = task.files.directory() if task is not None and task.files else None
         cwd = os.getcwd() if directory is not None else None
         os.environ.update(env)
         try:

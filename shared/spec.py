@@ -194,7 +194,7 @@ class PipelineSpec:
         shipped files, and counters the caller takes afterwards."""
         files = (SideFiles(f"{self.pipeline_id}-{self.nonce[:12]}", self.side_files)
                  if self.side_files else None)
-        return task_context.running(self.params, files)
+        return task_context.running(self.params, files, self.pipeline_id)
 
     def partition_of(self, key: Any) -> int:
         """The reduce partition (and output part) of a key: the pipeline's partitioner's

@@ -57,8 +57,10 @@ class StreamingStep:
 class Script(Protocol):
     """The job's own code for the stages without a command: each takes and gives lines."""
 
-    def task(self, role: str, step: int) -> AbstractContextManager[None]:
-        """The environment one task of `role` ("mapper", "reducer") of `step` runs in."""
+    def task(self, role: str, step: int,
+             length: int | None = None) -> AbstractContextManager[None]:
+        """The environment one task of `role` ("mapper", "reducer") of `step` runs in;
+        `length`, a first-step map task's input bytes."""
 
     def map(self, step: int, lines: list[bytes]) -> list[bytes]:
         """One map task: mapper_init, the mapper over each line, mapper_final."""
@@ -92,14 +94,15 @@ class StepCode:
 
     def map_chunk(self, data: bytes) -> list[tuple[str, str | None]]:
         """The first step's map task: a frame of input, as raw bytes."""
-        return self._map(streaming.lines_of(data))
+        return self._map(streaming.lines_of(data), len(data))
 
     def map_batch(self, records: list[Any]) -> list[tuple[str, str | None]]:
         """A later step's map task: the previous step's pairs."""
         return self._map([streaming.line_of(key, value) for key, value in records])
 
-    def _map(self, lines: list[bytes]) -> list[tuple[str, str | None]]:
-        with self._task("mapper"):
+    def _map(self, lines: list[bytes],
+             length: int | None = None) -> list[tuple[str, str | None]]:
+        with self._task("mapper", length):
             out = self._stage(self.step.mapper, lines, "map")
             if self.step.combiner is not None and self.step.reducer is not None:
                 out = self._stage(self.step.combiner,
@@ -147,8 +150,9 @@ class StepCode:
             raise ValueError("a stage without a command needs the job's code")
         return self.script
 
-    def _task(self, role: str) -> AbstractContextManager[None]:
-        return nullcontext() if self.script is None else self.script.task(role, self.index)
+    def _task(self, role: str, length: int | None = None) -> AbstractContextManager[None]:
+        return (nullcontext() if self.script is None
+                else self.script.task(role, self.index, length))
 
 
 def framework_step(code: StepCode) -> Step:

@@ -101,11 +101,13 @@ class Task:
     """The task user code runs in: the job's parameters and files, what it counted so far,
     and where its input comes from (the frame being mapped, and the record's index)."""
 
-    __slots__ = ("_starts", "counters", "files", "frame", "origin", "params", "record")
+    __slots__ = ("_starts", "counters", "files", "frame", "job", "origin", "params", "record")
 
-    def __init__(self, params: Mapping[str, str], files: SideFiles | None = None) -> None:
+    def __init__(self, params: Mapping[str, str], files: SideFiles | None = None,
+                 job: str = "") -> None:
         self.params = params
         self.files = files
+        self.job = job  # the pipeline's id ("" where there is none: a module being loaded)
         self.counters: Counters = {}
         self.origin: Origin | None = None
         self.frame = b""
@@ -143,10 +145,11 @@ _current: ContextVar[Task | None] = ContextVar("mapreduce_task", default=None)
 
 
 @contextmanager
-def running(params: Mapping[str, str] | None,
-            files: SideFiles | None = None) -> Iterator[Task]:
-    """Run user code inside a task with these parameters and shipped files; yields it."""
-    task = Task(params or {}, files)
+def running(params: Mapping[str, str] | None, files: SideFiles | None = None,
+            job: str = "") -> Iterator[Task]:
+    """Run user code inside a task of pipeline `job` with these parameters and shipped
+    files; yields it."""
+    task = Task(params or {}, files, job)
     token = _current.set(task)
     try:
         yield task

@@ -175,3 +175,20 @@ def test_what_cannot_run_is_refused_in_one_line(pool, tmp_path, script, args, sa
                  "-o", str(tmp_path / "out"), "--", *args)
     assert_clean_error(result, says)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_task_finds_its_job_configuration_and_files(tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text("one\ntwo\n")
+    result = run_inline(load_code(OURS / "mr_jobconf.py"), [source], partitions=1)
+    found = {json.loads(key): json.loads(value) for key, value in result.pairs}
+    [seen] = found["map"]
+    directory = seen["mapreduce.job.local.dir"]
+    assert seen == {
+        "mapreduce.job.id": "inline", "mapreduce.task.ismap": "true",
+        "mapreduce.map.input.file": f"file://{source}", "map.input.file": f"file://{source}",
+        "mapreduce.map.input.start": "0", "mapreduce.map.input.length": "8",
+        "mapreduce.job.local.dir": directory,
+        "mapreduce.job.cache.local.files": f"{directory}/weights.txt",
+        "my.setting": "42", "cwd files": ["weights.txt"]}
+    assert found["reduce"] == {"ismap": "false", "input": None}

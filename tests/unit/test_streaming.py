@@ -110,3 +110,19 @@ def test_a_streaming_job_writes_its_lines_reads_text_and_ships_its_own_files():
         code.settled("jsonl", "jsonl", None)
     with pytest.raises(PipelineDefinitionError, match="ships 'stop.txt' itself"):
         code.settled("text", "jsonl", {"stop.txt": b"other"})
+
+
+def test_pipes_is_provided_where_python_removed_it(monkeypatch):
+    import importlib.util
+    import shlex
+    import sys
+
+    from mapreduce_kafka.shared import legacy_modules
+
+    monkeypatch.delitem(sys.modules, "pipes", raising=False)
+    found = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *rest: None if name == "pipes" else found(name, *rest))
+    legacy_modules.provide_pipes()
+    assert sys.modules["pipes"].quote is shlex.quote
+    monkeypatch.delitem(sys.modules, "pipes")

@@ -22,6 +22,7 @@ mrjob is needed where such a job is submitted and on the workers
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import sys
@@ -190,6 +191,16 @@ def shipped_files(job: Any, where: str) -> tuple[dict[str, bytes], list[str]]:
     return files, task_args
 
 
+@functools.lru_cache(maxsize=256)
+def env_names(name: str) -> tuple[str, ...]:
+    """The environment variables a job configuration name is read from: its own and those
+    of the other Hadoop versions' names for it (mrjob's table), dots as underscores."""
+    from mrjob.compat import translate_jobconf_for_all_versions
+
+    return tuple(variant.replace(".", "_")
+                 for variant in translate_jobconf_for_all_versions(name))
+
+
 def task_conf(role: str, task: task_context.Task | None, directory: Path | None,
               length: int | None) -> dict[str, str]:
     """The job configuration mrjob's local runners give a task, as far as it is known
@@ -224,9 +235,10 @@ class MRJobScript:
     jobconf: dict[str, Any]
     step_jobconf: tuple[dict[str, Any], ...]
     _reducer_job: Any = field(default=None, repr=False)
+    _reducing_steps: dict[int, tuple[Any, Any, Any]] = field(default_factory=dict, repr=False)
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_reducer_job": None}  # a job object is the worker's own
+    def __getstate__(self) -> dict[str, Any]:  # a job object is the worker's own
+        return {**self.__dict__, "_reducer_job": None, "_reducing_steps": {}}
 
     def fresh(self) -> Any:
         """A new job object, as a task starts with; its stderr is the framework's."""
@@ -239,14 +251,12 @@ class MRJobScript:
         """A task's environment: its job configuration as environment variables (what
         `jobconf_from_env` reads), in the shipped files' directory. `length`: a map
         task's input bytes."""
-        from mrjob.compat import translate_jobconf_for_all_versions
-
         task = task_context.current()
         directory = task.files.directory() if task is not None and task.files else None
         conf = {**self.jobconf, **self.step_jobconf[step],
                 **task_conf(role, task, directory, length)}
-        env = {variant.replace(".", "_"): str(value) for name, value in conf.items()
-               for variant in translate_jobconf_for_all_versions(name)}
+        env = {variable: str(value) for name, value in conf.items()
+               for variable in env_names(name)}
         saved = {name: os.environ.get(name) for name in env}
         cwd = os.getcwd() if directory is not None else None
         os.environ.update(env)
@@ -291,9 +301,7 @@ class MRJobScript:
                 for key, value in job.reduce_pairs((read(line) for line in lines), step)]
 
     def reduce_key(self, step: int, lines: list[bytes]) -> list[bytes]:
-        job = self._reducer()
-        read, write = job.pick_protocols(step, "reducer")
-        reducer = job.steps()[step]["reducer"]
+        read, write, reducer = self._reducing(step)
         out = []
         for key, group in itertools.groupby(map(read, lines), key=lambda pair: pair[0]):
             for k, v in reducer(key, (value for _, value in group)) or ():
@@ -301,7 +309,7 @@ class MRJobScript:
         return out
 
     def reducer_init(self, step: int) -> list[bytes]:
-        self._reducer_job = None  # a reduce task starts from a new job object
+        self._reducer_job, self._reducing_steps = None, {}  # a reduce task: a new job object
         return self._hook(step, "reducer_init")
 
     def reducer_final(self, step: int) -> list[bytes]:
@@ -319,3 +327,13 @@ class MRJobScript:
         if self._reducer_job is None:
             self._reducer_job = self.fresh()
         return self._reducer_job
+
+    def _reducing(self, step: int) -> tuple[Any, Any, Any]:
+        """The reducer job object's protocols and reducer for a step, found once per job
+        object (mrjob builds its steps again on each call: a cost per key)."""
+        found = self._reducing_steps.get(step)
+        if found is None:
+            job = self._reducer()
+            read, write = job.pick_protocols(step, "reducer")
+            found = self._reducing_steps[step] = (read, write, job.steps()[step]["reducer"])
+        return found

@@ -192,3 +192,19 @@ def test_a_task_finds_its_job_configuration_and_files(tmp_path):
         "mapreduce.job.cache.local.files": f"{directory}/weights.txt",
         "my.setting": "42", "cwd files": ["weights.txt"]}
     assert found["reduce"] == {"ismap": "false", "input": None}
+
+
+def test_a_file_of_two_jobs_arguments_for_a_plain_pipeline_and_jsonl_are_refused(tmp_path):
+    two = tmp_path / "two.py"
+    two.write_text("from mrjob.job import MRJob\nclass A(MRJob):\n    pass\n"
+                   "class B(MRJob):\n    pass\n")
+    with pytest.raises(PipelineDefinitionError, match=r"several MRJob classes \(A, B\)"):
+        load_code(two)
+    with pytest.raises(PipelineDefinitionError, match="defines no MRJob class"):
+        load_code(REPO / "pipelines" / "wordcount.py", None, ["-e", "x"])
+    with pytest.raises(PipelineDefinitionError, match="drop --format jsonl"):
+        run_inline(load_code(EXAMPLES / "mr_wc.py"), TEXT, fmt="jsonl")
+    empty = tmp_path / "empty.py"
+    empty.write_text("from mrjob.job import MRJob\nclass Nothing(MRJob):\n    pass\n")
+    with pytest.raises(PipelineDefinitionError, match="defines no steps"):
+        load_code(empty)

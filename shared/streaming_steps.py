@@ -15,7 +15,7 @@ framework runs them as Hadoop does:
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from types import SimpleNamespace
@@ -103,10 +103,11 @@ class StepCode:
     def _map(self, lines: list[bytes],
              length: int | None = None) -> list[tuple[str, str | None]]:
         with self._task("mapper", length):
-            out = self._stage(self.step.mapper, lines, "map")
+            out = self._stage(self.step.mapper, lines, lambda script: script.map)
             if self.step.combiner is not None and self.step.reducer is not None:
                 out = self._stage(self.step.combiner,
-                                  streaming.sorted_lines(out, self.step.sort_values), "combine")
+                                  streaming.sorted_lines(out, self.step.sort_values),
+                                  lambda script: script.combine)
         return [streaming.pair_of(line) for line in out]
 
     def reducer(self, key: str, values: list[str | None]) -> Iterator[tuple[str, str | None]]:
@@ -131,19 +132,23 @@ class StepCode:
                 held, self._held = self._held, []
                 out = self._stage(self.step.reducer,
                                   streaming.sorted_lines(held, self.step.sort_values),
-                                  "reduce_task")
+                                  lambda script: script.reduce_task)
             else:
                 out = self._opening + self._script().reducer_final(self.index)
         return [streaming.pair_of(line) for line in out]
 
-    def _stage(self, stage: Stage | None, lines: list[bytes], script_form: str) -> list[bytes]:
+    def _stage(self, stage: Stage | None, lines: list[bytes],
+               form: Callable[[Script], Callable[[int, list[bytes]], list[bytes]]]
+               ) -> list[bytes]:
+        """Lines through a stage: its command, or its pre-filter then the job's code in
+        the given form (none: the lines as they are, a later step's identity mapper)."""
         if stage is None:
             return lines
         if stage.command is not None:
             return streaming.run_command(streaming.command_argv(stage.command), lines)
         if stage.pre_filter is not None:
             lines = streaming.run_command(streaming.shell_argv(stage.pre_filter), lines)
-        return getattr(self._script(), script_form)(self.index, lines)  # type: ignore[no-any-return]
+        return form(self._script())(self.index, lines)
 
     def _script(self) -> Script:
         if self.script is None:

@@ -74,6 +74,9 @@ class PipelineView:
         self._consumer.assign([self._tp])
         self.entries: dict[str, Entry] = {}
         self._finished: dict[str, None] = {}  # tombstoned ids, oldest first
+        # ids whose tombstone this view has read: one deemed finished otherwise (a spec
+        # lookup that found only a skipped announcement) still reports its tombstone
+        self._tombstoned: dict[str, None] = {}
         # parts of large specs whose announcement has not come yet (shared/spec_parts.py)
         self._parts: dict[str, dict[int, bytes]] = {}
         self._changed: set[str] = set()  # applied, not yet returned by poll()
@@ -90,10 +93,7 @@ class PipelineView:
 
     def _finish(self, pipeline_id: str) -> None:
         self._parts.pop(pipeline_id, None)
-        self._finished.pop(pipeline_id, None)
-        self._finished[pipeline_id] = None
-        while len(self._finished) > REMEMBER_FINISHED:
-            del self._finished[next(iter(self._finished))]
+        _remember(self._finished, pipeline_id)
 
     def poll(self, timeout: float = 0.0) -> set[str]:
         """Apply what has arrived; return the ids whose state changed since the last poll,
@@ -209,11 +209,13 @@ class PipelineView:
                                            "written with another cluster's key)")
             return False
         if value is None:
-            # A change also for an id whose announcement this view refused (it had ended
-            # before a restart): whoever cleans up must still hear of its tombstone.
+            # A change also for an id whose announcement this view refused or skipped (it
+            # had ended before a restart), even once a spec lookup deemed it finished:
+            # whoever cleans up must still hear of its tombstone, the first time.
             changed = (self.entries.pop(pipeline_id, None) is not None
-                       or pipeline_id not in self._finished)
+                       or pipeline_id not in self._tombstoned)
             self._finish(pipeline_id)
+            _remember(self._tombstoned, pipeline_id)
             return changed
         assert envelope is not None
         ready = envelope.kind is Kind.READY
@@ -331,3 +333,11 @@ def _as_spec(loaded: object) -> PipelineSpec:
     if not isinstance(loaded, PipelineSpec):
         raise CodecError(f"not a pipeline spec: a {type(loaded).__name__}")
     return loaded
+
+
+def _remember(ids: dict[str, None], pipeline_id: str) -> None:
+    """Add an id as the newest, keeping the newest REMEMBER_FINISHED."""
+    ids.pop(pipeline_id, None)
+    ids[pipeline_id] = None
+    while len(ids) > REMEMBER_FINISHED:
+        del ids[next(iter(ids))]

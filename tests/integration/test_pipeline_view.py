@@ -73,6 +73,35 @@ def test_the_tombstone_of_an_id_whose_announcement_was_refused_is_still_reported
         view.close()
 
 
+def test_a_tombstone_is_reported_after_a_lookup_found_only_a_skipped_announcement(
+        cluster, fixed_topics):
+    """A dispatcher restarted after a pipeline ended, before its cleanup, skips the
+    announcement in the history it reads at start (Redis says the pipeline ended). A
+    record of the pipeline makes it look the spec up, find none, and deem the pipeline
+    finished. It then cleans the pipeline up itself: the tombstone it writes must still be
+    a change, or the pipeline's topics are left until the next restart (found by the
+    crash-point suite, at `dispatcher.after_source_mark`). (Redis says "done": workers of
+    the session pass the id by, so no tombstone of theirs races this one.)"""
+    ended = f"view-test-{uuid.uuid4().hex[:8]}"
+    Store(cluster.redis_url).redis.hset(keys.pipeline(ended), "state", "done")
+    producer = OutputProducer(cluster)
+    announce(cluster, producer, ended, dump_spec({"a": "spec"}))
+    producer.flush()
+    view = PipelineView(cluster, has_ended=lambda pipeline_id: pipeline_id == ended)
+    try:
+        assert view.spec(ended) is None  # the history's announcement skipped: finished
+        assert ended in view.finished and ended not in view.entries
+        assert ended not in view.poll()
+        producer.send(topics.PIPELINES, None, key=ended.encode())
+        producer.flush()
+        assert ended in view.catch_up()
+        producer.send(topics.PIPELINES, None, key=ended.encode())  # again: no change
+        producer.flush()
+        assert ended not in view.catch_up()
+    finally:
+        view.close()
+
+
 @pytest.fixture
 def fixed_topics(cluster):
     kafka.ensure_topics(kafka.admin(cluster), kafka.fixed_topics(cluster))

@@ -38,6 +38,7 @@ from mapreduce_kafka.shared.errors import PipelineDefinitionError
 from mapreduce_kafka.shared.spec import PipelineCode
 from mapreduce_kafka.shared.streaming import Reporter
 from mapreduce_kafka.shared.streaming_steps import Stage, StreamingStep, streaming_code
+from mapreduce_kafka.shared.user_code import reraise_unless_users
 
 # mrjob's step classes that run something other than a streaming step, and why not here
 _OTHER_STEPS = {
@@ -73,7 +74,8 @@ def mrjob_code(job_class: type, args: list[str], name: str,
         job = job_class(args=list(args))
     except ValueError as exc:  # mrjob's argument parser, told to raise instead of exiting
         raise PipelineDefinitionError(f"{where}: its arguments {args}: {exc}") from exc
-    except BaseException as exc:
+    except BaseException as exc:  # the job's own __init__ or configure_args
+        reraise_unless_users(exc)
         raise PipelineDefinitionError(f"{where} failed to start: "
                                       f"{type(exc).__name__}: {exc}") from exc
     refused = refusal(job)
@@ -81,7 +83,7 @@ def mrjob_code(job_class: type, args: list[str], name: str,
         raise PipelineDefinitionError(f"{where}: {refused}")
     try:
         mr_steps = job.steps()
-    except Exception as exc:
+    except Exception as exc:  # the job's own code, or MRStep refusing its arguments
         raise PipelineDefinitionError(f"{where}: steps() raised {type(exc).__name__}: "
                                       f"{exc}") from exc
     steps = streaming_steps(mr_steps, bool(job.sort_values()), where)

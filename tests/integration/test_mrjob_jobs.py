@@ -204,6 +204,11 @@ def test_a_file_of_two_jobs_arguments_for_a_plain_pipeline_and_jsonl_are_refused
         load_code(REPO / "pipelines" / "wordcount.py", None, ["-e", "x"])
     with pytest.raises(PipelineDefinitionError, match="drop --format jsonl"):
         run_inline(load_code(EXAMPLES / "mr_wc.py"), TEXT, fmt="jsonl")
+    broken = tmp_path / "broken.py"
+    broken.write_text("from mrjob.job import MRJob\nclass Broken(MRJob):\n"
+                      "    def configure_args(self):\n        raise OSError('no config')\n")
+    with pytest.raises(PipelineDefinitionError, match="failed to start: OSError: no config"):
+        load_code(broken)
     empty = tmp_path / "empty.py"
     empty.write_text("from mrjob.job import MRJob\nclass Nothing(MRJob):\n    pass\n")
     with pytest.raises(PipelineDefinitionError, match="defines no steps"):

@@ -28,7 +28,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -91,9 +91,7 @@ def mrjob_code(job_class: type, args: list[str], name: str,
     step_conf = tuple(dict(getattr(step, "_steps", {}).get("jobconf") or {})
                       for step in mr_steps)
     script = MRJobScript(job_class, tuple(task_args), dict(job.jobconf()), step_conf)
-    code = streaming_code(name, steps, script, files or None)
-    return PipelineCode(code.namespace, name, (module,), side_files=code.side_files,
-                        output_format=code.output_format, reads_lines=True)
+    return replace(streaming_code(name, steps, script, files or None), modules=(module,))
 
 
 def refusal(job: Any) -> str | None:
@@ -238,9 +236,12 @@ class MRJobScript:
     step_jobconf: tuple[dict[str, Any], ...]
     _reducer_job: Any = field(default=None, repr=False)
     _reducing_steps: dict[int, tuple[Any, Any, Any]] = field(default_factory=dict, repr=False)
+    # a reduce task's environment, the same for every key of a step: made once per step
+    _reducer_env: dict[int, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def __getstate__(self) -> dict[str, Any]:  # a job object is the worker's own
-        return {**self.__dict__, "_reducer_job": None, "_reducing_steps": {}}
+        return {**self.__dict__, "_reducer_job": None, "_reducing_steps": {},
+                "_reducer_env": {}}
 
     def fresh(self) -> Any:
         """A new job object, as a task starts with; its stderr is the framework's."""
@@ -255,10 +256,14 @@ class MRJobScript:
         task's input bytes."""
         task = task_context.current()
         directory = task.files.directory() if task is not None and task.files else None
-        conf = {**self.jobconf, **self.step_jobconf[step],
-                **task_conf(role, task, directory, length)}
-        env = {variable: str(value) for name, value in conf.items()
-               for variable in env_names(name)}
+        env = self._reducer_env.get(step) if role != "mapper" else None
+        if env is None:
+            conf = {**self.jobconf, **self.step_jobconf[step],
+                    **task_conf(role, task, directory, length)}
+            env = {variable: str(value) for name, value in conf.items()
+                   for variable in env_names(name)}
+            if role != "mapper":
+                self._reducer_env[step] = env
         saved = {name: os.environ.get(name) for name in env}
         cwd = os.getcwd() if directory is not None else None
         os.environ.update(env)

@@ -4,15 +4,13 @@ its output lines and its counters (summed over steps, as `mapreduce status` show
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from mapreduce_kafka.shared import task_context
 from mapreduce_kafka.shared.mrjob_jobs import job_class_in
+from mapreduce_kafka.shared.spec import load_module
 
 
 @dataclass(frozen=True)
@@ -23,13 +21,7 @@ class MRJobRun:
 
 def run_with_mrjob(script: Path, inputs: Sequence[Path], job_args: Sequence[str] = (),
                    runner: str = "inline") -> MRJobRun:
-    name = f"mrjob_oracle_{script.stem}_{uuid.uuid4().hex[:8]}"
-    loader = importlib.util.spec_from_file_location(name, script)
-    assert loader is not None and loader.loader is not None
-    module = importlib.util.module_from_spec(loader)
-    sys.modules[name] = module
-    loader.loader.exec_module(module)
-    job_class = job_class_in(module)
+    job_class = job_class_in(load_module(script))
     assert job_class is not None, f"{script} defines no MRJob class"
     job = job_class(args=["-r", runner, "--no-conf", *map(str, inputs), *job_args])
     with job.make_runner() as mr_runner:
